@@ -1,0 +1,160 @@
+"""The one event type every provider callback and poll answer is turned into.
+
+Statuses form a lattice (see `Status.rank`): accepted < queued < sent < terminal
+(delivered, undelivered, failed, rejected, expired). `unknown` ranks below all
+of them, so it never overrides a known status. A message's stored state moves
+only up the lattice, whatever order callbacks arrive in; every event is still
+kept in the log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+JSONValue = Any  # orjson-serializable: None, bool, int, float, str, list, dict
+
+
+class Status(StrEnum):
+    """Delivery status of a message, in the common vocabulary."""
+
+    UNKNOWN = "unknown"
+    ACCEPTED = "accepted"
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+    @property
+    def rank(self) -> int:
+        """Position in the lattice; a higher rank replaces a lower one."""
+        return _RANKS[self]
+
+    @property
+    def is_final(self) -> bool:
+        return self.rank == TERMINAL_RANK
+
+
+TERMINAL_RANK = 4
+_RANKS: dict[Status, int] = {
+    Status.UNKNOWN: 0,
+    Status.ACCEPTED: 1,
+    Status.QUEUED: 2,
+    Status.SENT: 3,
+    Status.DELIVERED: TERMINAL_RANK,
+    Status.UNDELIVERED: TERMINAL_RANK,
+    Status.FAILED: TERMINAL_RANK,
+    Status.REJECTED: TERMINAL_RANK,
+    Status.EXPIRED: TERMINAL_RANK,
+}
+
+
+class EventType(StrEnum):
+    """What an event tells: a delivery status, an engagement, or a job's progress."""
+
+    MESSAGE_STATUS = "message.status"
+    MESSAGE_ENGAGEMENT = "message.engagement"
+    JOB_PROGRESS = "job.progress"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One normalized event. `seq` is 0 until the store assigns the log order."""
+
+    id: str
+    source: str
+    provider: str
+    type: EventType
+    received_at: datetime
+    channel: str | None = None
+    message_id: str | None = None
+    correlation_id: str | None = None
+    recipient: str | None = None
+    sender: str | None = None
+    status: Status | None = None
+    provider_status: str | None = None
+    occurred_at: datetime | None = None
+    extra: dict[str, JSONValue] = field(default_factory=dict)
+    seq: int = 0
+
+    def with_seq(self, seq: int) -> Event:
+        return dataclasses.replace(self, seq=seq)
+
+    def to_dict(self) -> dict[str, JSONValue]:
+        """The JSON shape used by the query API, the CLI and the sinks."""
+        return {
+            "id": self.id,
+            "seq": self.seq,
+            "source": self.source,
+            "provider": self.provider,
+            "channel": self.channel,
+            "type": self.type.value,
+            "message_id": self.message_id,
+            "correlation_id": self.correlation_id,
+            "recipient": self.recipient,
+            "sender": self.sender,
+            "status": self.status.value if self.status is not None else None,
+            "provider_status": self.provider_status,
+            "occurred_at": format_time(self.occurred_at) if self.occurred_at else None,
+            "received_at": format_time(self.received_at),
+            "extra": self.extra,
+        }
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, JSONValue]) -> Event:
+        status = data.get("status")
+        occurred_at = data.get("occurred_at")
+        return cls(
+            id=str(data["id"]),
+            seq=int(data.get("seq") or 0),
+            source=str(data["source"]),
+            provider=str(data["provider"]),
+            channel=data.get("channel"),
+            type=EventType(data["type"]),
+            message_id=data.get("message_id"),
+            correlation_id=data.get("correlation_id"),
+            recipient=data.get("recipient"),
+            sender=data.get("sender"),
+            status=Status(status) if status is not None else None,
+            provider_status=data.get("provider_status"),
+            occurred_at=parse_time(occurred_at) if occurred_at else None,
+            received_at=parse_time(data["received_at"]),
+            extra=dict(data.get("extra") or {}),
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Event:
+        return cls.from_dict(orjson.loads(raw))
+
+    @property
+    def ordering_time(self) -> datetime:
+        """When it happened, or when we heard of it if the provider did not say."""
+        return self.occurred_at or self.received_at
+
+
+def format_time(moment: datetime) -> str:
+    """ISO 8601 in UTC with microseconds: fixed width, so text order is time order."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def epoch_micros(moment: datetime) -> int:
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds

@@ -1,0 +1,51 @@
+"""Zero-configuration start: a default 360NRS source and an admin token.
+
+With no `[[sources]]` configured, `dlrhub serve` creates one 360NRS source
+named `nrs360`; without `DLRHUB_ADMIN_TOKEN` it makes an admin token. Both
+secrets are random and persisted (mode 0600) in the data directory, so the
+URLs given to the provider keep working across restarts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from pathlib import Path
+
+from dlrhub.config import Config, SourceConfig
+
+DEFAULT_SOURCE = "nrs360"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Prepared:
+    config: Config
+    generated: list[str]  # what was created now: "admin token", "source nrs360"
+
+
+def prepare(config: Config) -> Prepared:
+    generated = []
+    if config.admin_token is None:
+        token, created = _persisted_secret(config.data_dir / "admin.token")
+        config = dataclasses.replace(config, admin_token=token)
+        if created:
+            generated.append("admin token")
+    if not config.sources:
+        token, created = _persisted_secret(config.data_dir / f"source-{DEFAULT_SOURCE}.token")
+        source = SourceConfig(name=DEFAULT_SOURCE, provider="nrs360", token=token)
+        config = dataclasses.replace(config, sources=(source,))
+        if created:
+            generated.append(f"source {DEFAULT_SOURCE}")
+    return Prepared(config, generated)
+
+
+def _persisted_secret(path: Path) -> tuple[str, bool]:
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip(), False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(24)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(token + "\n")
+    return token, True

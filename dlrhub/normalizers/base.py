@@ -1,0 +1,77 @@
+"""What the receiver hands a normalizer, what a normalizer may raise, and its options.
+
+Normalizers are pure functions `normalize(raw, options) -> list[Event]`: no I/O,
+no clock, no globals. Anything they cannot make sense of is a `NormalizeError`,
+which the receiver turns into a quarantine entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from dlrhub.event import Event, Status
+
+
+class NormalizeError(ValueError):
+    """The payload cannot be turned into events; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class RawCallback:
+    """One HTTP callback as received, with secrets already removed.
+
+    `kind` is the route it came in on (`events`, `dlr`, `progress`); `query` is
+    the raw query string and `body` the raw body, both redacted.
+    """
+
+    source: str
+    provider: str
+    kind: str
+    method: str
+    query: str
+    content_type: str
+    body: bytes
+    received_at: datetime
+    remote_addr: str | None = None
+
+    def dedupe_key(self) -> str:
+        """Identity of the callback: a provider's retry of it hashes the same."""
+        digest = hashlib.sha256()
+        for part in (self.source, self.kind, self.method, self.query):
+            digest.update(part.encode("utf-8", "surrogatepass"))
+            digest.update(b"\x00")
+        digest.update(self.body)
+        return digest.hexdigest()
+
+
+# Default names of the query parameters of a delivery receipt (GET on the
+# notificationUrl). Only status, phone, sender and ref are in the default URL
+# template; the others are read when present under these names.
+DEFAULT_DLR_PARAMS: Mapping[str, str] = {
+    "status": "status",
+    "phone": "phone",
+    "sender": "sender",
+    "ref": "ref",
+    "message_id": "id",
+    "smsc_id": "smsc_id",
+    "smsc_reply": "reply",
+    "timestamp": "ts",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SourceOptions:
+    """Per-source choices where provider documents are silent (see README)."""
+
+    dlr_params: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_DLR_PARAMS))
+    status_map: Mapping[str, Status] = field(default_factory=dict)
+    timezone: str = "Europe/Madrid"
+    dlr_plus_as_space: bool = False
+
+
+class Normalizer(Protocol):
+    def __call__(self, raw: RawCallback, options: SourceOptions) -> list[Event]: ...

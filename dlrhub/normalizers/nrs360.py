@@ -1,0 +1,579 @@
+"""360NRS (`nrs360`): event notifications, delivery receipts and progress notifications.
+
+`normalize(raw, options)` dispatches on `raw.kind`, the route the callback came in on.
+Every callback yields exactly one event; anything that cannot be read is a
+`NormalizeError`. `raw.method` and `raw.content_type` are not checked: the route
+decides how the payload is read. Every event has `provider` `nrs360`, the
+callback's `source` and `received_at`, `seq` 0 and the id
+`uuid7(received_at, f"{raw.dedupe_key()}/{index}")`, so the same callback received
+at the same moment always gives the same ids. An event that could not be stored
+as JSON (an `extra` nested deeper than orjson writes) is a `NormalizeError` too.
+
+## `events` — event notifications (see providers/360nrs-api.txt ~l.7982)
+
+POST, `application/x-www-form-urlencoded`, fields `id, channel, contactId,
+campaignId, formId, campaignName, event, extra, smtpResponse, eventDate`.
+
+| `event`                | type                 | status        |
+|------------------------|----------------------|---------------|
+| `sent`                 | `message.status`     | `sent`        |
+| `delivered`            | `message.status`     | `delivered`   |
+| `undelivered`          | `message.status`     | `undelivered` |
+| `rejected`             | `message.status`     | `rejected`    |
+| `expired`              | `message.status`     | `expired`     |
+| `hard_bounced`         | `message.status`     | `failed`      |
+| `soft_bounced`         | `message.status`     | `undelivered` |
+| `opened`               | `message.engagement` | none          |
+| `clicked`              | `message.engagement` | none          |
+| `unsubscribed`         | `message.engagement` | none          |
+| `complaint`            | `message.engagement` | none          |
+| `unsubscribed_landing` | `message.engagement` | none          |
+| `form_opened`          | `message.engagement` | none          |
+| `form_submitted`       | `message.engagement` | none          |
+| `form_rejected`        | `message.engagement` | none          |
+| anything else          | `message.status`     | `unknown`     |
+
+- `event` is matched case-insensitively after trimming whitespace;
+  `provider_status` keeps it exactly as sent. A missing or blank `event` is an error.
+- A source's `status_map` (keys compared case-insensitively) replaces the status
+  of any `event` value it names, engagement ones included; the type is kept.
+- Field names and values are percent-decoded (`+` is a space, as in any form
+  body) to bytes, then read as UTF-8; a value that is not valid UTF-8 is read as
+  latin-1 instead (a PHP sender may `urlencode` latin-1 text). When a field comes
+  twice, the first one counts.
+- `message_id` is `id`, or none when it is blank (sends made from the web have no
+  id). `channel` is lower-cased; recipient and sender are not in this payload.
+- `extra` holds, under the provider's own names, the fields that are present and
+  not blank: `contactId`, `campaignId`, `formId` (documented as integers: an int
+  when written as a plain decimal that fits in 63 bits, else the text),
+  `campaignName`, `smtpResponse` (mailing only), `eventDate` (the original text)
+  and `extra` (the `extra` field parsed as JSON; blank means absent, invalid JSON
+  is an error).
+
+## `dlr` — delivery receipts on `notificationUrl` (see providers/360nrs-api.txt ~l.283)
+
+GET on the customer's URL after 360NRS replaces Kannel-style `%` escapes, e.g.
+`?status=%d&phone=%P&sender=%p&ref=abc`. The query string is split on `&` and on
+the first `=`, then percent-decoded (invalid escapes are kept, undecodable bytes
+become U+FFFD). A literal `+` stays `+`, because phone numbers arrive as `+34…`,
+unless the source sets `dlr_plus_as_space`. When a parameter comes twice, the first
+one counts. Parameter names are case-sensitive; `options.dlr_params` renames them
+(fields it does not name keep the names of `DEFAULT_DLR_PARAMS`).
+
+360NRS's own table of `%d` values is missing from our copy of the document
+(l.293-295 announce it and are followed by nothing). The escapes are Kannel's, so
+the statuses below assume Kannel's `dlr-url` meanings; a source's `status_map`
+(checked first, keys case-insensitive) overrides them.
+
+| `%d` value                                         | status        |
+|----------------------------------------------------|---------------|
+| `1` (delivered to phone)                           | `delivered`   |
+| `2` (non-delivered to phone)                       | `undelivered` |
+| `4` (queued on SMSC)                               | `queued`      |
+| `8` (delivered to SMSC)                            | `sent`        |
+| `16` (non-delivered to SMSC)                       | `rejected`    |
+| `34` (Kannel: expired)                             | `expired`     |
+| `66` (Kannel: unknown)                             | `unknown`     |
+| `delivered`, `delivrd`, `entregado`                | `delivered`   |
+| `undelivered`, `undeliv`, `undeliverable`, `soft_bounced`, `no_entregado` | `undelivered` |
+| `expired`, `expirado`, `caducado`                  | `expired`     |
+| `rejected`, `rejectd`, `rechazado`                 | `rejected`    |
+| `accepted`, `acceptd`                              | `accepted`    |
+| `enroute`, `sent`, `enviado`                       | `sent`        |
+| `queued`, `buffered`, `pending`, `pendiente`       | `queued`      |
+| `failed`, `deleted`, `hard_bounced`, `fallido`     | `failed`      |
+| `unknown`, an unsubstituted `%d`, anything else    | `unknown`     |
+
+Numbers are matched by value (`08` is `8`), not as bit sets: Kannel sends one
+value per report. Words are matched case-insensitively after trimming. The Spanish
+words and 360NRS's own event names are guesses of ours that cost nothing when
+wrong. `provider_status` keeps the value as sent; a missing or blank status is an
+error.
+
+The event: type `message.status`, channel `sms`, `correlation_id` = `ref`,
+`message_id` = the `message_id` parameter, else `ref`; `recipient` = `phone`,
+`sender` = `sender`; `occurred_at` from `timestamp` (Kannel `%T`, Unix seconds,
+or `%t`, `YYYY-MM-DD HH:MM`; see "Times" below). `extra` holds `smsc_id` and
+`smsc_reply` when present and `params`, every other parameter by name (always
+there, maybe empty). The receiver has already redacted a parameter named `token`;
+it is left out entirely (any case of the name).
+
+## `progress` — e-mail validation progress (see providers/360nrs-api.txt ~l.5061)
+
+POST JSON `{"data": {"id", "status", "total", "processed", "valid", "cost",
+"currency", "createdAt", "updatedAt", "finishedAt", "resultUrl", "error"}}`.
+Type `job.progress`, channel `email_validation`, status none, `provider_status`
+= `data.status` (`started`, `finished`, `failed`; required, any text kept),
+`message_id` = `data.id` as text (a string or an integer), `occurred_at` = the
+first non-empty of `finishedAt`, `updatedAt`, `createdAt` (an integer there is
+Unix seconds), `extra` = `data` as sent.
+
+## Times
+
+The document gives no format or zone for `eventDate`. Its answers carry ISO 8601
+with `+00:00` (l.433) and some `YYYY-MM-DD HH:MM:SS` (l.2340); its requests take
+`YYYYmmddHHiiss` in UTC (l.209). Accepted, after trimming whitespace:
+
+- ISO 8601 date and time, `T` or space between (or `+`: Kannel's `%t` in a
+  query whose `+` was not read as a space), optional seconds and fraction,
+  optional `Z` or `±HH[:MM]` offset (` HH:MM` is read as `+HH:MM`: a form
+  body whose sender did not encode the `+`);
+- `YYYY-MM-DD HH:MM:SS` and `YYYY-MM-DD HH:MM` (covered by the previous line);
+- `DD/MM/YYYY HH:MM:SS`;
+- exactly 14 digits: `YYYYmmddHHiiss` (a Unix time of 14 digits is past year 9999);
+- any other run of digits: Unix time in seconds.
+
+A time without an offset is in `options.timezone` (default `Europe/Madrid`,
+because 360NRS is Spanish and the document names no zone for these callbacks;
+set `UTC` if your account's events turn out to be UTC, as its other dates are).
+A local time that falls in a DST gap or overlap takes the offset in force before
+the change. The result is converted to UTC and must lie in 1970-9998. Blank means
+no `occurred_at`; anything else, or an unknown `options.timezone` when a naive
+time needs it, is an error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote, unquote_to_bytes
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from dlrhub.event import Event, EventType, JSONValue, Status
+from dlrhub.ids import uuid7
+from dlrhub.normalizers.base import (
+    DEFAULT_DLR_PARAMS,
+    NormalizeError,
+    RawCallback,
+    SourceOptions,
+)
+
+PROVIDER = "nrs360"
+DLR_CHANNEL = "sms"
+PROGRESS_CHANNEL = "email_validation"
+
+EVENT_STATUSES: Mapping[str, Status] = {
+    "sent": Status.SENT,
+    "delivered": Status.DELIVERED,
+    "undelivered": Status.UNDELIVERED,
+    "rejected": Status.REJECTED,
+    "expired": Status.EXPIRED,
+    "hard_bounced": Status.FAILED,
+    "soft_bounced": Status.UNDELIVERED,
+}
+
+ENGAGEMENT_EVENTS: frozenset[str] = frozenset(
+    {
+        "opened",
+        "clicked",
+        "unsubscribed",
+        "complaint",
+        "unsubscribed_landing",
+        "form_opened",
+        "form_submitted",
+        "form_rejected",
+    }
+)
+
+# Kannel's dlr-url `%d` values; 360NRS's own table is missing from our copy.
+KANNEL_DLR_STATUSES: Mapping[int, Status] = {
+    1: Status.DELIVERED,
+    2: Status.UNDELIVERED,
+    4: Status.QUEUED,
+    8: Status.SENT,
+    16: Status.REJECTED,
+    34: Status.EXPIRED,
+    66: Status.UNKNOWN,
+}
+
+DLR_WORD_STATUSES: Mapping[str, Status] = {
+    **EVENT_STATUSES,
+    "delivrd": Status.DELIVERED,
+    "entregado": Status.DELIVERED,
+    "undeliv": Status.UNDELIVERED,
+    "undeliverable": Status.UNDELIVERED,
+    "no_entregado": Status.UNDELIVERED,
+    "expirado": Status.EXPIRED,
+    "caducado": Status.EXPIRED,
+    "rejectd": Status.REJECTED,
+    "rechazado": Status.REJECTED,
+    "accepted": Status.ACCEPTED,
+    "acceptd": Status.ACCEPTED,
+    "enroute": Status.SENT,
+    "enviado": Status.SENT,
+    "queued": Status.QUEUED,
+    "buffered": Status.QUEUED,
+    "pending": Status.QUEUED,
+    "pendiente": Status.QUEUED,
+    "failed": Status.FAILED,
+    "deleted": Status.FAILED,
+    "fallido": Status.FAILED,
+    "unknown": Status.UNKNOWN,
+}
+
+# Fields of a delivery receipt that `SourceOptions.dlr_params` can rename.
+DLR_FIELDS: tuple[str, ...] = (
+    "status",
+    "phone",
+    "sender",
+    "ref",
+    "message_id",
+    "smsc_id",
+    "smsc_reply",
+    "timestamp",
+)
+
+REDACTED_PARAM = "token"
+
+_ISO_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt +][0-9]{2}:[0-9]{2}"
+    r"(?::[0-9]{2}(?:[.,][0-9]{1,9})?)?"
+    r"(?:[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?| [0-9]{2}:[0-9]{2})?"
+)
+_DAY_FIRST_TIME = re.compile(
+    r"(?P<day>[0-9]{2})/(?P<month>[0-9]{2})/(?P<year>[0-9]{4}) "
+    r"(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})"
+)
+_COMPACT_TIME = re.compile(
+    r"(?P<year>[0-9]{4})(?P<month>[0-9]{2})(?P<day>[0-9]{2})"
+    r"(?P<hour>[0-9]{2})(?P<minute>[0-9]{2})(?P<second>[0-9]{2})"
+)
+_LONG_FRACTION = re.compile(r"(\.[0-9]{6})[0-9]+")
+_SPACE_OFFSET = re.compile(r" ([0-9]{2}:[0-9]{2})$")
+_DIGITS = re.compile(r"[0-9]+")
+_PLAIN_INT = re.compile(r"0|[1-9][0-9]{0,17}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+_MAX_EPOCH_DIGITS = 12  # 9999-12-31 is 253402300799 seconds after the epoch
+
+
+def normalize(raw: RawCallback, options: SourceOptions) -> list[Event]:
+    """Turn one 360NRS callback into events, or raise `NormalizeError`."""
+    normalizer = _NORMALIZERS_BY_KIND.get(raw.kind)
+    if normalizer is None:
+        raise NormalizeError(
+            f"360NRS callbacks arrive as 'events', 'dlr' or 'progress', not {_quote(raw.kind)}."
+        )
+    return [_serializable(normalizer(raw, options))]
+
+
+def normalize_event_notification(raw: RawCallback, options: SourceOptions) -> Event:
+    """An `events` callback: one form-encoded event notification."""
+    fields = _parse_form(raw.body)
+    provider_status = fields.get("event", "")
+    event_name = provider_status.strip().lower()
+    if not event_name:
+        raise NormalizeError(
+            "The event notification has no 'event' field, so it tells nothing to record."
+        )
+    event_type = EventType.MESSAGE_STATUS
+    status: Status | None = EVENT_STATUSES.get(event_name, Status.UNKNOWN)
+    if event_name in ENGAGEMENT_EVENTS:
+        event_type = EventType.MESSAGE_ENGAGEMENT
+        status = None
+    mapped = _mapped_status(event_name, options)
+    if mapped is not None:
+        status = mapped
+
+    extra: dict[str, JSONValue] = {}
+    for name in ("contactId", "campaignId", "formId"):
+        if value := _present(fields.get(name)):
+            extra[name] = _int_or_text(value.strip())
+    for name in ("campaignName", "smtpResponse", "eventDate"):
+        if value := _present(fields.get(name)):
+            extra[name] = value
+    if extra_text := _present(fields.get("extra")):
+        extra["extra"] = _parse_extra_json(extra_text)
+
+    event_date = _present(fields.get("eventDate"))
+    return Event(
+        id=_event_id(raw, 0),
+        source=raw.source,
+        provider=PROVIDER,
+        type=event_type,
+        received_at=raw.received_at,
+        channel=_stripped(fields.get("channel"), lower=True),
+        message_id=_stripped(fields.get("id")),
+        status=status,
+        provider_status=provider_status,
+        occurred_at=_parse_time(event_date, options.timezone, "eventDate") if event_date else None,
+        extra=extra,
+    )
+
+
+def normalize_delivery_receipt(raw: RawCallback, options: SourceOptions) -> Event:
+    """A `dlr` callback: the GET 360NRS makes on the send's `notificationUrl`."""
+    params = _parse_query(raw.query, plus_as_space=options.dlr_plus_as_space)
+    names = {**DEFAULT_DLR_PARAMS, **options.dlr_params}
+    mapped_names = {names[field] for field in DLR_FIELDS}
+
+    def take(field: str) -> str | None:
+        return _stripped(params.get(names[field]))
+
+    provider_status = _present(params.get(names["status"]))
+    if provider_status is None:
+        raise NormalizeError(
+            f"The delivery receipt has no status in parameter {_quote(names['status'])}; "
+            "check the source's dlr_params against the notificationUrl template."
+        )
+    ref = take("ref")
+    timestamp = take("timestamp")
+
+    extra: dict[str, JSONValue] = {}
+    for field in ("smsc_id", "smsc_reply"):
+        if value := take(field):
+            extra[field] = value
+    extra["params"] = {
+        name: value
+        for name, value in params.items()
+        if name not in mapped_names and name.lower() != REDACTED_PARAM
+    }
+    return Event(
+        id=_event_id(raw, 0),
+        source=raw.source,
+        provider=PROVIDER,
+        type=EventType.MESSAGE_STATUS,
+        received_at=raw.received_at,
+        channel=DLR_CHANNEL,
+        message_id=take("message_id") or ref,
+        correlation_id=ref,
+        recipient=take("phone"),
+        sender=take("sender"),
+        status=_delivery_receipt_status(provider_status, options),
+        provider_status=provider_status,
+        occurred_at=_parse_time(timestamp, options.timezone, "timestamp") if timestamp else None,
+        extra=extra,
+    )
+
+
+def normalize_progress_notification(raw: RawCallback, options: SourceOptions) -> Event:
+    """A `progress` callback: the JSON notification of an e-mail validation job."""
+    try:
+        document = orjson.loads(raw.body)
+    except orjson.JSONDecodeError as exc:
+        raise NormalizeError(f"The progress notification is not valid JSON: {exc}.") from exc
+    if not isinstance(document, dict):
+        raise NormalizeError("The progress notification is not a JSON object.")
+    data = document.get("data")
+    if not isinstance(data, dict):
+        raise NormalizeError("The progress notification has no 'data' object.")
+    provider_status = data.get("status")
+    if not isinstance(provider_status, str) or not provider_status.strip():
+        raise NormalizeError("The progress notification has no 'data.status' text.")
+
+    job_id = data.get("id")
+    message_id: str | None
+    if job_id is None or job_id == "":
+        message_id = None
+    elif isinstance(job_id, str) or (isinstance(job_id, int) and not isinstance(job_id, bool)):
+        message_id = str(job_id)
+    else:
+        raise NormalizeError(
+            f"The progress notification's 'data.id' is a {type(job_id).__name__}, "
+            "not a string or an integer."
+        )
+
+    occurred_at = None
+    for name in ("finishedAt", "updatedAt", "createdAt"):
+        value = data.get(name)
+        if value is None or value == "":
+            continue
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise NormalizeError(
+                f"The progress notification's 'data.{name}' is a {type(value).__name__}, "
+                "not a date."
+            )
+        occurred_at = _parse_time(value, options.timezone, f"data.{name}")
+        break
+
+    return Event(
+        id=_event_id(raw, 0),
+        source=raw.source,
+        provider=PROVIDER,
+        type=EventType.JOB_PROGRESS,
+        received_at=raw.received_at,
+        channel=PROGRESS_CHANNEL,
+        message_id=message_id,
+        status=None,
+        provider_status=provider_status,
+        occurred_at=occurred_at,
+        extra=data,
+    )
+
+
+_NORMALIZERS_BY_KIND: Mapping[str, Callable[[RawCallback, SourceOptions], Event]] = {
+    "events": normalize_event_notification,
+    "dlr": normalize_delivery_receipt,
+    "progress": normalize_progress_notification,
+}
+
+
+def _event_id(raw: RawCallback, index: int) -> str:
+    return uuid7(raw.received_at, f"{raw.dedupe_key()}/{index}".encode())
+
+
+def _serializable(event: Event) -> Event:
+    """Refuse an event the store could not write (JSON nested too deep for orjson)."""
+    try:
+        orjson.dumps(event.to_dict())
+    except orjson.JSONEncodeError as exc:
+        raise NormalizeError(f"The callback's data cannot be stored as JSON: {exc}.") from exc
+    return event
+
+
+def _parse_form(body: bytes) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for piece in body.split(b"&"):
+        if not piece:
+            continue
+        name, _, value = piece.partition(b"=")
+        fields.setdefault(_decode_form_text(name), _decode_form_text(value))
+    return fields
+
+
+def _decode_form_text(encoded: bytes) -> str:
+    octets = unquote_to_bytes(encoded.replace(b"+", b" "))
+    try:
+        return octets.decode("utf-8")
+    except UnicodeDecodeError:
+        return octets.decode("latin-1")
+
+
+def _parse_query(query: str, *, plus_as_space: bool) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for piece in query.split("&"):
+        if not piece:
+            continue
+        name, _, value = piece.partition("=")
+        params.setdefault(
+            _decode_query_text(name, plus_as_space), _decode_query_text(value, plus_as_space)
+        )
+    return params
+
+
+def _decode_query_text(encoded: str, plus_as_space: bool) -> str:
+    if plus_as_space:
+        encoded = encoded.replace("+", " ")
+    # A query the receiver decoded with `surrogateescape` may hold lone surrogates,
+    # which JSON cannot carry.
+    return _SURROGATE.sub("\ufffd", unquote(encoded, errors="replace"))
+
+
+def _present(value: str | None) -> str | None:
+    """The value as sent, or None when missing or blank."""
+    return value if value is not None and value.strip() else None
+
+
+def _stripped(value: str | None, *, lower: bool = False) -> str | None:
+    if value is None or not value.strip():
+        return None
+    return value.strip().lower() if lower else value.strip()
+
+
+def _int_or_text(value: str) -> int | str:
+    return int(value) if _PLAIN_INT.fullmatch(value) else value
+
+
+def _parse_extra_json(text: str) -> JSONValue:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise NormalizeError(f"The 'extra' field is not valid JSON: {exc}.") from exc
+
+
+def _mapped_status(provider_status: str, options: SourceOptions) -> Status | None:
+    """The source's own status for this provider value, if its status_map has one."""
+    wanted = provider_status.strip().lower()
+    for key, status in options.status_map.items():
+        if key.strip().lower() == wanted:
+            try:
+                return Status(status)
+            except ValueError as exc:
+                raise NormalizeError(
+                    f"The source's status_map sends {_quote(key)} to {_quote(str(status))}, "
+                    "which is not a status."
+                ) from exc
+    return None
+
+
+def _delivery_receipt_status(provider_status: str, options: SourceOptions) -> Status:
+    mapped = _mapped_status(provider_status, options)
+    if mapped is not None:
+        return mapped
+    word = provider_status.strip().lower()
+    if _DIGITS.fullmatch(word) and len(word) <= 6:
+        return KANNEL_DLR_STATUSES.get(int(word), Status.UNKNOWN)
+    return DLR_WORD_STATUSES.get(word, Status.UNKNOWN)
+
+
+def _parse_time(text: str, timezone: str, field: str) -> datetime:
+    """A provider time in UTC; the module docstring lists the accepted forms."""
+    try:
+        moment = _read_time(text.strip())
+    except (ValueError, OverflowError) as exc:
+        raise NormalizeError(
+            f"{_quote(field)} is {_quote(text)}, not a valid time: {exc}."
+        ) from exc
+    if moment is None:
+        raise NormalizeError(
+            f"{_quote(field)} is {_quote(text)}, which is not a date and time we read "
+            "(ISO 8601, YYYY-MM-DD HH:MM[:SS], DD/MM/YYYY HH:MM:SS or Unix seconds)."
+        )
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_zone(timezone))
+    try:
+        moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise NormalizeError(
+            f"{_quote(field)} is {_quote(text)}, not a valid time: {exc}."
+        ) from exc
+    if not _EARLIEST <= moment < _LATEST:
+        raise NormalizeError(
+            f"{_quote(field)} is {_quote(text)}, outside the years 1970-9998 we accept."
+        )
+    return moment
+
+
+def _read_time(value: str) -> datetime | None:
+    """`value` as a naive or aware time; None when it has none of the accepted forms."""
+    if _ISO_TIME.fullmatch(value):
+        iso = f"{value[:10]}T{value[11:]}".upper().replace(",", ".")
+        # Python 3.11 reads at most microseconds: cut longer fractions.
+        iso = _SPACE_OFFSET.sub(r"+\1", _LONG_FRACTION.sub(r"\1", iso))
+        return datetime.fromisoformat(iso)
+    if found := _DAY_FIRST_TIME.fullmatch(value) or _COMPACT_TIME.fullmatch(value):
+        return datetime(
+            int(found["year"]),
+            int(found["month"]),
+            int(found["day"]),
+            int(found["hour"]),
+            int(found["minute"]),
+            int(found["second"]),
+        )
+    if _DIGITS.fullmatch(value):
+        if len(value) > _MAX_EPOCH_DIGITS:
+            raise ValueError("Unix time in seconds past year 9999")
+        return _EARLIEST + timedelta(seconds=int(value))
+    return None
+
+
+def _zone(timezone: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(timezone)
+    except Exception as exc:  # ZoneInfoNotFoundError, ValueError, OSError, ...
+        raise NormalizeError(
+            f"The source's timezone {_quote(timezone)} is not an IANA zone name "
+            "(e.g. Europe/Madrid or UTC)."
+        ) from exc
+
+
+def _quote(value: str, limit: int = 80) -> str:
+    """`repr` of a value for an error message, cut to `limit` characters."""
+    return repr(value[:limit]) + ("…" if len(value) > limit else "")

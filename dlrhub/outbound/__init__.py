@@ -1,0 +1,1 @@
+"""Provider API clients (send, status) and the status polling daemon."""

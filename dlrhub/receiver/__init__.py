@@ -1,0 +1,1 @@
+"""HTTP: provider callbacks, the query API, health and metrics."""

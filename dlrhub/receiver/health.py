@@ -1,0 +1,43 @@
+"""`/healthz` (the process answers), `/readyz` (the store takes writes), `/metrics`."""
+
+from __future__ import annotations
+
+import contextlib
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from dlrhub.receiver.errors import error_response
+from dlrhub.receiver.metrics import Metrics
+from dlrhub.store import Probe, Store, StoreUnavailable
+
+
+class Health:
+    def __init__(self, store: Store, metrics: Metrics) -> None:
+        self.store = store
+        self.metrics = metrics
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/readyz", self.readyz, methods=["GET"]),
+            Route("/metrics", self.metrics_page, methods=["GET"]),
+        ]
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        try:
+            await self.store.write(Probe())
+        except StoreUnavailable as error:
+            return error_response(503, "store_unavailable", str(error), {"Retry-After": "5"})
+        return JSONResponse({"status": "ready", "store": "writable"})
+
+    async def metrics_page(self, request: Request) -> Response:
+        # On a store error the gauge keeps its last value; readyz reports the store.
+        with contextlib.suppress(StoreUnavailable):
+            self.metrics.quarantine_pending.set(await self.store.quarantine_pending_count())
+        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,301 @@
+"""The OpenAPI 3.1 document served at `/openapi.json`, written out by hand.
+
+Kept beside the routes it describes; a test checks that every route of the app
+is in it and that nothing in it is missing from the app.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dlrhub import __version__
+from dlrhub.event import EventType, Status
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _answer(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    content = {"application/json": {"schema": schema or ERROR}}
+    return {"description": description, "content": content}
+
+
+def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema or {"type": "string"},
+    }
+
+
+def _path(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema or {"type": "string"}}
+
+
+HOOK_ANSWERS = {
+    "200": _answer(
+        "Durably stored, a duplicate of a stored callback, or quarantined.",
+        {"$ref": "#/components/schemas/HookAnswer"},
+    ),
+    "401": _answer("Missing or wrong source token; nothing stored."),
+    "403": _answer("The caller's address is not in the source's allow_ips."),
+    "404": _answer("No source of that name."),
+    "413": _answer("Body over server.max_body_bytes."),
+    "503": _answer("Store unavailable; retry after the Retry-After seconds."),
+}
+ADMIN_ANSWERS = {
+    "400": _answer("A query parameter is wrong."),
+    "401": _answer("Missing or wrong admin bearer token."),
+    "503": _answer("Store unavailable."),
+}
+SOURCE_TOKEN: list[dict[str, list[str]]] = [{"sourceToken": []}, {"sourceBasic": []}]
+ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}]
+
+
+def _hook(summary: str, body: dict[str, Any] | None, extra_params: list[Any]) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "tags": ["provider callbacks"],
+        "security": SOURCE_TOKEN,
+        "parameters": [_path("source"), *extra_params],
+        "responses": dict(HOOK_ANSWERS),
+    }
+    if body is not None:
+        operation["requestBody"] = {"required": True, "content": body}
+        operation["responses"]["415"] = _answer("Wrong Content-Type.")
+    return operation
+
+
+def openapi_document() -> dict[str, Any]:
+    event_form = {
+        "type": "object",
+        "properties": {
+            name: {"type": "string"}
+            for name in (
+                "id",
+                "channel",
+                "contactId",
+                "campaignId",
+                "formId",
+                "campaignName",
+                "event",
+                "extra",
+                "smtpResponse",
+                "eventDate",
+            )
+        },
+        "required": ["event"],
+    }
+    dlr_params = [
+        _query("status", "Delivery status (%d): Kannel number or word."),
+        _query("phone", "Recipient (%P)."),
+        _query("sender", "Sender (%p)."),
+        _query("ref", "Your correlation reference."),
+    ]
+    nullable_text = {"type": ["string", "null"]}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "dlrhub",
+            "version": __version__,
+            "description": "Receives provider callbacks, stores them durably, answers queries.",
+        },
+        "paths": {
+            "/hooks/{source}/events": {
+                "post": _hook(
+                    "360NRS event notification",
+                    {"application/x-www-form-urlencoded": {"schema": event_form}},
+                    [],
+                )
+            },
+            "/hooks/{source}/dlr": {
+                "get": _hook("360NRS delivery receipt on notificationUrl", None, dlr_params)
+            },
+            "/hooks/{source}/progress": {
+                "post": _hook(
+                    "360NRS JSON progress notification",
+                    {"application/json": {"schema": {"type": "object"}}},
+                    [],
+                )
+            },
+            "/v1/events": {
+                "get": {
+                    "summary": "Events in store order, paged by seq",
+                    "tags": ["query"],
+                    "security": ADMIN,
+                    "parameters": [
+                        _query("source", "Source name."),
+                        _query("provider", "Provider code name (nrs360, ...)."),
+                        _query("message_id", "Provider message id."),
+                        _query("type", "Event type.", {"enum": [t.value for t in EventType]}),
+                        _query("status", "Common status.", {"enum": [s.value for s in Status]}),
+                        _query(
+                            "after_seq",
+                            "Cursor: seq of the last event seen.",
+                            {"type": "integer", "minimum": 0},
+                        ),
+                        _query(
+                            "limit",
+                            "At most this many (1-1000).",
+                            {"type": "integer", "minimum": 1, "maximum": 1000},
+                        ),
+                    ],
+                    "responses": {
+                        "200": _answer(
+                            "A page of events.", {"$ref": "#/components/schemas/EventPage"}
+                        ),
+                        **ADMIN_ANSWERS,
+                    },
+                }
+            },
+            "/v1/messages/{provider}/{message_id}": {
+                "get": {
+                    "summary": "Current state and history of one message",
+                    "tags": ["query"],
+                    "security": ADMIN,
+                    "parameters": [_path("provider"), _path("message_id")],
+                    "responses": {
+                        "200": _answer("State and history.", {"type": "object"}),
+                        "404": _answer("No such message."),
+                        **ADMIN_ANSWERS,
+                    },
+                }
+            },
+            "/v1/quarantine": {
+                "get": {
+                    "summary": "Quarantined callbacks",
+                    "tags": ["quarantine"],
+                    "security": ADMIN,
+                    "parameters": [
+                        _query(
+                            "state", "pending or reprocessed.", {"enum": ["pending", "reprocessed"]}
+                        ),
+                        _query("after_id", "Cursor.", {"type": "integer", "minimum": 0}),
+                        _query(
+                            "limit",
+                            "At most this many.",
+                            {"type": "integer", "minimum": 1, "maximum": 1000},
+                        ),
+                    ],
+                    "responses": {"200": _answer("Entries.", {"type": "object"}), **ADMIN_ANSWERS},
+                }
+            },
+            "/v1/quarantine/{entry_id}": {
+                "get": {
+                    "summary": "One quarantined callback, with its redacted raw payload",
+                    "tags": ["quarantine"],
+                    "security": ADMIN,
+                    "parameters": [_path("entry_id", {"type": "integer"})],
+                    "responses": {
+                        "200": _answer("The entry.", {"type": "object"}),
+                        "404": _answer("No such entry."),
+                        **ADMIN_ANSWERS,
+                    },
+                }
+            },
+            "/v1/quarantine/{entry_id}/reprocess": {
+                "post": {
+                    "summary": "Normalize a quarantined callback again and store its events",
+                    "tags": ["quarantine"],
+                    "security": ADMIN,
+                    "parameters": [_path("entry_id", {"type": "integer"})],
+                    "responses": {
+                        "200": _answer("What happened.", {"type": "object"}),
+                        "404": _answer("No such entry."),
+                        **ADMIN_ANSWERS,
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "The process answers",
+                    "tags": ["operations"],
+                    "responses": {"200": {"description": "Alive."}},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "The store takes writes",
+                    "tags": ["operations"],
+                    "responses": {
+                        "200": {"description": "Ready."},
+                        "503": _answer("Store unavailable."),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "tags": ["operations"],
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format.",
+                            "content": {"text/plain": {}},
+                        }
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "tags": ["operations"],
+                    "responses": {"200": {"description": "OpenAPI 3.1."}},
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {
+                "sourceToken": {"type": "apiKey", "in": "query", "name": "token"},
+                "sourceBasic": {"type": "http", "scheme": "basic"},
+                "adminToken": {"type": "http", "scheme": "bearer"},
+            },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
+                    "required": ["error", "detail"],
+                },
+                "HookAnswer": {
+                    "type": "object",
+                    "properties": {
+                        "status": {"enum": ["stored", "duplicate", "quarantined"]},
+                        "duplicate": {"type": "boolean"},
+                        "event_ids": {"type": "array", "items": {"type": "string"}},
+                        "quarantine_id": {"type": "integer"},
+                    },
+                    "required": ["status", "duplicate", "event_ids"],
+                },
+                "Event": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string", "description": "UUIDv7, sortable"},
+                        "seq": {"type": "integer"},
+                        "source": {"type": "string"},
+                        "provider": {"type": "string"},
+                        "channel": nullable_text,
+                        "type": {"enum": [t.value for t in EventType]},
+                        "message_id": nullable_text,
+                        "correlation_id": nullable_text,
+                        "recipient": nullable_text,
+                        "sender": nullable_text,
+                        "status": {"enum": [*(s.value for s in Status), None]},
+                        "provider_status": nullable_text,
+                        "occurred_at": {"type": ["string", "null"], "format": "date-time"},
+                        "received_at": {"type": "string", "format": "date-time"},
+                        "extra": {"type": "object"},
+                    },
+                },
+                "EventPage": {
+                    "type": "object",
+                    "properties": {
+                        "events": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/Event"},
+                        },
+                        "next_after_seq": {"type": "integer"},
+                    },
+                },
+            },
+        },
+    }

@@ -1,0 +1,169 @@
+"""The read API under `/v1`: events, message state and history, quarantine.
+
+Every route needs `Authorization: Bearer <admin token>`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from dlrhub.config import Config
+from dlrhub.event import EventType, Status
+from dlrhub.normalizers import PROVIDER_ALIASES
+from dlrhub.receiver.auth import verify_admin_token
+from dlrhub.receiver.errors import error_response
+from dlrhub.reprocess import reprocess_entry
+from dlrhub.store import EventFilter, Store, StoreUnavailable
+
+MAX_LIMIT = 1000
+E = TypeVar("E", EventType, Status)
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class BadQuery(ValueError):
+    pass
+
+
+class QueryApi:
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v1/events", self._guard(self.list_events), methods=["GET"]),
+            Route(
+                "/v1/messages/{provider}/{message_id:path}",
+                self._guard(self.get_message),
+                methods=["GET"],
+            ),
+            Route("/v1/quarantine", self._guard(self.list_quarantine), methods=["GET"]),
+            Route(
+                "/v1/quarantine/{entry_id:int}", self._guard(self.get_quarantine), methods=["GET"]
+            ),
+            Route(
+                "/v1/quarantine/{entry_id:int}/reprocess",
+                self._guard(self.reprocess),
+                methods=["POST"],
+            ),
+        ]
+
+    def _guard(self, endpoint: Endpoint) -> Endpoint:
+        async def guarded(request: Request) -> Response:
+            token = self.config.admin_token
+            if token is None or not verify_admin_token(request, token):
+                return error_response(
+                    401,
+                    "unauthorized",
+                    "this API needs 'Authorization: Bearer <admin token>'",
+                    {"WWW-Authenticate": "Bearer"},
+                )
+            try:
+                return await endpoint(request)
+            except BadQuery as error:
+                return error_response(400, "bad_request", str(error))
+            except StoreUnavailable as error:
+                return error_response(503, "store_unavailable", str(error), {"Retry-After": "5"})
+
+        return guarded
+
+    async def list_events(self, request: Request) -> Response:
+        params = request.query_params
+        known = {"source", "provider", "message_id", "type", "status", "after_seq", "limit"}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise BadQuery(f"unknown query parameter(s): {', '.join(unknown)}")
+        provider = params.get("provider")
+        query = EventFilter(
+            source=params.get("source"),
+            provider=PROVIDER_ALIASES.get(provider, provider) if provider else None,
+            message_id=params.get("message_id"),
+            type=_enum(EventType, "type", params.get("type")),
+            status=_enum(Status, "status", params.get("status")),
+            after_seq=_int("after_seq", params.get("after_seq"), 0, 0, None),
+            limit=_int("limit", params.get("limit"), 100, 1, MAX_LIMIT),
+        )
+        events = await self.store.events(query)
+        next_after = events[-1].seq if events else query.after_seq
+        return JSONResponse(
+            {"events": [event.to_dict() for event in events], "next_after_seq": next_after}
+        )
+
+    async def get_message(self, request: Request) -> Response:
+        provider = request.path_params["provider"]
+        provider = PROVIDER_ALIASES.get(provider, provider)
+        message_id = request.path_params["message_id"]
+        state = await self.store.message(provider, message_id)
+        history = await self.store.events(
+            EventFilter(provider=provider, message_id=message_id, limit=MAX_LIMIT)
+        )
+        if state is None and not history:
+            return error_response(404, "not_found", f"no message {message_id!r} from {provider}")
+        return JSONResponse(
+            {
+                "message": state.to_dict() if state else None,
+                "events": [event.to_dict() for event in history],
+            }
+        )
+
+    async def list_quarantine(self, request: Request) -> Response:
+        params = request.query_params
+        state = params.get("state")
+        if state not in (None, "pending", "reprocessed"):
+            raise BadQuery("state must be 'pending' or 'reprocessed'")
+        after_id = _int("after_id", params.get("after_id"), 0, 0, None)
+        limit = _int("limit", params.get("limit"), 100, 1, MAX_LIMIT)
+        entries = await self.store.quarantine_entries(
+            state=state,  # type: ignore[arg-type]
+            after_id=after_id,
+            limit=limit,
+        )
+        return JSONResponse(
+            {
+                "entries": [entry.to_dict() for entry in entries],
+                "next_after_id": entries[-1].id if entries else after_id,
+            }
+        )
+
+    async def get_quarantine(self, request: Request) -> Response:
+        entry = await self.store.quarantine_entry(request.path_params["entry_id"])
+        if entry is None:
+            return error_response(404, "not_found", "no such quarantine entry")
+        return JSONResponse(entry.to_dict(with_raw=True))
+
+    async def reprocess(self, request: Request) -> Response:
+        entry = await self.store.quarantine_entry(request.path_params["entry_id"])
+        if entry is None:
+            return error_response(404, "not_found", "no such quarantine entry")
+        result = await reprocess_entry(self.store, self.config, entry)
+        return JSONResponse(
+            {"status": result.outcome, "event_ids": [event.id for event in result.events]}
+        )
+
+
+def _int(name: str, text: str | None, default: int, low: int, high: int | None) -> int:
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise BadQuery(f"{name} must be a whole number, not {text!r}") from None
+    if value < low or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise BadQuery(f"{name} must be {bounds}, not {value}")
+    return value
+
+
+def _enum(kind: type[E], name: str, text: str | None) -> E | None:
+    if text is None or text == "":
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        choices = ", ".join(member.value for member in kind)
+        raise BadQuery(f"{name} must be one of {choices}, not {text!r}") from None

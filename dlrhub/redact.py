@@ -1,0 +1,76 @@
+"""Remove secrets from query strings, form bodies, log lines and messages.
+
+Provider keys, source tokens and passwords travel in query strings and forms
+(360NRS cannot send headers; Onurix and UVox take keys as parameters). They
+must never reach logs, stored raw payloads or error messages.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from urllib.parse import unquote_plus
+
+REDACTED = "[REDACTED]"
+
+SECRET_PARAMETERS = frozenset(
+    {
+        "token",
+        "access_token",
+        "api_token",
+        "apikey",
+        "api_key",
+        "key",
+        "secret",
+        "password",
+        "passwd",
+        "pass",
+        "pwd",
+        "auth",
+        "authorization",
+    }
+)
+
+
+def is_secret_parameter(name: str) -> bool:
+    return name.strip().lower().replace("-", "_") in SECRET_PARAMETERS
+
+
+def redact_query(query: str) -> str:
+    """Replace the value of every secret parameter; leave the rest byte for byte."""
+    if not query:
+        return query
+    parts = query.split("&")
+    for index, part in enumerate(parts):
+        name, separator, _ = part.partition("=")
+        if separator and is_secret_parameter(unquote_plus(name)):
+            parts[index] = f"{name}={REDACTED}"
+    return "&".join(parts)
+
+
+def redact_form(body: bytes) -> bytes:
+    """`redact_query` for an `application/x-www-form-urlencoded` body."""
+    if b"=" not in body:
+        return body
+    text = body.decode("latin-1")
+    redacted = redact_query(text)
+    return body if redacted == text else redacted.encode("latin-1")
+
+
+def redact_text(text: str, secrets: Iterable[str]) -> str:
+    """Replace every occurrence of the given secret values in free text."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+class AccessLogRedactor(logging.Filter):
+    """Redacts the query of the request path in Uvicorn's access log records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            path, separator, query = args[2].partition("?")
+            if separator:
+                record.args = (*args[:2], f"{path}?{redact_query(query)}", *args[3:])
+        return True

@@ -1,0 +1,126 @@
+"""Typed reading of configuration values, shared by every configuration section.
+
+Each converter takes the key's path (for the error message) and the raw value
+from TOML or from an environment variable (`EnvText`, converted by type).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; `str()` names the key and the problem."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}" if path else problem)
+        self.path = path
+        self.problem = problem
+
+
+class EnvText(str):
+    """A value that came from an environment variable: text to convert by the key's type."""
+
+
+def reject_unknown(path: str, table: Mapping[str, Any], allowed: set[str]) -> None:
+    for key in table:
+        if key not in allowed:
+            where = f"{path}.{key}" if path else key
+            raise ConfigError(where, f"unknown key (expected one of {', '.join(sorted(allowed))})")
+
+
+def value_at(
+    table: Mapping[str, Any], key: str, path: str, convert: Callable[[str, Any], T], default: T
+) -> T:
+    return convert(path, table[key]) if key in table else default
+
+
+def optional_value_at(
+    table: Mapping[str, Any], key: str, path: str, convert: Callable[[str, Any], T]
+) -> T | None:
+    return convert(path, table[key]) if key in table and table[key] != "" else None
+
+
+def read_table(path: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(path, "must be a table")
+    return value
+
+
+def read_text(path: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(path, f"must be a string, not {type(value).__name__}")
+    return value
+
+
+def read_secret(path: str, value: Any) -> str:
+    text = read_text(path, value)
+    if len(text) < 16 or not re.fullmatch(r"[A-Za-z0-9._~-]+", text):
+        raise ConfigError(
+            path, "must be 16 or more URL-safe characters (letters, digits, '.', '_', '~', '-')"
+        )
+    return text
+
+
+def read_path(path: str, value: Any) -> Path:
+    return Path(read_text(path, value)).expanduser()
+
+
+def read_bool(path: str, value: Any) -> bool:
+    if isinstance(value, EnvText):
+        lowered = value.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(path, f"must be true or false, not {value!r}")
+
+
+def read_int(path: str, value: Any) -> int:
+    if isinstance(value, EnvText):
+        try:
+            return int(value.strip())
+        except ValueError:
+            raise ConfigError(path, f"must be a whole number, not {value!r}") from None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ConfigError(path, f"must be a whole number, not {value!r}")
+
+
+def read_positive_int(path: str, value: Any) -> int:
+    number = read_int(path, value)
+    if number <= 0:
+        raise ConfigError(path, f"must be greater than 0, not {number}")
+    return number
+
+
+def read_port(path: str, value: Any) -> int:
+    number = read_int(path, value)
+    if not 0 <= number <= 65535:
+        raise ConfigError(path, f"must be a port number from 0 to 65535, not {number}")
+    return number
+
+
+def read_list(path: str, value: Any) -> list[Any]:
+    if isinstance(value, EnvText):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list):
+        raise ConfigError(path, "must be an array")
+    return value
+
+
+def read_network(path: str, value: Any) -> Network:
+    text = read_text(path, value)
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ConfigError(path, f"{text!r} is not an IP address or CIDR network") from None

@@ -1,0 +1,1 @@
+"""Durable at-least-once fan-out of stored events to downstream sinks."""

@@ -1,0 +1,31 @@
+"""Durable storage of events, message state, raw callbacks and quarantine."""
+
+from dlrhub.store.base import (
+    Accept,
+    EventFilter,
+    MessageState,
+    Probe,
+    Quarantine,
+    QuarantineEntry,
+    Reprocess,
+    Store,
+    StoreUnavailable,
+    WriteItem,
+    WriteResult,
+)
+from dlrhub.store.sqlite import SQLiteStore
+
+__all__ = [
+    "Accept",
+    "EventFilter",
+    "MessageState",
+    "Probe",
+    "Quarantine",
+    "QuarantineEntry",
+    "Reprocess",
+    "SQLiteStore",
+    "Store",
+    "StoreUnavailable",
+    "WriteItem",
+    "WriteResult",
+]

@@ -1,0 +1,165 @@
+"""The store interface: what the receiver, the query API and the CLI need.
+
+The SQLite implementation is the embedded default; a PostgreSQL one will
+satisfy the same interface. Writes go through `write()`, which answers only
+once the item is durably committed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+from dlrhub.event import Event, EventType, Status
+from dlrhub.normalizers.base import RawCallback
+
+
+class StoreUnavailable(Exception):
+    """The store cannot take writes or answer reads right now; try again later."""
+
+
+@dataclass(frozen=True, slots=True)
+class Accept:
+    """A callback and the events normalized from it."""
+
+    raw: RawCallback
+    events: list[Event]
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantine:
+    """An authenticated callback that could not be normalized, and why."""
+
+    raw: RawCallback
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reprocess:
+    """The outcome of normalizing a quarantined callback again.
+
+    `events` set: the entry is resolved and the events stored. `events` None:
+    it failed again and `reason` replaces the old one.
+    """
+
+    quarantine_id: int
+    events: list[Event] | None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """A tiny durable write that proves the store takes writes (readiness)."""
+
+
+WriteItem = Accept | Quarantine | Reprocess | Probe
+
+Outcome = Literal["stored", "duplicate", "quarantined", "reprocessed", "failed_again", "probed"]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    outcome: Outcome
+    events: list[Event] = field(default_factory=list)
+    quarantine_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    source: str | None = None
+    provider: str | None = None
+    message_id: str | None = None
+    type: EventType | None = None
+    status: Status | None = None
+    after_seq: int = 0
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class MessageState:
+    """The current, never-regressing state of one message."""
+
+    provider: str
+    message_id: str
+    source: str
+    status: Status
+    provider_status: str | None
+    occurred_at: datetime
+    last_seq: int
+    recipient: str | None
+    correlation_id: str | None
+
+    def to_dict(self) -> dict[str, object]:
+        from dlrhub.event import format_time
+
+        return {
+            "provider": self.provider,
+            "message_id": self.message_id,
+            "source": self.source,
+            "status": self.status.value,
+            "provider_status": self.provider_status,
+            "occurred_at": format_time(self.occurred_at),
+            "last_seq": self.last_seq,
+            "recipient": self.recipient,
+            "correlation_id": self.correlation_id,
+        }
+
+
+QuarantineState = Literal["pending", "reprocessed"]
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineEntry:
+    id: int
+    raw: RawCallback
+    reason: str
+    state: QuarantineState
+    attempts: int
+    event_ids: list[str]
+
+    def to_dict(self, *, with_raw: bool = False) -> dict[str, object]:
+        from dlrhub.event import format_time
+
+        data: dict[str, object] = {
+            "id": self.id,
+            "source": self.raw.source,
+            "provider": self.raw.provider,
+            "kind": self.raw.kind,
+            "reason": self.reason,
+            "state": self.state,
+            "attempts": self.attempts,
+            "received_at": format_time(self.raw.received_at),
+            "event_ids": self.event_ids,
+        }
+        if with_raw:
+            data["raw"] = {
+                "method": self.raw.method,
+                "query": self.raw.query,
+                "content_type": self.raw.content_type,
+                "body": self.raw.body.decode("utf-8", "replace"),
+                "remote_addr": self.raw.remote_addr,
+            }
+        return data
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def write(self, item: WriteItem) -> WriteResult:
+        """Commit `item` durably (grouped with concurrent writes) and say what happened."""
+        ...
+
+    async def events(self, query: EventFilter) -> list[Event]: ...
+
+    async def message(self, provider: str, message_id: str) -> MessageState | None: ...
+
+    async def quarantine_entries(
+        self, *, state: QuarantineState | None = None, after_id: int = 0, limit: int = 100
+    ) -> list[QuarantineEntry]: ...
+
+    async def quarantine_entry(self, entry_id: int) -> QuarantineEntry | None: ...
+
+    async def quarantine_pending_count(self) -> int: ...

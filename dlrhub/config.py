@@ -310,7 +310,7 @@ def _source(path: str, item: Any) -> SourceConfig:
             raise ConfigError(
                 f"{path}.status_map.{key}", f"{text!r} is not a status ({choices})"
             ) from None
-    timezone = value_at(table, "timezone", f"{path}.timezone", read_text, "Europe/Madrid")
+    timezone = value_at(table, "timezone", f"{path}.timezone", read_text, "UTC")
     try:
         zoneinfo.ZoneInfo(timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):

@@ -69,7 +69,7 @@ class SourceOptions:
 
     dlr_params: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_DLR_PARAMS))
     status_map: Mapping[str, Status] = field(default_factory=dict)
-    timezone: str = "Europe/Madrid"
+    timezone: str = "UTC"
     dlr_plus_as_space: bool = False
 
 

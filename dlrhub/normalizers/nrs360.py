@@ -123,9 +123,10 @@ with `+00:00` (l.433) and some `YYYY-MM-DD HH:MM:SS` (l.2340); its requests take
 - exactly 14 digits: `YYYYmmddHHiiss` (a Unix time of 14 digits is past year 9999);
 - any other run of digits: Unix time in seconds.
 
-A time without an offset is in `options.timezone` (default `Europe/Madrid`,
-because 360NRS is Spanish and the document names no zone for these callbacks;
-set `UTC` if your account's events turn out to be UTC, as its other dates are).
+A time without an offset is in `options.timezone` (default `UTC`: the document
+names no zone for these callbacks, but gives every other date "en formato UTC",
+~l.209, and its API answers carry `+00:00`, ~l.433; set e.g. `Europe/Madrid`
+per source if your account's callbacks turn out to be in Spain's local time).
 A local time that falls in a DST gap or overlap takes the offset in force before
 the change. The result is converted to UTC and must lie in 1970-9998. Blank means
 no `occurred_at`; anything else, or an unknown `options.timezone` when a naive

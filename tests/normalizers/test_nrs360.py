@@ -226,7 +226,7 @@ def test_literal_plus_is_kept_by_default() -> None:
 
 
 def test_dlr_plus_as_space_reads_plus_as_a_space() -> None:
-    options = SourceOptions(dlr_plus_as_space=True)
+    options = SourceOptions(dlr_plus_as_space=True, timezone="Europe/Madrid")
     query = (
         "status=1&phone=%2B34666555444&sender=Cl%C3%ADnica+Sur&ref=cita+88123&ts=2024-12-02+10:15"
     )

@@ -60,11 +60,11 @@ class Running:
 @pytest.fixture
 async def running(config: Config) -> AsyncIterator[Running]:
     app = create_app(config)
-    async with serve_app(app) as base_url:
-        async with (
-            httpx.AsyncClient(base_url=base_url) as client,
-            httpx.AsyncClient(
-                base_url=base_url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
-            ) as admin,
-        ):
-            yield Running(config, base_url, client, admin)
+    async with (
+        serve_app(app) as base_url,
+        httpx.AsyncClient(base_url=base_url) as client,
+        httpx.AsyncClient(
+            base_url=base_url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        ) as admin,
+    ):
+        yield Running(config, base_url, client, admin)

@@ -18,9 +18,8 @@ async def serve_app(app: Any, **uvicorn_options: Any) -> AsyncIterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="on", **uvicorn_options
-    )
+    options = {"log_config": None, "access_log": False, "lifespan": "on", **uvicorn_options}
+    config = uvicorn.Config(app, **options)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

@@ -223,8 +223,8 @@ class SQLiteStore:
         self._task: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = await aiosqlite.connect(self.path, isolation_level=None)
             await self._writer.execute("PRAGMA journal_mode=WAL")
             await self._writer.execute("PRAGMA synchronous=FULL")
@@ -233,7 +233,7 @@ class SQLiteStore:
             self._reader = await aiosqlite.connect(self.path, isolation_level=None)
             await self._reader.execute("PRAGMA busy_timeout=10000")
             await self._reader.execute("PRAGMA query_only=ON")
-        except sqlite3.Error as error:
+        except (sqlite3.Error, OSError) as error:
             await self.close()
             raise StoreUnavailable(f"cannot open SQLite store at {self.path}: {error}") from error
         self._task = asyncio.create_task(self._run_writer(), name="dlrhub-sqlite-writer")

@@ -1,0 +1,207 @@
+"""The SQLite store: group commit, dedupe, the never-regressing message state, quarantine."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dlrhub.event import Event, EventType, Status
+from dlrhub.normalizers import RawCallback
+from dlrhub.store import (
+    Accept,
+    EventFilter,
+    Probe,
+    Quarantine,
+    Reprocess,
+    SQLiteStore,
+    StoreUnavailable,
+)
+from tests.strategies import events as any_event
+
+T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+
+def raw(body: str, source: str = "nrs360") -> RawCallback:
+    return RawCallback(
+        source=source,
+        provider="nrs360",
+        kind="events",
+        method="POST",
+        query="token=[REDACTED]",
+        content_type="application/x-www-form-urlencoded",
+        body=body.encode(),
+        received_at=T0,
+    )
+
+
+def status_event(message_id: str, status: Status, minute: int, event_id: str = "") -> Event:
+    return Event(
+        id=event_id or f"ev-{message_id}-{status.value}-{minute}-{random.random()}",
+        source="nrs360",
+        provider="nrs360",
+        type=EventType.MESSAGE_STATUS,
+        received_at=T0,
+        message_id=message_id,
+        status=status,
+        provider_status=status.value,
+        occurred_at=T0 + timedelta(minutes=minute),
+    )
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    sizes: list[int] = []
+    opened = SQLiteStore(tmp_path / "store.sqlite3", on_commit=sizes.append)
+    opened.commit_sizes = sizes  # type: ignore[attr-defined]
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+async def test_store_assigns_increasing_seq_and_dedupes(store: SQLiteStore) -> None:
+    first = await store.write(Accept(raw("a"), [status_event("m", Status.SENT, 0)]))
+    second = await store.write(Accept(raw("b"), [status_event("m", Status.DELIVERED, 1)]))
+    again = await store.write(Accept(raw("a"), [status_event("m", Status.SENT, 0, "other-id")]))
+    assert (first.outcome, second.outcome, again.outcome) == ("stored", "stored", "duplicate")
+    assert first.events[0].seq < second.events[0].seq
+    assert again.events == first.events
+    stored = await store.events(EventFilter())
+    assert [e.id for e in stored] == [first.events[0].id, second.events[0].id]
+
+
+async def test_concurrent_writes_are_committed_in_groups(store: SQLiteStore) -> None:
+    results = await asyncio.gather(
+        *(
+            store.write(Accept(raw(f"body-{i}"), [status_event(f"m{i}", Status.SENT, 0)]))
+            for i in range(300)
+        )
+    )
+    sizes: list[int] = store.commit_sizes  # type: ignore[attr-defined]
+    assert {r.outcome for r in results} == {"stored"}
+    assert sum(sizes) == 300
+    assert max(sizes) > 1, "concurrent writes should share a commit"
+    seqs = [r.events[0].seq for r in results]
+    assert len(set(seqs)) == 300
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(st.tuples(st.sampled_from(list(Status)), st.integers(0, 30)), min_size=1, max_size=8),
+    st.randoms(),
+)
+async def test_message_state_is_the_lattice_maximum_whatever_the_order(
+    tmp_path_factory: pytest.TempPathFactory,
+    updates: list[tuple[Status, int]],
+    shuffler: random.Random,
+) -> None:
+    path = tmp_path_factory.mktemp("lattice") / "store.sqlite3"
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        shuffler.shuffle(updates)
+        for index, (status, minute) in enumerate(updates):
+            event = status_event("m-1", status, minute)
+            await store.write(Accept(raw(f"{index}"), [event]))
+        state = await store.message("nrs360", "m-1")
+        assert state is not None
+        best = max((status.rank, minute) for status, minute in updates)
+        assert (state.status.rank, state.occurred_at) == (best[0], T0 + timedelta(minutes=best[1]))
+        if any(status is not Status.UNKNOWN for status, _ in updates):
+            assert state.status is not Status.UNKNOWN
+        history = await store.events(EventFilter(provider="nrs360", message_id="m-1"))
+        assert len(history) == len(updates)
+    finally:
+        await store.close()
+
+
+async def test_engagement_events_never_change_delivery_state(store: SQLiteStore) -> None:
+    await store.write(Accept(raw("d"), [status_event("m", Status.DELIVERED, 1)]))
+    opened = dataclasses.replace(
+        status_event("m", Status.DELIVERED, 5),
+        type=EventType.MESSAGE_ENGAGEMENT,
+        status=None,
+        provider_status="opened",
+    )
+    await store.write(Accept(raw("o"), [opened]))
+    state = await store.message("nrs360", "m")
+    assert state is not None
+    assert (state.status, state.provider_status) == (Status.DELIVERED, "delivered")
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(any_event, min_size=1, max_size=4, unique_by=lambda e: e.id))
+async def test_any_stored_event_reads_back_equal(
+    tmp_path_factory: pytest.TempPathFactory, generated: list[Event]
+) -> None:
+    store = SQLiteStore(tmp_path_factory.mktemp("roundtrip") / "store.sqlite3")
+    await store.open()
+    try:
+        result = await store.write(Accept(raw("x"), generated))
+        read = await store.events(EventFilter(limit=10))
+        assert read == result.events
+        assert [dataclasses.replace(e, seq=0) for e in read] == generated
+    finally:
+        await store.close()
+
+
+async def test_quarantine_reprocess_and_failing_again(store: SQLiteStore) -> None:
+    quarantined = await store.write(Quarantine(raw("broken"), "no event field"))
+    assert quarantined.outcome == "quarantined"
+    entry_id = quarantined.quarantine_id
+    assert entry_id is not None
+    retried = await store.write(Quarantine(raw("broken"), "no event field"))
+    assert (retried.outcome, retried.quarantine_id) == ("duplicate", entry_id)
+    assert await store.quarantine_pending_count() == 1
+
+    failed = await store.write(Reprocess(entry_id, None, "still no event field"))
+    assert failed.outcome == "failed_again"
+    entry = await store.quarantine_entry(entry_id)
+    assert entry is not None
+    assert (entry.reason, entry.attempts, entry.state) == ("still no event field", 2, "pending")
+    assert entry.raw.body == b"broken"
+
+    done = await store.write(Reprocess(entry_id, [status_event("q", Status.SENT, 0)]))
+    assert done.outcome == "reprocessed"
+    again = await store.write(Reprocess(entry_id, [status_event("q", Status.SENT, 0)]))
+    assert again.outcome == "duplicate"
+    assert again.events == done.events
+    assert await store.quarantine_pending_count() == 0
+    listed = await store.quarantine_entries(state="reprocessed")
+    assert [e.event_ids for e in listed] == [[done.events[0].id]]
+
+
+async def test_probe_and_closed_store(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.sqlite3")
+    await store.open()
+    assert (await store.write(Probe())).outcome == "probed"
+    await store.close()
+    with pytest.raises(StoreUnavailable):
+        await store.write(Probe())
+    with pytest.raises(StoreUnavailable):
+        await store.events(EventFilter())
+
+
+async def test_unopenable_store_is_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    store = SQLiteStore(tmp_path / "file" / "store.sqlite3")
+    with pytest.raises(StoreUnavailable, match="cannot open"):
+        await store.open()
+
+
+async def test_a_store_that_is_not_sqlite_is_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "junk.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreUnavailable):
+        await SQLiteStore(path).open()

@@ -1,0 +1,117 @@
+"""The `dlrhub` command as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from dlrhub.cli import main as cli_main
+from tests.serving import free_port
+
+
+def test_help_on_every_command() -> None:
+    for arguments in (
+        ["--help"],
+        ["serve", "--help"],
+        ["events", "--help"],
+        ["quarantine", "--help"],
+        ["quarantine", "reprocess", "--help"],
+        ["check-config", "--help"],
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "dlrhub", *arguments], capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+        assert "usage: dlrhub" in result.stdout
+
+
+def test_zero_config_serve_prints_urls_that_work_then_events_lists_them(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DLRHUB_")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "dlrhub", "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        banner = ""
+        assert server.stdout is not None
+        while "Admin token" not in banner:
+            line = server.stdout.readline()
+            assert line, f"serve exited early: {server.stderr.read() if server.stderr else ''}"
+            banner += line
+        banner += server.stdout.readline()
+        events_url = re.search(r"(http://\S+/hooks/nrs360/events\?token=\S+)", banner)
+        dlr_url = re.search(r"(http://\S+/hooks/nrs360/dlr\?\S+)", banner)
+        admin = banner.strip().splitlines()[-1].strip()
+        assert events_url and dlr_url
+        assert (tmp_path / "dlrhub-data" / "dlrhub.sqlite3").exists()
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "server did not come up"
+                time.sleep(0.1)
+        # What 360NRS would do with the printed template.
+        url = dlr_url.group(1).replace("%d", "1").replace("%P", "34600111222")
+        url = url.replace("%p", "SHOP").replace("<your-ref>", "order-1")
+        assert httpx.get(url).status_code == 200
+        posted = httpx.post(
+            events_url.group(1),
+            content="id=abc&event=delivered&channel=sms",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert posted.status_code == 200
+        answer = httpx.get(
+            f"http://127.0.0.1:{port}/v1/events", headers={"Authorization": f"Bearer {admin}"}
+        )
+        assert len(answer.json()["events"]) == 2
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+    listing = subprocess.run(
+        [sys.executable, "-m", "dlrhub", "events", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert listing.returncode == 0, listing.stderr
+    rows = [orjson.loads(line) for line in listing.stdout.splitlines()]
+    assert [(r["correlation_id"], r["status"]) for r in rows] == [
+        ("order-1", "delivered"),
+        (None, "delivered"),
+    ]
+    table = subprocess.run(
+        [sys.executable, "-m", "dlrhub", "events", "--status", "delivered", "--limit", "1"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert len(table.stdout.splitlines()) == 1
+    assert "order-1" in table.stdout
+
+
+def test_commands_on_a_missing_store_fail_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir = str(tmp_path / "empty")
+    assert cli_main(["events", "--data-dir", data_dir]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("dlrhub: no store at") and err.count("\n") == 1
+    assert cli_main(["quarantine", "show", "3", "--data-dir", data_dir]) == 1
+    assert cli_main(["quarantine", "reprocess", "--data-dir", data_dir]) == 2

@@ -1,0 +1,161 @@
+"""Configuration: file, environment overrides, and errors that name the key."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from dlrhub.cli import main as cli_main
+from dlrhub.config import ConfigError, load_config
+from dlrhub.event import Status
+from dlrhub.first_start import prepare
+
+TOKEN = "abcdefghijklmnop0123"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "dlrhub.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_no_configuration_gives_the_documented_defaults() -> None:
+    config = load_config(None, env={})
+    assert (config.server.host, config.server.port) == ("127.0.0.1", 8080)
+    assert config.data_dir == Path("dlrhub-data")
+    assert config.sqlite_path == Path("dlrhub-data/dlrhub.sqlite3")
+    assert config.server.max_body_bytes == 65536
+    assert config.sources == ()
+
+
+def test_a_full_source_reads_every_key(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""
+[[sources]]
+name = "shop"
+provider = "360nrs"
+token = "{TOKEN}"
+allow_ips = ["203.0.113.0/24", "2001:db8::/32"]
+timezone = "Europe/Madrid"
+dlr_plus_as_space = true
+dlr_params = {{ ref = "customId" }}
+status_map = {{ "3" = "delivered", "ENTREGADO" = "Delivered" }}
+""",
+    )
+    (source,) = load_config(path, env={}).sources
+    assert source.provider == "nrs360"
+    assert source.options.dlr_params["ref"] == "customId"
+    assert source.options.dlr_params["status"] == "status"
+    assert source.options.status_map == {"3": Status.DELIVERED, "entregado": Status.DELIVERED}
+    assert source.allows("203.0.113.9") and source.allows("2001:db8::1")
+    assert not source.allows("198.51.100.1") and not source.allows(None)
+    assert source.allow_ips[0] == ipaddress.ip_network("203.0.113.0/24")
+
+
+def test_environment_overrides_file_keys_and_sources_by_name(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f'data_dir = "/from/file"\n[[sources]]\nname = "nrs-main"\nprovider = "360nrs"\n'
+        f'token = "{TOKEN}"\n',
+    )
+    env = {
+        "DLRHUB_DATA_DIR": "/from/env",
+        "DLRHUB_SERVER__PORT": "9090",
+        "DLRHUB_SERVER__ACCESS_LOG": "false",
+        "DLRHUB_SOURCES__NRS_MAIN__ALLOW_IPS": "10.0.0.0/8, 192.0.2.1",
+        "DLRHUB_SOURCES__NRS_MAIN__DLR_PARAMS__REF": "customId",
+        "DLRHUB_SOURCES__OTHER__PROVIDER": "360nrs",
+        "DLRHUB_SOURCES__OTHER__TOKEN": TOKEN + "x",
+        "UNRELATED": "1",
+    }
+    config = load_config(path, env=env)
+    assert config.data_dir == Path("/from/env")
+    assert config.server.port == 9090
+    assert config.server.access_log is False
+    main, other = config.sources
+    assert len(main.allow_ips) == 2
+    assert main.options.dlr_params["ref"] == "customId"
+    assert (other.name, other.token) == ("other", TOKEN + "x")
+
+
+def test_config_path_from_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, "[server]\nport = 7000\n")
+    assert load_config(None, env={"DLRHUB_CONFIG": str(path)}).server.port == 7000
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        ("[server]\nport = 70000\n", {}, "server.port: must be a port number"),
+        ("[server]\nport = 'x'\n", {}, "server.port: must be a whole number"),
+        ("", {"DLRHUB_SERVER__PORT": "eighty"}, "server.port: must be a whole number"),
+        ("[server]\ncolour = 1\n", {}, "server.colour: unknown key"),
+        ("[[sources]]\nprovider = '360nrs'\n", {}, "sources[0].name: is required"),
+        (
+            f"[[sources]]\nname = 'a'\nprovider = 'twilio'\ntoken = '{TOKEN}'\n",
+            {},
+            "sources[0].provider: 'twilio' is not a known provider",
+        ),
+        ("[[sources]]\nname = 'a'\nprovider = '360nrs'\ntoken = 'short'\n", {}, "sources[0].token"),
+        (
+            f"[[sources]]\nname = 'a'\nprovider = '360nrs'\ntoken = '{TOKEN}'\n"
+            "allow_ips = ['10.0.0.0/8', '10.0.0.300/8']\n",
+            {},
+            "sources[0].allow_ips[1]: '10.0.0.300/8' is not an IP address or CIDR network",
+        ),
+        (
+            f"[[sources]]\nname = 'a'\nprovider = '360nrs'\ntoken = '{TOKEN}'\n"
+            "status_map = { '3' = 'gone' }\n",
+            {},
+            "sources[0].status_map.3: 'gone' is not a status",
+        ),
+        (
+            f"[[sources]]\nname = 'a'\nprovider = '360nrs'\ntoken = '{TOKEN}'\n"
+            "timezone = 'Mars/Olympus'\n",
+            {},
+            "sources[0].timezone",
+        ),
+        (
+            f"[[sources]]\nname = 'a'\nprovider = '360nrs'\ntoken = '{TOKEN}'\n"
+            f"[[sources]]\nname = 'a'\nprovider = '360nrs'\ntoken = '{TOKEN}'\n",
+            {},
+            "sources[1].name: 'a' is used by another source",
+        ),
+        ("data_dir = [1\n", {}, "is not valid TOML"),
+        ("[store]\nbackend = 'oracle'\n", {}, "store.backend"),
+    ],
+)
+def test_errors_name_the_key(tmp_path: Path, text: str, env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, text), env=env)
+    assert message in str(error.value)
+
+
+def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = write(tmp_path, f"[[sources]]\nname = 'a'\nprovider = '360nrs'\ntoken = '{TOKEN}'\n")
+    assert cli_main(["check-config", "--config", str(good)]) == 0
+    assert "configuration is valid" in capsys.readouterr().out
+    bad = write(tmp_path, "[server]\nport = -1\n")
+    assert cli_main(["check-config", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dlrhub: configuration error: server.port:")
+    assert "Traceback" not in err
+    missing = tmp_path / "nope.toml"
+    assert cli_main(["check-config", "--config", str(missing)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_first_start_persists_generated_secrets(tmp_path: Path) -> None:
+    config = load_config(None, env={"DLRHUB_DATA_DIR": str(tmp_path / "data")})
+    first = prepare(config)
+    assert first.generated == ["admin token", "source nrs360"]
+    (source,) = first.config.sources
+    assert (source.name, source.provider) == ("nrs360", "nrs360")
+    assert (tmp_path / "data" / "admin.token").stat().st_mode & 0o777 == 0o600
+    second = prepare(config)
+    assert second.generated == []
+    assert second.config.sources[0].token == source.token
+    assert second.config.admin_token == first.config.admin_token

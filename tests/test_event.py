@@ -1,0 +1,26 @@
+"""The event type and its status lattice."""
+
+from __future__ import annotations
+
+from hypothesis import given
+
+from dlrhub.event import Event, Status
+from tests.strategies import events
+
+
+def test_lattice_order() -> None:
+    assert Status.UNKNOWN.rank < Status.ACCEPTED.rank < Status.QUEUED.rank < Status.SENT.rank
+    finals = [s for s in Status if s.is_final]
+    assert set(finals) == {
+        Status.DELIVERED,
+        Status.UNDELIVERED,
+        Status.FAILED,
+        Status.REJECTED,
+        Status.EXPIRED,
+    }
+    assert all(s.rank > Status.SENT.rank for s in finals)
+
+
+@given(events)
+def test_any_event_round_trips_through_json(event: Event) -> None:
+    assert Event.from_json(event.to_json()) == event

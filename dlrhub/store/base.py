@@ -55,7 +55,9 @@ class Probe:
 
 WriteItem = Accept | Quarantine | Reprocess | Probe
 
-Outcome = Literal["stored", "duplicate", "quarantined", "reprocessed", "failed_again", "probed"]
+Outcome = Literal[
+    "stored", "duplicate", "quarantined", "reprocessed", "failed_again", "not_found", "probed"
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,6 +125,8 @@ r.content_type, r.body, r.remote_addr, r.received_at, r.id
 """
 
 MAX_VARIABLES = 500
+CLOSE_TIMEOUT_SECONDS = 15.0
+_Pending = tuple[WriteItem, "asyncio.Future[WriteResult]"]
 
 
 def now_text() -> str:
@@ -219,7 +221,7 @@ class SQLiteStore:
         self.on_commit = on_commit
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
-        self._queue: asyncio.Queue[tuple[WriteItem, asyncio.Future[WriteResult]]] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()  # None: stop
         self._task: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
@@ -239,11 +241,17 @@ class SQLiteStore:
         self._task = asyncio.create_task(self._run_writer(), name="dlrhub-sqlite-writer")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Commit what is queued, then stop; later writes get `StoreUnavailable`."""
+        task, self._task = self._task, None
+        if task is not None:
+            self._queue.put_nowait(None)
+            try:
+                await asyncio.wait_for(asyncio.shield(task), CLOSE_TIMEOUT_SECONDS)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._fail_queued(StoreUnavailable("the store was closed"))
         for connection in (self._writer, self._reader):
             if connection is not None:
                 await connection.close()
@@ -258,24 +266,41 @@ class SQLiteStore:
 
     async def _run_writer(self) -> None:
         while True:
-            pending = [await self._queue.get()]
+            first = await self._queue.get()
+            if first is None:
+                return
+            pending = [first]
             while len(pending) < self.max_batch and not self._queue.empty():
-                pending.append(self._queue.get_nowait())
+                queued = self._queue.get_nowait()
+                if queued is None:
+                    self._queue.put_nowait(None)  # finish this batch, then stop
+                    break
+                pending.append(queued)
             items = [item for item, _ in pending]
             try:
                 results = await self._commit(items)
             except sqlite3.Error as error:
                 log.error("store write of %d item(s) failed: %s", len(items), error)
-                failure = StoreUnavailable(f"the SQLite store could not commit: {error}")
-                for _, future in pending:
-                    if not future.done():
-                        future.set_exception(failure)
+                _fail(pending, StoreUnavailable(f"the SQLite store could not commit: {error}"))
+                continue
+            except asyncio.CancelledError:
+                _fail(pending, StoreUnavailable("the store was closed mid-commit"))
+                raise
+            except Exception as error:  # a bug must not leave callers waiting forever
+                log.exception("store write of %d item(s) failed unexpectedly", len(items))
+                _fail(pending, StoreUnavailable(f"the store could not commit: {error!r}"))
                 continue
             if self.on_commit is not None:
                 self.on_commit(len(items))
             for (_, future), result in zip(pending, results, strict=True):
                 if not future.done():
                     future.set_result(result)
+
+    def _fail_queued(self, error: StoreUnavailable) -> None:
+        while not self._queue.empty():
+            queued = self._queue.get_nowait()
+            if queued is not None:
+                _fail([queued], error)
 
     async def _commit(self, items: Sequence[WriteItem]) -> list[WriteResult]:
         db = self._connection(self._writer)
@@ -362,7 +387,7 @@ class SQLiteStore:
         ) as cursor:
             row = await cursor.fetchone()
         if row is None:
-            raise StoreUnavailable(f"quarantine entry {item.quarantine_id} does not exist")
+            return WriteResult("not_found", quarantine_id=item.quarantine_id)
         raw_id, state = int(row[0]), str(row[1])
         if state == "reprocessed":
             return (await self._previous_outcomes(db, {raw_id}))[raw_id]
@@ -517,6 +542,12 @@ class SQLiteStore:
         if connection is None:
             raise StoreUnavailable("the store is not open")
         return connection
+
+
+def _fail(pending: Iterable[_Pending], error: Exception) -> None:
+    for _, future in pending:
+        if not future.done():
+            future.set_exception(error)
 
 
 def _as_duplicate(result: WriteResult) -> WriteResult:

@@ -205,3 +205,26 @@ async def test_a_store_that_is_not_sqlite_is_unavailable(tmp_path: Path) -> None
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreUnavailable):
         await SQLiteStore(path).open()
+
+
+async def test_close_commits_what_is_queued_and_leaves_nobody_waiting(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.sqlite3")
+    await store.open()
+    writes = [
+        asyncio.create_task(
+            store.write(Accept(raw(f"q{i}"), [status_event(f"m{i}", Status.SENT, 0)]))
+        )
+        for i in range(100)
+    ]
+    await asyncio.sleep(0)  # every write is queued
+    await store.close()
+    results = await asyncio.wait_for(asyncio.gather(*writes, return_exceptions=True), 5)
+    assert all(not isinstance(r, BaseException) and r.outcome == "stored" for r in results)
+    reopened = SQLiteStore(tmp_path / "s.sqlite3")
+    await reopened.open()
+    try:
+        assert len(await reopened.events(EventFilter(limit=1000))) == 100
+        missing = await reopened.write(Reprocess(999, None, "x"))
+        assert missing.outcome == "not_found"
+    finally:
+        await reopened.close()

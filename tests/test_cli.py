@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -14,6 +16,9 @@ import orjson
 import pytest
 
 from dlrhub.cli import main as cli_main
+from dlrhub.event import Event, EventType, Status
+from dlrhub.normalizers import RawCallback
+from dlrhub.store import Accept, SQLiteStore
 from tests.serving import free_port
 
 
@@ -115,3 +120,39 @@ def test_commands_on_a_missing_store_fail_in_one_line(
     assert err.startswith("dlrhub: no store at") and err.count("\n") == 1
     assert cli_main(["quarantine", "show", "3", "--data-dir", data_dir]) == 1
     assert cli_main(["quarantine", "reprocess", "--data-dir", data_dir]) == 2
+
+
+async def test_events_follow_prints_new_events_as_they_are_stored(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "dlrhub-data" / "dlrhub.sqlite3")
+    await store.open()
+    follower = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "dlrhub",
+        "events",
+        "--follow",
+        "--json",
+        "--data-dir",
+        str(tmp_path / "dlrhub-data"),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        now = datetime.now(UTC)
+        for index in range(3):
+            raw = RawCallback("s", "nrs360", "dlr", "GET", f"n={index}", "", b"", now)
+            event = Event(
+                id=f"e{index}",
+                source="s",
+                provider="nrs360",
+                type=EventType.MESSAGE_STATUS,
+                received_at=now,
+                status=Status.SENT,
+            )
+            await store.write(Accept(raw, [event]))
+            assert follower.stdout is not None
+            line = await asyncio.wait_for(follower.stdout.readline(), 10)
+            assert orjson.loads(line)["id"] == f"e{index}"
+    finally:
+        follower.terminate()
+        await follower.wait()
+        await store.close()

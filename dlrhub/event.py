@@ -145,7 +145,7 @@ class Event:
 
 def format_time(moment: datetime) -> str:
     """ISO 8601 in UTC with microseconds: fixed width, so text order is time order."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def parse_time(text: str) -> datetime:

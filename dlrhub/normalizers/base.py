@@ -38,14 +38,18 @@ class RawCallback:
     received_at: datetime
     remote_addr: str | None = None
 
+    _dedupe_key: str = field(init=False, repr=False, compare=False, default="")
+
     def dedupe_key(self) -> str:
         """Identity of the callback: a provider's retry of it hashes the same."""
-        digest = hashlib.sha256()
-        for part in (self.source, self.kind, self.method, self.query):
-            digest.update(part.encode("utf-8", "surrogatepass"))
-            digest.update(b"\x00")
-        digest.update(self.body)
-        return digest.hexdigest()
+        if not self._dedupe_key:
+            digest = hashlib.sha256()
+            for part in (self.source, self.kind, self.method, self.query):
+                digest.update(part.encode("utf-8", "surrogatepass"))
+                digest.update(b"\x00")
+            digest.update(self.body)
+            object.__setattr__(self, "_dedupe_key", digest.hexdigest())
+        return self._dedupe_key
 
 
 # Default names of the query parameters of a delivery receipt (GET on the

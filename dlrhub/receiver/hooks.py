@@ -15,8 +15,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import orjson
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from dlrhub.config import Config, SourceConfig
@@ -125,7 +126,7 @@ class Hooks:
         }
         if result.quarantine_id is not None:
             answer["quarantine_id"] = result.quarantine_id
-        return JSONResponse(answer)
+        return Response(orjson.dumps(answer), media_type="application/json")
 
     async def _reject(
         self, request: Request, kind: HookKind, source: SourceConfig

@@ -119,6 +119,14 @@ INSERT INTO events (seq, id, raw_id, source, provider, type, status, message_id,
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
+INSERT_QUARANTINE = "INSERT INTO quarantine (id, raw_id, reason, updated_at) VALUES (?, ?, ?, ?)"
+
+UPDATE_QUARANTINE = """
+UPDATE quarantine SET state = ?, reason = coalesce(?, reason), attempts = attempts + 1,
+       updated_at = ?
+WHERE id = ?
+"""
+
 QUARANTINE_COLUMNS = """
 q.id, q.reason, q.state, q.attempts, r.source, r.provider, r.kind, r.method, r.query,
 r.content_type, r.body, r.remote_addr, r.received_at, r.id
@@ -355,20 +363,17 @@ class SQLiteStore:
                         quarantine_id = await self._next_quarantine_id(db, batch)
                         batch.quarantines.append((quarantine_id, raw_id, item.reason, now_text()))
                         results.append(WriteResult("quarantined", quarantine_id=quarantine_id))
-        await db.executemany(INSERT_RAW, batch.raws)
-        await db.executemany(INSERT_EVENT, batch.events)
-        await db.executemany(UPSERT_MESSAGE, batch.messages)
-        await db.executemany(
-            "INSERT INTO quarantine (id, raw_id, reason, updated_at) VALUES (?, ?, ?, ?)",
-            batch.quarantines,
-        )
-        await db.executemany(
-            "UPDATE quarantine SET state = ?, reason = coalesce(?, reason),"
-            " attempts = attempts + 1, updated_at = ? WHERE id = ?",
-            batch.quarantine_updates,
-        )
+        for sql, rows in (
+            (INSERT_RAW, batch.raws),
+            (INSERT_EVENT, batch.events),
+            (UPSERT_MESSAGE, batch.messages),
+            (INSERT_QUARANTINE, batch.quarantines),
+            (UPDATE_QUARANTINE, batch.quarantine_updates),
+        ):
+            if rows:
+                await db.executemany(sql, rows)
         duplicates = {value for value in results if isinstance(value, int)}
-        previous = await self._previous_outcomes(db, duplicates)
+        previous = await self._previous_outcomes(db, duplicates) if duplicates else {}
         return [previous[value] if isinstance(value, int) else value for value in results]
 
     async def _next_quarantine_id(self, db: aiosqlite.Connection, batch: _Batch) -> int:

@@ -423,7 +423,7 @@ def _event_id(raw: RawCallback, index: int) -> str:
 def _serializable(event: Event) -> Event:
     """Refuse an event the store could not write (JSON nested too deep for orjson)."""
     try:
-        orjson.dumps(event.to_dict())
+        orjson.dumps(event.extra)  # the only part whose depth the payload controls
     except orjson.JSONEncodeError as exc:
         raise NormalizeError(f"The callback's data cannot be stored as JSON: {exc}.") from exc
     return event
@@ -440,7 +440,9 @@ def _parse_form(body: bytes) -> dict[str, str]:
 
 
 def _decode_form_text(encoded: bytes) -> str:
-    octets = unquote_to_bytes(encoded.replace(b"+", b" "))
+    octets = encoded.replace(b"+", b" ")
+    if b"%" in octets:
+        octets = unquote_to_bytes(octets)
     try:
         return octets.decode("utf-8")
     except UnicodeDecodeError:

@@ -1,0 +1,411 @@
+"""Ingest benchmark: dlrhub against a bare Starlette app, same Uvicorn, loaded by wrk.
+
+    python bench/ingest.py [--duration 10] [--connections 64] [--threads 2]
+
+Starts (a) `bench/bare_app.py` and (b) `dlrhub serve` (fresh temporary data
+directory, access log off), one after the other, each as a subprocess under the
+same Uvicorn settings: one worker, 127.0.0.1, an ephemeral port, `--http auto`,
+`--loop auto`, no access log, no server header, log level warning. Each gets a
+short warm-up, then `wrk --latency` for `--duration` seconds with
+`bench/nrs360_events.lua`, which POSTs 360NRS event-notification forms with a
+unique `id` per request to `/hooks/nrs360/events?token=...`.
+
+Prints requests/s, p50 and p99 for both, dlrhub's throughput as a fraction of the
+bare app's, and a check that dlrhub stored one event per 2xx answer wrk counted
+(read from its SQLite file after a graceful stop). wrk stops with requests in
+flight; dlrhub may have committed those too, so the check allows at most the
+number of requests wrk sent without reading the answer.
+
+Exit status: 0 when measured (whatever the numbers), 1 when a server failed or
+the stored count does not match, 2 when wrk is missing or arguments are wrong.
+Only 127.0.0.1 is targeted; subprocesses and temporary directories are removed
+on the way out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+SCRIPT = BENCH_DIR / "nrs360_events.lua"
+HOST = "127.0.0.1"
+SOURCE_TOKEN = "bench-source-token-0123456789"
+ADMIN_TOKEN = "bench-admin-token-0123456789"
+HOOK_PATH = f"/hooks/nrs360/events?token={SOURCE_TOKEN}"
+START_TIMEOUT_SECONDS = 30.0
+STOP_TIMEOUT_SECONDS = 15.0
+P99_GOAL_MS = 50.0
+THROUGHPUT_GOAL = 0.5
+
+# The flags `dlrhub serve` gives uvicorn.Config (see dlrhub/cli.py), spelled for the CLI.
+UVICORN_FLAGS = [
+    "--workers",
+    "1",
+    "--http",
+    "auto",
+    "--loop",
+    "auto",
+    "--no-access-log",
+    "--no-server-header",
+    "--log-level",
+    "warning",
+]
+
+
+class BenchError(Exception):
+    """A failure that ends the run; the message says what to look at."""
+
+
+@dataclass(frozen=True, slots=True)
+class WrkResult:
+    requests: int  # answers wrk read
+    generated: int  # request() calls: an upper bound of requests sent
+    status_errors: int  # answers >= 400 ("Non-2xx or 3xx responses")
+    socket_errors: str
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    output: str
+
+    @property
+    def ok_answers(self) -> int:
+        return self.requests - self.status_errors
+
+    @property
+    def unanswered(self) -> int:
+        """Requests wrk sent (or prepared) but never read an answer for."""
+        return max(0, self.generated - self.requests)
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    name: str
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--duration", type=int, default=10, help="seconds of load per server")
+    parser.add_argument("--connections", type=int, default=64, help="wrk connections")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per server")
+    args = parser.parse_args(argv)
+    if not 1 <= args.duration <= 300 or not 0 <= args.warmup <= 60:
+        parser.error("--duration must be 1-300 and --warmup 0-60 seconds")
+    if args.threads < 1 or args.connections < args.threads:
+        parser.error("--connections must be at least --threads, and --threads at least 1")
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        print("install wrk: apt-get install wrk", file=sys.stderr)
+        return 2
+    try:
+        return run(wrk, args)
+    except BenchError as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 1
+
+
+def run(wrk: str, args: argparse.Namespace) -> int:
+    print(describe_machine(wrk, args), flush=True)
+    with tempfile.TemporaryDirectory(prefix="dlrhub-bench-") as temporary:
+        work = Path(temporary)
+        with serve(bare_command(), work, "bare", "/") as server:
+            warm_up(wrk, server, args)
+            bare = measure(wrk, server, args)
+        config = write_config(work)
+        with serve(dlrhub_command(config), work, "dlrhub", "/healthz") as server:
+            warm_up(wrk, server, args)
+            commits_before = commit_counts(server)
+            hub = measure(wrk, server, args)
+            commits_after = commit_counts(server)
+        stored = count_stored(work / "data" / "dlrhub.sqlite3", "measure-")
+    print()
+    print(results_table(bare, hub))
+    print()
+    print(goal_lines(bare, hub))
+    transactions = commits_after[0] - commits_before[0]
+    writes = commits_after[1] - commits_before[1]
+    if transactions:
+        print(
+            f"dlrhub group commit: {transactions:.0f} transactions for {writes:.0f} writes, "
+            f"{writes / transactions:.1f} per commit on average"
+        )
+    matches = hub.ok_answers <= stored <= hub.ok_answers + hub.unanswered
+    extra = stored - hub.ok_answers
+    print(
+        f"stored-events check: {stored} events stored, wrk counted {hub.ok_answers} 2xx answers "
+        f"({hub.status_errors} non-2xx, {hub.unanswered} sent but unanswered when wrk stopped"
+        f", socket errors: {hub.socket_errors}): "
+        + (
+            ("equal" if extra == 0 else f"{extra} of the unanswered requests were committed too")
+            + " -> OK"
+            if matches
+            else "MISMATCH"
+        )
+    )
+    return 0 if matches else 1
+
+
+def describe_machine(wrk: str, args: argparse.Namespace) -> str:
+    versions = ", ".join(
+        f"{name} {_version(name)}" for name in ("uvicorn", "starlette", "uvloop", "httptools")
+    )
+    wrk_version = subprocess.run(
+        [wrk, "--version"], capture_output=True, text=True, timeout=10, check=False
+    ).stdout.splitlines()
+    return (
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()}, "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, {versions}\n"
+        f"{wrk_version[0] if wrk_version else 'wrk'}: -t{args.threads} -c{args.connections} "
+        f"-d{args.duration}s --latency (warm-up {args.warmup}s), server and wrk on one machine"
+    )
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def bare_command() -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bare_app:app",
+        "--app-dir",
+        str(BENCH_DIR),
+        "--host",
+        HOST,
+        *UVICORN_FLAGS,
+    ]
+
+
+def dlrhub_command(config: Path) -> list[str]:
+    return [sys.executable, "-m", "dlrhub", "serve", "--config", str(config), "--host", HOST]
+
+
+def write_config(work: Path) -> Path:
+    path = work / "dlrhub.toml"
+    path.write_text(
+        f"""
+data_dir = "{work / "data"}"
+admin_token = "{ADMIN_TOKEN}"
+log_level = "warning"
+
+[server]
+access_log = false
+
+[[sources]]
+name = "nrs360"
+provider = "360nrs"
+token = "{SOURCE_TOKEN}"
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+@contextlib.contextmanager
+def serve(command: list[str], work: Path, name: str, ready_path: str) -> Iterator[Server]:
+    """Run `command --port <free port>` until it answers `ready_path`; stop it after."""
+    port = free_port()
+    log_path = work / f"{name}.log"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DLRHUB_")}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*command, "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=work,
+        )
+    server = Server(name, process, f"http://{HOST}:{port}", log_path)
+    try:
+        wait_until_ready(server, ready_path)
+        yield server
+    finally:
+        stop(process)
+
+
+def wait_until_ready(server: Server, path: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline and server.process.poll() is None:
+        try:
+            with urllib.request.urlopen(server.base_url + path, timeout=1):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers; the bare app has no GET route
+        except OSError:
+            time.sleep(0.1)
+    log = server.log_path.read_text(encoding="utf-8", errors="replace")
+    raise BenchError(f"{server.name} did not start at {server.base_url}; its output:\n{log}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)  # uvicorn's graceful shutdown
+        try:
+            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    process.wait(timeout=STOP_TIMEOUT_SECONDS)
+
+
+def warm_up(wrk: str, server: Server, args: argparse.Namespace) -> None:
+    if args.warmup:
+        url = server.base_url + HOOK_PATH
+        run_wrk(wrk, url, args.warmup, args.connections, args.threads, "warmup")
+
+
+def measure(wrk: str, server: Server, args: argparse.Namespace) -> WrkResult:
+    url = server.base_url + HOOK_PATH
+    result = run_wrk(wrk, url, args.duration, args.connections, args.threads, "measure")
+    print(f"\n== {server.name} ==\n{result.output.rstrip()}", flush=True)
+    if server.process.poll() is not None:
+        raise BenchError(f"{server.name} exited during the load; see {server.log_path}")
+    return result
+
+
+def run_wrk(
+    wrk: str, url: str, duration: int, connections: int, threads: int, tag: str
+) -> WrkResult:
+    command = [
+        wrk,
+        f"--threads={threads}",
+        f"--connections={connections}",
+        f"--duration={duration}s",
+        "--timeout=10s",
+        "--latency",
+        f"--script={SCRIPT}",
+        url,
+        "--",
+        tag,
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=duration + 60, check=False
+    )
+    if done.returncode != 0:
+        raise BenchError(f"wrk failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+    return parse_wrk(done.stdout)
+
+
+def parse_wrk(output: str) -> WrkResult:
+    """Read wrk's report and the BENCH line of bench/nrs360_events.lua."""
+    bench = re.search(r"^BENCH (.*)$", output, re.MULTILINE)
+    rate = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.MULTILINE)
+    completed = re.search(r"^\s*(\d+) requests in ", output, re.MULTILINE)
+    if bench is None or rate is None or completed is None:
+        raise BenchError(f"cannot read wrk's output:\n{output}")
+    fields = dict(pair.split("=") for pair in bench.group(1).split())
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    socket_errors = re.search(r"Socket errors:\s+(.*)$", output, re.MULTILINE)
+    return WrkResult(
+        requests=int(completed.group(1)),
+        generated=int(fields["generated"]),
+        status_errors=int(non_2xx.group(1)) if non_2xx else 0,
+        socket_errors=socket_errors.group(1).strip() if socket_errors else "none",
+        requests_per_second=float(rate.group(1)),
+        p50_ms=latency_ms(output, "50%"),
+        p99_ms=latency_ms(output, "99%"),
+        output=output,
+    )
+
+
+def latency_ms(output: str, percentile: str) -> float:
+    match = re.search(rf"^\s+{percentile}\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+    if match is None:
+        raise BenchError(f"no {percentile} latency in wrk's output:\n{output}")
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[match.group(2)]
+    return float(match.group(1)) * scale
+
+
+def commit_counts(server: Server) -> tuple[float, float]:
+    """dlrhub's (transactions, writes) so far, from its Prometheus histogram."""
+    with urllib.request.urlopen(server.base_url + "/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    count = re.search(r"^dlrhub_commit_batch_size_count (\S+)$", text, re.MULTILINE)
+    total = re.search(r"^dlrhub_commit_batch_size_sum (\S+)$", text, re.MULTILINE)
+    return (float(count.group(1)) if count else 0.0, float(total.group(1)) if total else 0.0)
+
+
+def count_stored(database: Path, prefix: str) -> int:
+    """Events of the measured run (their message id is the form's `id`)."""
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        row = connection.execute(
+            "SELECT count(*) FROM events WHERE message_id LIKE ?", (prefix + "%",)
+        ).fetchone()
+    finally:
+        connection.close()
+    return int(row[0])
+
+
+def results_table(bare: WrkResult, hub: WrkResult) -> str:
+    rows = [
+        ("server", "requests/s", "p50 ms", "p99 ms", "2xx answers", "non-2xx"),
+        ("bare Starlette", *_cells(bare)),
+        ("dlrhub (durable)", *_cells(hub)),
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    lines = [
+        "  ".join(
+            cell.ljust(width) if column == 0 else cell.rjust(width)
+            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def _cells(result: WrkResult) -> tuple[str, ...]:
+    return (
+        f"{result.requests_per_second:,.0f}",
+        f"{result.p50_ms:.2f}",
+        f"{result.p99_ms:.2f}",
+        f"{result.ok_answers:,}",
+        f"{result.status_errors:,}",
+    )
+
+
+def goal_lines(bare: WrkResult, hub: WrkResult) -> str:
+    fraction = hub.requests_per_second / bare.requests_per_second
+    throughput_met = "met" if fraction >= THROUGHPUT_GOAL else "NOT met"
+    latency_met = "met" if hub.p99_ms < P99_GOAL_MS else "NOT met"
+    return (
+        f"dlrhub / bare throughput: {fraction:.2f} (goal >= {THROUGHPUT_GOAL}: {throughput_met})\n"
+        f"dlrhub p99: {hub.p99_ms:.2f} ms (goal < {P99_GOAL_MS:.0f} ms: {latency_met})"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

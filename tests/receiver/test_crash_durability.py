@@ -29,10 +29,10 @@ from tests.serving import free_port
 
 SOURCE_TOKEN = "crash-source-token-0123456789"
 ADMIN_TOKEN = "crash-admin-token-0123456789"
-CALLBACKS = 2_400
+CALLBACKS = 3_600
 CONCURRENCY = 32
 KILL_AT_FRACTION = 0.6
-MIN_ACKNOWLEDGED = 1_000
+MIN_ACKNOWLEDGED = 2_000
 START_TIMEOUT_SECONDS = 20.0
 
 pytestmark = pytest.mark.slow

@@ -1,21 +1,262 @@
-"""The `[[sinks]]` configuration section (filled in by the fan-out work)."""
+"""The `[[sinks]]` configuration section.
+
+Keys every sink has (kind-specific keys are listed in each kind's module and
+in docs/sinks.md):
+
+| key             | default       | meaning                                                   |
+|-----------------|---------------|-----------------------------------------------------------|
+| `name`          | (required)    | lower-case letters, digits, `-`, `_`; the cursor's name   |
+| `kind`          | (required)    | webhook, jsonl, redis, nats, rabbitmq, stdout             |
+| `filter`        | everything    | table of lists: sources, providers, types, statuses       |
+| `batch_size`    | per kind      | events per delivery (webhook: 1 = one event per POST)      |
+| `max_in_flight` | per kind      | deliveries at once; events of one message stay in order  |
+| `timeout`       | `"10s"`       | one delivery attempt                                      |
+| `start`         | `"beginning"` | where a new sink starts: `beginning` or `end` of the log  |
+| `retry`         | see below     | initial, max, factor, max_attempts, max_age               |
+
+Durations are seconds (`2`, `0.5`) or text with a unit (`"500ms"`, `"30s"`,
+`"5m"`, `"24h"`, `"7d"`). Retry defaults: initial 0.5s, max 60s, factor 2,
+max_attempts 10, max_age 24h (0 = no limit). Attempts and age count only
+failures the sink answered (see `dlrhub/sinks/base.py`); a sink that is down
+is retried for as long as it is down.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from dlrhub.settings_values import ConfigError
+from dlrhub.event import Event, EventType, Status
+from dlrhub.normalizers import PROVIDER_ALIASES
+from dlrhub.settings_values import (
+    ConfigError,
+    EnvText,
+    read_int,
+    read_list,
+    read_positive_int,
+    read_table,
+    read_text,
+    reject_unknown,
+    value_at,
+)
+from dlrhub.sinks.base import SinkOptions
+
+SINK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+COMMON_KEYS = frozenset(
+    {"name", "kind", "filter", "batch_size", "max_in_flight", "timeout", "start", "retry"}
+)
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+MAX_BATCH_SIZE = 10_000
+MAX_IN_FLIGHT = 256
+
+StartAt = Literal["beginning", "end"]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    initial: float = 0.5
+    max: float = 60.0
+    factor: float = 2.0
+    max_attempts: int = 10
+    max_age: float = 86_400.0  # seconds since the first failed attempt; 0 = no limit
+
+
+@dataclass(frozen=True, slots=True)
+class SinkFilter:
+    """Which events a sink gets; an empty set lets everything through."""
+
+    sources: frozenset[str] = frozenset()
+    providers: frozenset[str] = frozenset()
+    types: frozenset[EventType] = frozenset()
+    statuses: frozenset[Status] = frozenset()
+
+    def matches(self, event: Event) -> bool:
+        return (
+            (not self.sources or event.source in self.sources)
+            and (not self.providers or event.provider in self.providers)
+            and (not self.types or event.type in self.types)
+            and (not self.statuses or (event.status is not None and event.status in self.statuses))
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class SinkConfig:
     name: str
     kind: str
+    options: SinkOptions
+    filter: SinkFilter = field(default_factory=SinkFilter)
+    batch_size: int = 100
+    max_in_flight: int = 1
+    timeout: float = 10.0
+    start: StartAt = "beginning"
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def secrets(self) -> tuple[str, ...]:
+        return self.options.secrets()
 
 
 def parse_sinks(document: Mapping[str, Any]) -> tuple[SinkConfig, ...]:
-    if document.get("sinks"):
-        raise ConfigError("sinks", "sinks are not supported by this version yet")
-    return ()
+    items = document.get("sinks", [])
+    if not isinstance(items, list):
+        raise ConfigError("sinks", "must be an array of tables ([[sinks]])")
+    sinks = tuple(parse_sink(f"sinks[{index}]", item) for index, item in enumerate(items))
+    names = [sink.name for sink in sinks]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise ConfigError(f"sinks[{index}].name", f"{name!r} is used by another sink")
+    return sinks
+
+
+def parse_sink(path: str, item: Any) -> SinkConfig:
+    from dlrhub.sinks.kinds import KINDS
+
+    table = read_table(path, item)
+    name = value_at(table, "name", f"{path}.name", read_text, None)
+    if name is None:
+        raise ConfigError(f"{path}.name", "is required")
+    if not SINK_NAME.match(name):
+        raise ConfigError(
+            f"{path}.name", f"{name!r} must be lower-case letters, digits, '-' or '_'"
+        )
+    kind_name = value_at(table, "kind", f"{path}.kind", read_text, None)
+    choices = ", ".join(sorted(KINDS))
+    if kind_name is None:
+        raise ConfigError(f"{path}.kind", f"is required (one of {choices})")
+    kind = KINDS.get(kind_name.lower())
+    if kind is None:
+        raise ConfigError(f"{path}.kind", f"{kind_name!r} is not a sink kind ({choices})")
+    reject_unknown(path, table, set(COMMON_KEYS | kind.keys))
+    start = value_at(table, "start", f"{path}.start", read_text, "beginning").lower()
+    if start not in ("beginning", "end"):
+        raise ConfigError(f"{path}.start", f"{start!r} must be 'beginning' or 'end'")
+    batch_size = value_at(
+        table, "batch_size", f"{path}.batch_size", read_positive_int, kind.batch_size
+    )
+    if batch_size > MAX_BATCH_SIZE:
+        raise ConfigError(f"{path}.batch_size", f"must be at most {MAX_BATCH_SIZE}")
+    max_in_flight = value_at(
+        table, "max_in_flight", f"{path}.max_in_flight", read_positive_int, kind.max_in_flight
+    )
+    if max_in_flight > MAX_IN_FLIGHT:
+        raise ConfigError(f"{path}.max_in_flight", f"must be at most {MAX_IN_FLIGHT}")
+    timeout = value_at(table, "timeout", f"{path}.timeout", read_duration, 10.0)
+    if timeout <= 0:
+        raise ConfigError(f"{path}.timeout", "must be greater than 0")
+    kind_table = {key: value for key, value in table.items() if key in kind.keys}
+    return SinkConfig(
+        name=name,
+        kind=kind.name,
+        options=kind.parse_options(path, kind_table),
+        filter=_filter(f"{path}.filter", table.get("filter", {})),
+        batch_size=batch_size,
+        max_in_flight=max_in_flight,
+        timeout=timeout,
+        start="end" if start == "end" else "beginning",
+        retry=_retry(f"{path}.retry", table.get("retry", {})),
+    )
+
+
+def _filter(path: str, value: Any) -> SinkFilter:
+    table = read_table(path, value)
+    reject_unknown(path, table, {"sources", "providers", "types", "statuses"})
+
+    def texts(key: str) -> list[str]:
+        return [
+            read_text(f"{path}.{key}[{index}]", item)
+            for index, item in enumerate(read_list(f"{path}.{key}", table.get(key, [])))
+        ]
+
+    providers = set()
+    for index, text in enumerate(texts("providers")):
+        provider = PROVIDER_ALIASES.get(text.lower())
+        if provider is None:
+            known = ", ".join(sorted(PROVIDER_ALIASES))
+            raise ConfigError(
+                f"{path}.providers[{index}]", f"{text!r} is not a known provider ({known})"
+            )
+        providers.add(provider)
+    types = set()
+    for index, text in enumerate(texts("types")):
+        try:
+            types.add(EventType(text))
+        except ValueError:
+            known = ", ".join(item.value for item in EventType)
+            raise ConfigError(
+                f"{path}.types[{index}]", f"{text!r} is not an event type ({known})"
+            ) from None
+    statuses = set()
+    for index, text in enumerate(texts("statuses")):
+        try:
+            statuses.add(Status(text.lower()))
+        except ValueError:
+            known = ", ".join(item.value for item in Status)
+            raise ConfigError(
+                f"{path}.statuses[{index}]", f"{text!r} is not a status ({known})"
+            ) from None
+    return SinkFilter(
+        sources=frozenset(texts("sources")),
+        providers=frozenset(providers),
+        types=frozenset(types),
+        statuses=frozenset(statuses),
+    )
+
+
+def _retry(path: str, value: Any) -> RetryPolicy:
+    table = read_table(path, value)
+    reject_unknown(path, table, {"initial", "max", "factor", "max_attempts", "max_age"})
+    defaults = RetryPolicy()
+    initial = value_at(table, "initial", f"{path}.initial", read_duration, defaults.initial)
+    maximum = value_at(table, "max", f"{path}.max", read_duration, defaults.max)
+    factor = value_at(table, "factor", f"{path}.factor", read_number, defaults.factor)
+    if initial <= 0:
+        raise ConfigError(f"{path}.initial", "must be greater than 0")
+    if maximum < initial:
+        raise ConfigError(f"{path}.max", "must not be less than retry.initial")
+    if factor < 1:
+        raise ConfigError(f"{path}.factor", "must be 1 or more")
+    return RetryPolicy(
+        initial=initial,
+        max=maximum,
+        factor=factor,
+        max_attempts=value_at(
+            table, "max_attempts", f"{path}.max_attempts", read_positive_int, defaults.max_attempts
+        ),
+        max_age=value_at(table, "max_age", f"{path}.max_age", read_duration, defaults.max_age),
+    )
+
+
+def read_duration(path: str, value: Any) -> float:
+    """Seconds from a number or from text such as `500ms`, `30s`, `5m`, `24h`, `7d`."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = DURATION.match(value)
+        if match is None:
+            raise ConfigError(path, f"{value!r} is not a duration (e.g. 500ms, 30s, 5m, 24h)")
+        seconds = float(match.group(1)) * UNITS[match.group(2)]
+    else:
+        raise ConfigError(path, f"must be a duration such as 30s, not {value!r}")
+    if seconds < 0:
+        raise ConfigError(path, "must not be negative")
+    return seconds
+
+
+def read_number(path: str, value: Any) -> float:
+    if isinstance(value, EnvText):
+        try:
+            return float(value.strip())
+        except ValueError:
+            raise ConfigError(path, f"must be a number, not {value!r}") from None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise ConfigError(path, f"must be a number, not {value!r}")
+
+
+def read_nonnegative_int(path: str, value: Any) -> int:
+    number = read_int(path, value)
+    if number < 0:
+        raise ConfigError(path, f"must be 0 or more, not {number}")
+    return number

@@ -1,0 +1,163 @@
+"""Durable state of the fan-out: per-sink cursors, control flags, dead letters, replays.
+
+The interface the sink engine and the `dlrhub sinks|dlq|replay` commands use;
+`sink_state_sqlite.SQLiteSinkState` is the embedded implementation, with its own
+tables in the same SQLite file as the event log. A PostgreSQL implementation
+will satisfy the same Protocol.
+
+Losing a write of this state (a crash between a delivery and the commit of its
+cursor) can only cause a redelivery, never a loss: the cursor is always behind
+or at what the sink acknowledged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+from dlrhub.event import Event, format_time
+
+DeadLetterState = Literal["dead", "retry"]
+
+
+class SinkStateUnavailable(Exception):
+    """The sink state cannot be read or written right now; try again later."""
+
+
+@dataclass(frozen=True, slots=True)
+class SinkState:
+    """One sink's durable position in the event log and its control flags."""
+
+    sink: str
+    after_seq: int  # every event with seq <= after_seq is delivered, dead-lettered or skipped
+    paused: bool
+    disabled_reason: str | None
+    last_error: str | None
+    last_error_at: datetime | None
+    last_delivered_at: datetime | None
+    delivered: int  # events delivered since the sink was first seen (live + replay + retry)
+    dead_letters: int  # dead letters waiting (state dead or retry)
+    replays_pending: int
+    retries_pending: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "sink": self.sink,
+            "after_seq": self.after_seq,
+            "paused": self.paused,
+            "disabled_reason": self.disabled_reason,
+            "last_error": self.last_error,
+            "last_error_at": _time(self.last_error_at),
+            "last_delivered_at": _time(self.last_delivered_at),
+            "delivered": self.delivered,
+            "dead_letters": self.dead_letters,
+            "replays_pending": self.replays_pending,
+            "retries_pending": self.retries_pending,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An event a sink gave up on, with the last error; `retry` means queued for redelivery."""
+
+    id: int
+    sink: str
+    event: Event
+    error: str
+    attempts: int
+    state: DeadLetterState
+    created_at: datetime
+    updated_at: datetime
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "sink": self.sink,
+            "seq": self.event.seq,
+            "event_id": self.event.id,
+            "error": self.error,
+            "attempts": self.attempts,
+            "state": self.state,
+            "created_at": format_time(self.created_at),
+            "updated_at": format_time(self.updated_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayJob:
+    """Re-deliver the events with `after_seq < seq <= until_seq` (progress kept in after_seq)."""
+
+    id: int
+    sink: str
+    after_seq: int
+    until_seq: int
+
+
+class SinkStateStore(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ensure(self, sink: str, *, start_after: int) -> SinkState:
+        """The sink's state, created at `start_after` the first time a sink is seen."""
+        ...
+
+    async def state(self, sink: str) -> SinkState | None: ...
+
+    async def states(self) -> list[SinkState]: ...
+
+    async def advance(
+        self, sink: str, after_seq: int, *, delivered: int, delivered_at: datetime | None
+    ) -> None:
+        """Move the cursor forward (never back) and add to the delivered count."""
+        ...
+
+    async def count_delivered(self, sink: str, delivered: int, delivered_at: datetime) -> None:
+        """Add deliveries that do not move the cursor (replays, dead-letter retries)."""
+        ...
+
+    async def set_paused(self, sink: str, paused: bool) -> None:
+        """Pause or resume; resuming also re-enables a sink disabled by its endpoint."""
+        ...
+
+    async def disable(self, sink: str, reason: str) -> None: ...
+
+    async def record_error(self, sink: str, error: str, at: datetime) -> None: ...
+
+    async def add_dead_letter(self, sink: str, event: Event, error: str, attempts: int) -> int: ...
+
+    async def dead_letters(
+        self,
+        sink: str,
+        *,
+        state: DeadLetterState | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+    ) -> list[DeadLetter]: ...
+
+    async def request_retry(self, sink: str, ids: list[int] | None) -> int:
+        """Queue dead letters (all of the sink's if `ids` is None) for redelivery."""
+        ...
+
+    async def resolve_dead_letter(self, dead_letter_id: int) -> None:
+        """A queued dead letter was delivered: forget it."""
+        ...
+
+    async def fail_dead_letter(self, dead_letter_id: int, error: str, attempts: int) -> None:
+        """A queued dead letter failed again: back to `dead` with the new error."""
+        ...
+
+    async def drop_dead_letters(self, sink: str, ids: list[int] | None) -> int: ...
+
+    async def add_replay(self, sink: str, after_seq: int, until_seq: int) -> ReplayJob: ...
+
+    async def replays(self, sink: str) -> list[ReplayJob]: ...
+
+    async def advance_replay(self, job_id: int, after_seq: int) -> None:
+        """Record progress; the job is removed once after_seq reaches until_seq."""
+        ...
+
+
+def _time(moment: datetime | None) -> str | None:
+    return format_time(moment) if moment is not None else None

@@ -1,0 +1,365 @@
+"""Helpers for the sink tests: events straight into a real SQLite store, a webhook
+receiver served by Uvicorn, brokers on loopback and a TCP proxy to cut them off."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from dlrhub.config import Config, load_config
+from dlrhub.event import Event, EventType, Status
+from dlrhub.normalizers.base import RawCallback
+from dlrhub.sinks.service import SinkService
+from dlrhub.store import Accept, SQLiteStore
+from dlrhub.store.sink_state_sqlite import SQLiteSinkState
+from tests.serving import free_port
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+STATUSES = (Status.ACCEPTED, Status.SENT, Status.DELIVERED)
+
+
+def make_events(count: int, *, messages: int = 50, start: int = 0) -> list[Event]:
+    """`count` events over `messages` messages; each message's statuses climb the lattice."""
+    run = uuid.uuid4().hex[:8]
+    now = datetime.now(UTC)
+    events = []
+    for index in range(start, start + count):
+        message = index % messages
+        step = index // messages
+        events.append(
+            Event(
+                id=f"evt-{run}-{index:06d}",
+                source="nrs360" if message % 5 else "office",
+                provider="nrs360",
+                type=EventType.MESSAGE_STATUS,
+                received_at=now,
+                message_id=f"msg-{run}-{message:04d}",
+                status=STATUSES[min(step, len(STATUSES) - 1)],
+                provider_status=str(step),
+                extra={"step": step},
+            )
+        )
+    return events
+
+
+async def ingest(store: SQLiteStore, events: Sequence[Event], per_callback: int = 50) -> None:
+    """Store events the way the receiver does (one Accept per callback), concurrently."""
+    writes = []
+    for start in range(0, len(events), per_callback):
+        chunk = list(events[start : start + per_callback])
+        raw = RawCallback(
+            source=chunk[0].source,
+            provider="nrs360",
+            kind="events",
+            method="POST",
+            query="",
+            content_type="application/json",
+            body=f"{chunk[0].id}:{len(chunk)}".encode(),
+            received_at=datetime.now(UTC),
+        )
+        writes.append(store.write(Accept(raw, chunk)))
+    await asyncio.gather(*writes)
+
+
+def sink_config(tmp_path: Path, sinks: str, extra: str = "") -> Config:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "dlrhub.toml"
+    path.write_text(f'data_dir = "{tmp_path / "data"}"\n{extra}\n{sinks}', encoding="utf-8")
+    return load_config(path, env={})
+
+
+@dataclass
+class Harness:
+    config: Config
+    store: SQLiteStore
+    state: SQLiteSinkState
+
+    @contextlib.asynccontextmanager
+    async def service(self) -> AsyncIterator[SinkService]:
+        service = SinkService(self.config, poll_interval=0.01, control_interval=0.05)
+        await service.start()
+        try:
+            yield service
+        finally:
+            await service.stop()
+
+
+@contextlib.asynccontextmanager
+async def harness(config: Config) -> AsyncIterator[Harness]:
+    store = SQLiteStore(config.sqlite_path)
+    state = SQLiteSinkState(config.sqlite_path)
+    await store.open()
+    await state.open()
+    try:
+        yield Harness(config, store, state)
+    finally:
+        await state.close()
+        await store.close()
+
+
+async def wait_until(
+    condition: Callable[[], bool | Awaitable[bool]], seconds: float = 30.0, what: str = ""
+) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        result = condition()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds}s waiting for {what or condition}")
+        await asyncio.sleep(0.02)
+
+
+def assert_per_message_order(received: Sequence[Event | dict[str, Any]]) -> None:
+    """Within each message, events arrive in increasing seq (first arrivals only)."""
+    last: dict[str, int] = {}
+    seen: set[str] = set()
+    for item in received:
+        data = item.to_dict() if isinstance(item, Event) else item
+        if data["id"] in seen:
+            continue
+        seen.add(data["id"])
+        key = str(data["message_id"])
+        assert data["seq"] > last.get(key, 0), f"{data['id']} arrived out of order"
+        last[key] = int(data["seq"])
+
+
+# Webhook receiver -----------------------------------------------------------------
+
+
+@dataclass
+class Receiver:
+    """A webhook endpoint whose answers the test steers with `mode`."""
+
+    mode: str = "ok"  # ok, slow, fail (500), hang, gone (410), throttle (429)
+    reject_ids: set[str] = field(default_factory=set)  # answer 400 for these event ids
+    retry_after: str = "1"
+    hang_seconds: float = 30.0
+    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    answered: list[tuple[float, int]] = field(default_factory=list)  # (monotonic, status)
+    events: list[dict[str, Any]] = field(default_factory=list)  # accepted ones, in order
+    base_url: str = ""
+
+    def app(self) -> Starlette:
+        async def hook(request: Request) -> Response:
+            import orjson
+
+            body = await request.body()
+            self.requests.append((dict(request.headers), body))
+            payload = orjson.loads(body)
+            items = payload.get("events", [payload])
+            status = 200
+            if self.mode == "fail":
+                status = 500
+            elif self.mode == "hang":
+                await asyncio.sleep(self.hang_seconds)
+                status = 500
+            elif self.mode == "slow":
+                await asyncio.sleep(self.hang_seconds)
+            elif self.mode == "gone":
+                status = 410
+            elif self.mode == "throttle":
+                self.answered.append((time.monotonic(), 429))
+                return JSONResponse(
+                    {"error": "slow down"}, 429, headers={"Retry-After": self.retry_after}
+                )
+            elif any(item["id"] in self.reject_ids for item in items):
+                status = 400
+            self.answered.append((time.monotonic(), status))
+            if status == 200:
+                self.events.extend(items)
+            return JSONResponse({"ok": status == 200}, status)
+
+        return Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+
+    @property
+    def ids(self) -> set[str]:
+        return {item["id"] for item in self.events}
+
+
+@contextlib.asynccontextmanager
+async def serve_fast(app: Any) -> AsyncIterator[str]:
+    """`tests.serving.serve_app`, with TCP_NODELAY on the listening socket.
+
+    Uvicorn writes a response's headers and body separately; without NODELAY
+    the body waits for the client's delayed ACK, 40 ms per request on Linux.
+    """
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=1)
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        for _ in range(500):
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.01)
+        if task.done():
+            task.result()
+            raise RuntimeError("uvicorn stopped before it started")
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    hook = Receiver()
+    async with serve_fast(hook.app()) as base_url:
+        hook.base_url = base_url
+        yield hook
+
+
+# Brokers ------------------------------------------------------------------------
+
+
+def require_tcp(port: int, what: str, how: str) -> None:
+    """Fail (never skip) when a shared service the test needs is not listening."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return
+    except OSError:
+        pytest.fail(f"{what} is not listening on 127.0.0.1:{port}; start it: {how}")
+
+
+def require_binary(name: str, how: str) -> str:
+    path = shutil.which(name) or (
+        f"/usr/sbin/{name}" if os.path.exists(f"/usr/sbin/{name}") else None
+    )
+    if path is None:
+        pytest.fail(f"{name} is not installed; {how}")
+    return path
+
+
+@dataclass
+class OwnServer:
+    """A broker the test starts on an ephemeral port, so it can kill and restart it."""
+
+    argv: list[str]
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
+            ):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"{self.argv[0]} did not start on port {self.port}")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnServer]:
+    binary = require_binary("redis-server", "install it: apt-get install redis-server")
+    port = free_port()
+    server = OwnServer(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+         "yes", "--appendfsync", "always", "--dir", str(tmp_path)],
+        port,
+    )  # fmt: skip
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def own_nats(tmp_path: Path) -> Iterator[OwnServer]:
+    binary = require_binary("nats-server", "install it: apt-get install nats-server")
+    port = free_port()
+    store_dir = tmp_path / "jetstream"
+    server = OwnServer(
+        [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store_dir)], port
+    )
+    server.start()
+    yield server
+    server.kill()
+
+
+class Proxy:
+    """A loopback TCP proxy the test can cut: drop every connection and refuse new ones."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self.open = True
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.open:
+            writer.close()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError, asyncio.CancelledError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._writers -= {writer, up_writer}
+
+    def cut(self) -> None:
+        self.open = False
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    def restore(self) -> None:
+        self.open = True
+
+    async def close(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()

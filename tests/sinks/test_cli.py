@@ -1,0 +1,89 @@
+"""`dlrhub sinks status|pause|resume`, `dlrhub replay`, `dlrhub dlq list|retry|drop`."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import orjson
+import pytest
+
+from dlrhub.cli import main
+from dlrhub.config import Config
+from dlrhub.store import EventFilter
+from tests.sinks.conftest import harness, ingest, make_events, sink_config
+
+SINKS = '[[sinks]]\nname = "print"\nkind = "stdout"\n'
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    config = sink_config(tmp_path, SINKS)
+
+    async def prepare() -> None:
+        async with harness(config) as h:
+            events = make_events(10)
+            await ingest(h.store, events)
+            await h.state.ensure("print", start_after=0)
+            stored = await h.store.events(EventFilter(limit=3))
+            await h.state.add_dead_letter("print", stored[2], "answered 400", 1)
+
+    asyncio.run(prepare())
+    return config
+
+
+def run(config: Config, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main([*argv, "--config", str(config.data_dir.parent / "dlrhub.toml")])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_status_pause_resume(config: Config, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(config, capsys, "sinks", "status")
+    assert code == 0
+    assert out.splitlines()[1].split()[:6] == ["print", "stdout", "ok", "10", "0s", "1"]
+    assert run(config, capsys, "sinks", "pause", "print")[1] == "sink print paused\n"
+    code, out, _ = run(config, capsys, "sinks", "status", "--json")
+    report = orjson.loads(out)
+    assert (report["state"], report["lag_events"], report["dead_letters"]) == ("paused", 10, 1)
+    assert run(config, capsys, "sinks", "resume", "print")[1] == "sink print resumed\n"
+    assert orjson.loads(run(config, capsys, "sinks", "status", "--json")[1])["state"] == "ok"
+
+
+def test_unknown_sink_is_a_one_line_usage_error(
+    config: Config, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(config, capsys, "sinks", "pause", "nope")
+    assert code == 2
+    assert err == "dlrhub: no sink named 'nope' (sinks: print)\n"
+
+
+def test_replay_queues_a_range(config: Config, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(config, capsys, "replay", "print", "--after-seq", "3")
+    assert code == 0 and out.startswith("replay 1 queued: events 4..10 to sink print")
+    code, out, _ = run(config, capsys, "replay", "print", "--since", "1h", "--until-seq", "5")
+    assert out.startswith("replay 2 queued: events 1..5")
+    code, out, _ = run(config, capsys, "replay", "print", "--since", "2999-01-01T00:00:00Z")
+    assert out == "nothing to replay: no events in that range\n"
+    code, _, err = run(config, capsys, "replay", "print", "--since", "yesterday")
+    assert code == 2 and "neither a time" in err
+
+
+def test_dlq_list_retry_drop(config: Config, capsys: pytest.CaptureFixture[str]) -> None:
+    _code, out, _ = run(config, capsys, "dlq", "list", "print", "--json")
+    letter = orjson.loads(out)
+    assert (letter["id"], letter["seq"], letter["state"], letter["error"]) == (
+        1, 3, "dead", "answered 400",
+    )  # fmt: skip
+    assert run(config, capsys, "dlq", "retry", "print", "--all")[1].startswith("1 dead letter")
+    assert orjson.loads(run(config, capsys, "dlq", "list", "print", "--json")[1])["state"] == (
+        "retry"
+    )
+    assert run(config, capsys, "dlq", "retry", "print")[0] == 2  # neither ids nor --all
+    assert run(config, capsys, "dlq", "drop", "print", "1")[1].startswith("1 dead letter")
+    assert run(config, capsys, "dlq", "list", "print")[1] == ""
+
+
+def test_new_secret(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sinks", "new-secret"]) == 0
+    assert capsys.readouterr().out.startswith("whsec_")

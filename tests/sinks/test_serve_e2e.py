@@ -1,0 +1,232 @@
+"""`dlrhub serve` and `dlrhub worker` as real processes delivering to a webhook receiver.
+
+The SIGKILL test: a backlog is being delivered when the server is killed with
+SIGKILL; after a restart on the same data directory every event arrives, and
+the only duplicates are events after the cursor committed at the kill (the
+ones in flight), at most one page of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+from dlrhub.store import SQLiteStore
+from dlrhub.store.sink_state_sqlite import SQLiteSinkState
+from tests.serving import free_port
+from tests.sinks.conftest import SECRET, Receiver, ingest, make_events, wait_until
+
+SOURCE_TOKEN = "e2e-source-token-0123456789"
+ADMIN_TOKEN = "e2e-admin-token-0123456789"
+
+pytestmark = pytest.mark.slow
+
+
+def write_config(directory: Path, receiver: Receiver, batch_size: int = 20) -> Path:
+    path = directory / "dlrhub.toml"
+    path.write_text(
+        f"""
+data_dir = "{directory / "data"}"
+admin_token = "{ADMIN_TOKEN}"
+
+[server]
+access_log = false
+
+[[sources]]
+name = "nrs360"
+provider = "360nrs"
+token = "{SOURCE_TOKEN}"
+
+[[sinks]]
+name = "hook"
+kind = "webhook"
+url = "{receiver.base_url}/hook"
+secret = "{SECRET}"
+batch_size = {batch_size}
+max_in_flight = 2
+retry = {{ initial = "50ms", max = "500ms" }}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+@contextlib.asynccontextmanager
+async def dlrhub_process(
+    config: Path, *command: str
+) -> AsyncIterator[tuple[subprocess.Popen[bytes], str]]:
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DLRHUB_")}
+    log = config.parent / f"{command[0]}-{port}.log"
+    argv = [sys.executable, "-m", "dlrhub", *command, "--config", str(config)]
+    if command[0] == "serve":
+        argv += ["--port", str(port)]
+    with log.open("wb") as output:
+        process = subprocess.Popen(  # noqa: ASYNC220 - starting it is quick; we never wait here
+            argv, stdout=output, stderr=subprocess.STDOUT, env=env
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        if command[0] == "serve":
+            async with httpx.AsyncClient() as client:
+                deadline = time.monotonic() + 20
+                while True:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        pytest.fail(f"dlrhub {command[0]} did not start:\n{log.read_text()}")
+                    with contextlib.suppress(httpx.TransportError):
+                        if (await client.get(f"{base_url}/healthz")).status_code == 200:
+                            break
+                    await asyncio.sleep(0.05)
+        yield process, base_url
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(process.wait, 15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+
+
+async def store_backlog(config_dir: Path, count: int) -> list[str]:
+    store = SQLiteStore(config_dir / "data" / "dlrhub.sqlite3")
+    await store.open()
+    try:
+        events = make_events(count, messages=100)
+        await ingest(store, events)
+    finally:
+        await store.close()
+    return [event.id for event in events]
+
+
+async def committed_cursor(config_dir: Path) -> int:
+    state = SQLiteSinkState(config_dir / "data" / "dlrhub.sqlite3")
+    await state.open()
+    try:
+        current = await state.state("hook")
+        return current.after_seq if current is not None else 0
+    finally:
+        await state.close()
+
+
+async def test_sigkill_mid_delivery_loses_nothing(tmp_path: Path, receiver: Receiver) -> None:
+    receiver.hang_seconds = 0.01
+    receiver.mode = "slow"
+    config = write_config(tmp_path, receiver)
+    ids = await store_backlog(tmp_path, 3000)
+    async with dlrhub_process(config, "serve") as (process, _):
+        await wait_until(lambda: len(receiver.events) >= 1000, 60)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    before_kill = len(receiver.events)
+    cursor = await committed_cursor(tmp_path)
+    assert 0 < cursor < 3000
+    receiver.mode = "ok"
+    async with dlrhub_process(config, "serve") as (_, base_url):
+        await wait_until(lambda: receiver.ids >= set(ids), 60)
+        # The restarted server also takes and delivers new callbacks.
+        form = urlencode({"id": "after-restart", "event": "delivered", "channel": "sms",
+                          "eventDate": "2026-11-20 10:15:00"})  # fmt: skip
+        async with httpx.AsyncClient(base_url=base_url) as client:
+            answer = await client.post(
+                "/hooks/nrs360/events",
+                params={"token": SOURCE_TOKEN},
+                content=form,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+        assert answer.status_code == 200, answer.text
+        await wait_until(lambda: any(e["message_id"] == "after-restart" for e in receiver.events))
+    seq_of = {event["id"]: int(event["seq"]) for event in receiver.events}
+    counts = Counter(event["id"] for event in receiver.events)
+    duplicates = {event_id for event_id, count in counts.items() if count > 1}
+    assert all(seq_of[event_id] > cursor for event_id in duplicates), "acknowledged twice"
+    assert len(duplicates) <= 200  # one page in flight at most
+    redelivered = [event for event in receiver.events[before_kill:] if event["id"] in ids]
+    assert min(int(event["seq"]) for event in redelivered) == cursor + 1
+
+
+async def test_worker_delivers_what_serve_no_sinks_stores(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    config = write_config(tmp_path, receiver, batch_size=1)
+    async with (
+        dlrhub_process(config, "serve", "--no-sinks") as (_, base_url),
+        httpx.AsyncClient(base_url=base_url) as client,
+    ):
+        for index in range(30):
+            form = urlencode({"id": f"worker-{index}", "event": "sent", "channel": "sms",
+                                  "eventDate": "2026-11-20 10:15:00"})  # fmt: skip
+            answer = await client.post(
+                "/hooks/nrs360/events",
+                params={"token": SOURCE_TOKEN},
+                content=form,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+            assert answer.status_code == 200
+        await asyncio.sleep(0.5)
+        assert receiver.events == []  # --no-sinks: nothing delivered by serve
+        async with dlrhub_process(config, "worker"):
+            await wait_until(lambda: len(receiver.ids) == 30, 30)
+        metrics = (await client.get("/metrics")).text
+        assert "dlrhub_sink_delivered" not in metrics
+    assert {event["message_id"] for event in receiver.events} == {
+        f"worker-{index}" for index in range(30)
+    }
+
+
+async def post_callbacks(base_url: str, prefix: str, count: int) -> list[float]:
+    latencies = []
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        for index in range(count):
+            form = urlencode({"id": f"{prefix}-{index}", "event": "sent", "channel": "sms",
+                              "eventDate": "2026-11-20 10:15:00"})  # fmt: skip
+            started = time.perf_counter()
+            answer = await client.post(
+                "/hooks/nrs360/events",
+                params={"token": SOURCE_TOKEN},
+                content=form,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+            latencies.append(time.perf_counter() - started)
+            assert answer.status_code == 200
+    return sorted(latencies)
+
+
+async def test_sinks_that_are_down_do_not_slow_ingest(tmp_path: Path, receiver: Receiver) -> None:
+    from dlrhub.app import create_app
+    from dlrhub.config import load_config
+    from dlrhub.sinks.service import SinkService
+    from tests.sinks.conftest import serve_fast
+
+    receiver.mode = "hang"
+    path = write_config(tmp_path, receiver)
+    dead_port = free_port()
+    path.write_text(
+        path.read_text() + f'timeout = "5s"\n[[sinks]]\nname = "refused"\nkind = "webhook"\n'
+        f'url = "http://127.0.0.1:{dead_port}/hook"\nsecret = "{SECRET}"\n'
+    )
+    config = load_config(path, env={})
+    baseline_app = create_app(config)
+    async with serve_fast(baseline_app) as base_url:
+        baseline = await post_callbacks(base_url, "baseline", 200)
+    service = SinkService(config, poll_interval=0.01, control_interval=0.05)
+    app = create_app(config, services=[service])
+    async with serve_fast(app) as base_url:
+        loaded = await post_callbacks(base_url, "loaded", 200)
+        await wait_until(lambda: service.runners[1].stats.lag_events >= 400, 10)
+        assert service.runners[1].stats.state == "down"
+        assert service.runners[0].stats.delivered == 0
+    p99_baseline, p99_loaded = baseline[197], loaded[197]
+    assert p99_loaded < 3 * p99_baseline + 0.02, (p99_baseline, p99_loaded)

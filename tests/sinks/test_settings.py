@@ -1,0 +1,94 @@
+"""`[[sinks]]` parsing: defaults, kinds, filters, durations, env overrides, errors."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from dlrhub.config import ConfigError, load_config
+from dlrhub.event import EventType, Status
+from dlrhub.sinks.webhook import WebhookOptions
+from tests.sinks.conftest import SECRET
+
+WEBHOOK = f"""
+[[sinks]]
+name = "analytics"
+kind = "webhook"
+url = "https://consumer.example/hooks/dlr?key=hidden-query-secret"
+secret = "{SECRET}"
+filter = {{ providers = ["360nrs"], types = ["message.status"], statuses = ["delivered"] }}
+retry = {{ initial = "250ms", max = "2m", factor = 3, max_attempts = 5, max_age = "1h" }}
+"""
+
+
+def load(tmp_path: Path, text: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    path = tmp_path / "dlrhub.toml"
+    path.write_text(text, encoding="utf-8")
+    return load_config(path, env=env or {})
+
+
+def test_webhook_sink_with_filter_and_retry(tmp_path: Path) -> None:
+    (sink,) = load(tmp_path, WEBHOOK).sinks
+    assert (sink.name, sink.kind, sink.batch_size, sink.max_in_flight) == (
+        "analytics", "webhook", 1, 4,
+    )  # fmt: skip
+    assert sink.filter.providers == {"nrs360"}
+    assert sink.filter.types == {EventType.MESSAGE_STATUS}
+    assert sink.filter.statuses == {Status.DELIVERED}
+    retry = sink.retry
+    assert (retry.initial, retry.max, retry.factor, retry.max_attempts, retry.max_age) == (
+        0.25, 120, 3, 5, 3600,
+    )  # fmt: skip
+    assert isinstance(sink.options, WebhookOptions)
+    assert "hidden-query-secret" not in repr(sink) and SECRET not in repr(sink)
+    assert SECRET in sink.secrets()
+
+
+def test_environment_overrides_sink_keys(tmp_path: Path) -> None:
+    env = {
+        "DLRHUB_SINKS__ANALYTICS__BATCH_SIZE": "50",
+        "DLRHUB_SINKS__ANALYTICS__RETRY__MAX_ATTEMPTS": "9",
+        "DLRHUB_SINKS__ANALYTICS__FILTER__STATUSES": "delivered,failed",
+        "DLRHUB_SINKS__LOG__KIND": "jsonl",
+        "DLRHUB_SINKS__LOG__PATH": str(tmp_path / "events.jsonl"),
+    }
+    analytics, log = load(tmp_path, WEBHOOK, env).sinks
+    assert analytics.batch_size == 50 and analytics.retry.max_attempts == 9
+    assert analytics.filter.statuses == {Status.DELIVERED, Status.FAILED}
+    assert (log.name, log.kind) == ("log", "jsonl")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[[sinks]]\nname = "a"\nkind = "kafka"', "sinks[0].kind: 'kafka' is not a sink kind"),
+        ('[[sinks]]\nkind = "stdout"', "sinks[0].name: is required"),
+        ('[[sinks]]\nname = "a"\nkind = "webhook"\nurl = "http://x"', "sinks[0].secret"),
+        (
+            '[[sinks]]\nname = "a"\nkind = "webhook"\nurl = "ftp://x"\nsecret = "whsec_AAAA"',
+            "sinks[0].url: must be an http(s) URL",
+        ),
+        ('[[sinks]]\nname = "a"\nkind = "stdout"\ncolour = 1', "sinks[0].colour: unknown key"),
+        (
+            '[[sinks]]\nname = "a"\nkind = "stdout"\nfilter = { statuses = ["done"] }',
+            "sinks[0].filter.statuses[0]: 'done' is not a status",
+        ),
+        (
+            '[[sinks]]\nname = "a"\nkind = "stdout"\nretry = { max_age = "soon" }',
+            "sinks[0].retry.max_age: 'soon' is not a duration",
+        ),
+        (
+            '[[sinks]]\nname = "a"\nkind = "stdout"\n[[sinks]]\nname = "a"\nkind = "stdout"',
+            "sinks[1].name: 'a' is used by another sink",
+        ),
+        (
+            '[[sinks]]\nname = "a"\nkind = "nats"\nsubject = "x.{nope}"',
+            "sinks[0].subject",
+        ),
+    ],
+)
+def test_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load(tmp_path, text)

@@ -17,6 +17,7 @@ from dlrhub.receiver.health import Health
 from dlrhub.receiver.hooks import Hooks
 from dlrhub.receiver.metrics import Metrics
 from dlrhub.receiver.openapi import openapi_document
+from dlrhub.receiver.outbound_api import OutboundApi
 from dlrhub.receiver.query_api import QueryApi
 from dlrhub.store import SQLiteStore, Store
 
@@ -45,6 +46,8 @@ def create_app(
     metrics = Metrics()
     store = store or open_store(config, metrics)
     document = openapi_document()
+    outbound = OutboundApi(config, store)  # also a service: opens the tracking tables
+    services = [outbound, *services]
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(document)
@@ -66,7 +69,8 @@ def create_app(
     routes = [
         *Hooks(config, store, metrics).routes(),
         *QueryApi(config, store).routes(),
-        *Health(store, metrics).routes(),
+        *outbound.routes(),
+        *Health(store, metrics, outbound.readiness).routes(),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
     app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)

@@ -1,21 +1,325 @@
-"""The `[[accounts]]` and `[poller]` configuration sections (filled in by the outbound work)."""
+"""The `[[accounts]]` and `[poller]` configuration sections (see docs/outbound.md).
+
+An account is one set of credentials at one provider, used to send and to poll.
+Durations are seconds (a number) or text with a unit: `50ms`, `30s`, `5m`,
+`1h`, `3d`. Environment overrides address accounts by name, e.g.
+`DLRHUB_ACCOUNTS__ONURIX_MAIN__KEY=...` for the account `onurix-main`.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from dlrhub.settings_values import ConfigError
+from dlrhub.event import Status
+from dlrhub.normalizers.base import SourceOptions
+from dlrhub.settings_values import (
+    ConfigError,
+    EnvText,
+    read_bool,
+    read_list,
+    read_positive_int,
+    read_table,
+    read_text,
+    reject_unknown,
+    value_at,
+)
+
+PROVIDERS = ("nrs360", "onurix", "uvox", "conectaline")
+PROVIDER_NAMES = {"360nrs": "nrs360", "nrs360": "nrs360"} | {name: name for name in PROVIDERS[1:]}
+ACCOUNT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+DEFAULT_BASE_URLS = {
+    "nrs360": "https://dashboard.360nrs.com/api/rest",
+    "onurix": "https://www.onurix.com/api/v1",
+    "uvox": "https://my.unityvox.com/api/get-api/v1",
+    "conectaline": "https://apisms.conectaline.com/v1",
+}
+# Providers with a status endpoint the poller can ask.
+POLLABLE = frozenset({"nrs360", "onurix", "uvox"})
+# Provider statuses after which the provider never says anything new, by provider.
+DEFAULT_STOP_STATUSES: Mapping[str, tuple[str, ...]] = {"uvox": ("013",)}
+# Ids one status request can carry (360NRS takes several, comma separated).
+DEFAULT_GROUP_SIZES = {"nrs360": 50, "onurix": 1, "uvox": 1, "conectaline": 1}
+
+# Keys each provider's account reads, besides the common ones.
+PROVIDER_KEYS: Mapping[str, frozenset[str]] = {
+    "nrs360": frozenset({"username", "password", "sender", "source"}),
+    "onurix": frozenset({"client", "key", "country_code"}),
+    "uvox": frozenset({"accountnumber", "apikey", "sender", "status_path", "apikey_in"}),
+    "conectaline": frozenset(
+        {"api_token", "email", "password", "configuration_name", "token_renew_margin"}
+    ),
+}
+REQUIRED_KEYS: Mapping[str, tuple[tuple[str, ...], ...]] = {
+    "nrs360": (("username",), ("password",)),
+    "onurix": (("client",), ("key",)),
+    "uvox": (("accountnumber",), ("apikey",)),
+    "conectaline": (("configuration_name",),),
+}
+SECRET_KEYS = frozenset({"password", "key", "apikey", "api_token"})
+COMMON_KEYS = frozenset(
+    {
+        "name",
+        "provider",
+        "base_url",
+        "timeout",
+        "retries",
+        "backoff",
+        "rate_limit",
+        "concurrency",
+        "poll",
+        "group_size",
+        "status_map",
+        "stop_statuses",
+    }
+)
+
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+@dataclass(frozen=True, slots=True)
+class AccountConfig:
+    """One provider account. `settings` holds the provider's own keys (credentials too)."""
+
+    name: str
+    provider: str
+    base_url: str
+    settings: Mapping[str, str] = field(default_factory=dict)
+    timeout: float = 10.0
+    retries: int = 3
+    backoff: float = 0.5
+    rate_limit: float = 5.0  # requests per second to the provider; 0 means no limit
+    concurrency: int = 4
+    poll: bool = True
+    group_size: int = 1
+    status_map: Mapping[str, Status] = field(default_factory=dict)
+    stop_statuses: tuple[str, ...] = ()
+
+    @property
+    def pollable(self) -> bool:
+        return self.poll and self.provider in POLLABLE
+
+    @property
+    def options(self) -> SourceOptions:
+        """What the provider's normalizer is given for this account's answers."""
+        return SourceOptions(status_map=self.status_map, timezone="UTC")
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Credential values, to be scrubbed from any text that leaves a client."""
+        return tuple(value for key, value in self.settings.items() if key in SECRET_KEYS)
+
+    def setting(self, key: str, default: str | None = None) -> str | None:
+        return self.settings.get(key, default)
+
+    def __repr__(self) -> str:  # never show credentials in a traceback or a log
+        return f"AccountConfig(name={self.name!r}, provider={self.provider!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class PollerConfig:
+    """When to ask again: `first_interval`, times `multiplier` each poll, up to `max_interval`."""
+
+    enabled: bool = False  # run inside `dlrhub serve`
+    first_interval: float = 30.0
+    multiplier: float = 2.0
+    max_interval: float = 3600.0
+    max_age: float = 72 * 3600.0
+    jitter: float = 0.1
+    batch_size: int = 200
+    lease: float = 120.0
+    idle_sleep: float = 1.0
+    auth_pause: float = 900.0
+    unknown_id_limit: int = 3
 
 
 @dataclass(frozen=True, slots=True)
 class OutboundConfig:
     """Provider accounts to send and poll through, and the poller's schedule."""
 
+    accounts: tuple[AccountConfig, ...] = ()
+    poller: PollerConfig = field(default_factory=PollerConfig)
+
+    def account(self, name: str) -> AccountConfig | None:
+        return next((account for account in self.accounts if account.name == name), None)
+
 
 def parse_outbound(document: Mapping[str, Any]) -> OutboundConfig:
-    for key in ("accounts", "poller"):
-        if document.get(key):
-            raise ConfigError(key, f"{key} are not supported by this version yet")
-    return OutboundConfig()
+    accounts_doc = document.get("accounts", [])
+    if not isinstance(accounts_doc, list):
+        raise ConfigError("accounts", "must be an array of tables ([[accounts]])")
+    accounts = tuple(_account(f"accounts[{i}]", item) for i, item in enumerate(accounts_doc))
+    names = [account.name for account in accounts]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise ConfigError(f"accounts[{index}].name", f"{name!r} is used by another account")
+    return OutboundConfig(accounts=accounts, poller=_poller(document.get("poller", {})))
+
+
+def _poller(value: Any) -> PollerConfig:
+    table = read_table("poller", value)
+    defaults = PollerConfig()
+    reject_unknown("poller", table, set(PollerConfig.__dataclass_fields__))
+    durations = {
+        key: value_at(table, key, f"poller.{key}", read_duration, getattr(defaults, key))
+        for key in (
+            "first_interval",
+            "max_interval",
+            "max_age",
+            "lease",
+            "idle_sleep",
+            "auth_pause",
+        )
+    }
+    poller = PollerConfig(
+        enabled=value_at(table, "enabled", "poller.enabled", read_bool, defaults.enabled),
+        multiplier=value_at(
+            table, "multiplier", "poller.multiplier", read_number, defaults.multiplier
+        ),
+        jitter=value_at(table, "jitter", "poller.jitter", read_number, defaults.jitter),
+        batch_size=value_at(
+            table, "batch_size", "poller.batch_size", read_positive_int, defaults.batch_size
+        ),
+        unknown_id_limit=value_at(
+            table,
+            "unknown_id_limit",
+            "poller.unknown_id_limit",
+            read_positive_int,
+            defaults.unknown_id_limit,
+        ),
+        **durations,
+    )
+    if poller.multiplier < 1:
+        raise ConfigError("poller.multiplier", "must be 1 or more (intervals never shrink)")
+    if not 0 <= poller.jitter < 1:
+        raise ConfigError("poller.jitter", "must be from 0 to below 1 (a fraction)")
+    for key in ("first_interval", "max_interval", "lease", "idle_sleep"):
+        if getattr(poller, key) <= 0:
+            raise ConfigError(f"poller.{key}", "must be longer than 0")
+    if poller.max_interval < poller.first_interval:
+        raise ConfigError("poller.max_interval", "must not be shorter than first_interval")
+    return poller
+
+
+def _account(path: str, item: Any) -> AccountConfig:
+    table = read_table(path, item)
+    name = value_at(table, "name", f"{path}.name", read_text, None)
+    if name is None:
+        raise ConfigError(f"{path}.name", "is required")
+    if not ACCOUNT_NAME.match(name):
+        raise ConfigError(
+            f"{path}.name", f"{name!r} must be lower-case letters, digits, '-' or '_'"
+        )
+    given = value_at(table, "provider", f"{path}.provider", read_text, None)
+    choices = ", ".join(sorted(PROVIDER_NAMES))
+    if given is None:
+        raise ConfigError(f"{path}.provider", f"is required (one of {choices})")
+    provider = PROVIDER_NAMES.get(given.lower())
+    if provider is None:
+        raise ConfigError(f"{path}.provider", f"{given!r} is not a provider ({choices})")
+    reject_unknown(path, table, set(COMMON_KEYS | PROVIDER_KEYS[provider]))
+    settings = {
+        key: read_text(f"{path}.{key}", value)
+        if key != "token_renew_margin"
+        else str(read_duration(f"{path}.{key}", value))
+        for key, value in table.items()
+        if key in PROVIDER_KEYS[provider]
+    }
+    for alternatives in REQUIRED_KEYS[provider]:
+        if not any(settings.get(key) for key in alternatives):
+            raise ConfigError(f"{path}.{alternatives[0]}", f"is required for {provider}")
+    if provider == "conectaline" and not (
+        settings.get("api_token") or (settings.get("email") and settings.get("password"))
+    ):
+        raise ConfigError(f"{path}.api_token", "is required, or email and password (login)")
+    if settings.get("apikey_in", "query") not in ("query", "header"):
+        raise ConfigError(f"{path}.apikey_in", "must be 'query' or 'header'")
+    base_url = value_at(table, "base_url", f"{path}.base_url", read_text, None)
+    base_url = base_url or DEFAULT_BASE_URLS[provider]
+    if not re.match(r"^https?://[^/?#\s]+", base_url):
+        raise ConfigError(f"{path}.base_url", f"{base_url!r} is not an http(s) URL")
+    status_map = {}
+    for key, value in read_table(f"{path}.status_map", table.get("status_map", {})).items():
+        text = read_text(f"{path}.status_map.{key}", value).lower()
+        try:
+            status_map[str(key)] = Status(text)
+        except ValueError:
+            statuses = ", ".join(status.value for status in Status)
+            raise ConfigError(
+                f"{path}.status_map.{key}", f"{text!r} is not a status ({statuses})"
+            ) from None
+    stop_statuses = tuple(
+        read_text(f"{path}.stop_statuses[{i}]", value)
+        for i, value in enumerate(
+            read_list(
+                f"{path}.stop_statuses",
+                table.get("stop_statuses", list(DEFAULT_STOP_STATUSES.get(provider, ()))),
+            )
+        )
+    )
+    rate_limit = value_at(table, "rate_limit", f"{path}.rate_limit", read_number, 5.0)
+    backoff = value_at(table, "backoff", f"{path}.backoff", read_duration, 0.5)
+    retries = value_at(table, "retries", f"{path}.retries", read_count, 3)
+    return AccountConfig(
+        name=name,
+        provider=provider,
+        base_url=base_url.rstrip("/"),
+        settings=settings,
+        timeout=value_at(table, "timeout", f"{path}.timeout", read_duration, 10.0),
+        retries=retries,
+        backoff=backoff,
+        rate_limit=rate_limit,
+        concurrency=value_at(table, "concurrency", f"{path}.concurrency", read_positive_int, 4),
+        poll=value_at(table, "poll", f"{path}.poll", read_bool, True),
+        group_size=value_at(
+            table,
+            "group_size",
+            f"{path}.group_size",
+            read_positive_int,
+            DEFAULT_GROUP_SIZES[provider],
+        ),
+        status_map=status_map,
+        stop_statuses=stop_statuses,
+    )
+
+
+def read_duration(path: str, value: Any) -> float:
+    """Seconds, from a number or from text such as `50ms`, `30s`, `5m`, `1h`, `3d`."""
+    if isinstance(value, bool):
+        raise ConfigError(path, f"must be a duration (e.g. 30s, 5m, 1h), not {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        found = _DURATION.match(value)
+        if found is None:
+            raise ConfigError(path, f"must be a duration (e.g. 30s, 5m, 1h), not {value!r}")
+        seconds = float(found.group(1)) * _UNITS[found.group(2)]
+    else:
+        raise ConfigError(path, f"must be a duration (e.g. 30s, 5m, 1h), not {value!r}")
+    if seconds < 0 or seconds != seconds or seconds == float("inf"):
+        raise ConfigError(path, f"must be a finite duration of 0 or more, not {value!r}")
+    return seconds
+
+
+def read_number(path: str, value: Any) -> float:
+    if isinstance(value, EnvText):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ConfigError(path, f"must be a number, not {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(path, f"must be a number, not {value!r}")
+    if value < 0 or value != value or value == float("inf"):
+        raise ConfigError(path, f"must be a finite number of 0 or more, not {value!r}")
+    return float(value)
+
+
+def read_count(path: str, value: Any) -> int:
+    number = read_number(path, value)
+    if not number.is_integer():
+        raise ConfigError(path, f"must be a whole number, not {value!r}")
+    return int(number)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
@@ -15,9 +16,15 @@ from dlrhub.store import Probe, Store, StoreUnavailable
 
 
 class Health:
-    def __init__(self, store: Store, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        store: Store,
+        metrics: Metrics,
+        outbound: Callable[[], Awaitable[dict[str, object]]] | None = None,
+    ) -> None:
         self.store = store
         self.metrics = metrics
+        self.outbound = outbound  # paused provider accounts, shown without failing readiness
 
     def routes(self) -> list[Route]:
         return [
@@ -34,7 +41,12 @@ class Health:
             await self.store.write(Probe())
         except StoreUnavailable as error:
             return error_response(503, "store_unavailable", str(error), {"Retry-After": "5"})
-        return JSONResponse({"status": "ready", "store": "writable"})
+        answer: dict[str, object] = {"status": "ready", "store": "writable"}
+        if self.outbound is not None:
+            with contextlib.suppress(StoreUnavailable):
+                if outbound := await self.outbound():
+                    answer["outbound"] = outbound
+        return JSONResponse(answer)
 
     async def metrics_page(self, request: Request) -> Response:
         # On a store error the gauge keeps its last value; readyz reports the store.

@@ -207,6 +207,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            **outbound_paths(),
             "/healthz": {
                 "get": {
                     "summary": "The process answers",
@@ -297,5 +298,98 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             },
+        },
+    }
+
+
+def outbound_paths() -> dict[str, Any]:
+    """`POST /v1/messages` and `POST /v1/tracking` (dlrhub.receiver.outbound_api)."""
+    text_list = {"type": "array", "items": {"type": "string"}}
+    time_schema = {"type": "string", "format": "date-time"}
+    provider_errors = {
+        "404": _answer("No account of that name."),
+        "502": _answer(
+            "The provider refused (error provider_auth_failed, provider_rejected,"
+            " provider_bad_answer; provider_code holds its own code)."
+        ),
+    }
+    return {
+        "/v1/messages": {
+            "post": {
+                "summary": "Send through a configured provider account, and track the messages",
+                "tags": ["outbound"],
+                "security": ADMIN,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "account": {"type": "string"},
+                                    "to": {"oneOf": [{"type": "string"}, text_list]},
+                                    "text": {"type": "string"},
+                                    "from": {"type": "string"},
+                                    "refs": text_list,
+                                    "texts": text_list,
+                                    "channel": {"enum": ["sms", "call"]},
+                                    "options": {"type": "object"},
+                                },
+                                "required": ["account", "to"],
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _answer(
+                        "One entry per recipient: accepted, queued or rejected.",
+                        {"type": "object"},
+                    ),
+                    **ADMIN_ANSWERS,
+                    **provider_errors,
+                    "503": _answer("Provider or store unavailable."),
+                },
+            }
+        },
+        "/v1/tracking": {
+            "post": {
+                "summary": "Register messages sent elsewhere, to be polled",
+                "tags": ["outbound"],
+                "security": ADMIN,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "account": {"type": "string"},
+                                    "messages": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "properties": {
+                                                "message_id": {"type": "string"},
+                                                "recipient": {"type": "string"},
+                                                "ref": {"type": "string"},
+                                                "channel": {"type": "string"},
+                                                "sent_at": time_schema,
+                                                "sending_id": {"type": "string"},
+                                            },
+                                            "required": ["message_id"],
+                                        },
+                                    },
+                                },
+                                "required": ["account", "messages"],
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _answer("How many are new.", {"type": "object"}),
+                    **ADMIN_ANSWERS,
+                    "404": _answer("No account of that name."),
+                },
+            }
         },
     }

@@ -1,0 +1,388 @@
+"""The status poller: asks providers about tracked messages until each is settled.
+
+One loop per pollable account (`poll = true`, provider with a status API):
+
+1. claim up to `batch_size` due rows (`next_poll_at <= now`) under a lease
+   (`dlrhub.store.tracking`), so two pollers never ask about one message at once;
+   rows older than `max_age` stop there (`max_age`);
+2. ask the provider in groups of `group_size` ids, at most `concurrency` requests
+   at a time and `rate_limit` requests per second;
+3. normalize the answer with the provider's normalizer (the exchange is the
+   raw payload, kind `poll`); store events only for messages whose status or
+   provider status changed (and, for answers with event times such as 360NRS,
+   events newer than the last one seen), through `Store.write(Accept(...))`;
+   an answer that cannot be normalized is quarantined;
+4. write back each row: stop at a final status (`final_status`), at one of the
+   account's `stop_statuses` (`provider_final`), after `unknown_id_limit`
+   answers saying the id is unknown (`unknown_id`); otherwise schedule the next
+   poll (`dlrhub.outbound.schedule`).
+
+An authentication error pauses the account for `auth_pause` (persisted, so
+`/readyz` and `dlrhub poll status` show it from any process; `dlrhub poll
+resume` ends it early) instead of hammering the provider with a bad key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from prometheus_client import CollectorRegistry
+
+from dlrhub.config import Config
+from dlrhub.event import Event, EventType, Status
+from dlrhub.normalizers import NORMALIZERS, NormalizeError
+from dlrhub.outbound.clients import ProviderClient, client_for
+from dlrhub.outbound.errors import (
+    ProviderAnswerError,
+    ProviderAuthError,
+    ProviderError,
+    ProviderRejected,
+)
+from dlrhub.outbound.poll_metrics import PollMetrics
+from dlrhub.outbound.ratelimit import RateLimiter
+from dlrhub.outbound.schedule import expired, next_poll_at
+from dlrhub.outbound.settings import AccountConfig, PollerConfig
+from dlrhub.store import Accept, Quarantine, Store, StoreUnavailable
+from dlrhub.store.tracking import PollOutcome, TrackedMessage, TrackingStore
+from dlrhub.store.tracking_sqlite import SQLiteTrackingStore
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def decide(
+    row: TrackedMessage,
+    events: Sequence[Event],
+    now: datetime,
+    account: AccountConfig,
+    config: PollerConfig,
+    rng: random.Random | None = None,
+) -> tuple[PollOutcome, list[Event]]:
+    """What one answer means for one tracked message: its new row, and the events to store."""
+    mine = [event for event in events if event.message_id == row.message_id]
+    statuses = [e for e in mine if e.type is EventType.MESSAGE_STATUS and e.status is not None]
+    attempts = row.attempts + 1
+    unknown = not mine or any(event.extra.get("reason") == "unknown_id" for event in statuses)
+    misses = row.misses + 1 if unknown else 0
+    fresh = [
+        event
+        for event in mine
+        if event.occurred_at is not None
+        and (row.last_event_at is None or event.occurred_at > row.last_event_at)
+    ]
+    status, provider_status = row.status, row.provider_status
+    if statuses:
+        latest = max(statuses, key=lambda e: (_rank(e.status), e.ordering_time))
+        changed = latest.provider_status != row.provider_status or _rank(latest.status) > _rank(
+            row.status
+        )
+        if changed and latest.occurred_at is None:
+            fresh.append(latest)
+        if _rank(latest.status) > _rank(row.status):
+            status = latest.status
+        provider_status = latest.provider_status
+    times = [event.occurred_at for event in mine if event.occurred_at is not None]
+    last_event_at = max([*times, *([row.last_event_at] if row.last_event_at else [])], default=None)
+    stopped: str | None = None
+    if status is not None and status.is_final:
+        stopped = "final_status"
+    elif provider_status is not None and provider_status in account.stop_statuses:
+        stopped = "provider_final"
+    elif misses >= config.unknown_id_limit:
+        stopped = "unknown_id"
+    outcome = PollOutcome(
+        id=row.id,
+        status=status,
+        provider_status=provider_status,
+        last_event_at=last_event_at,
+        attempts=attempts,
+        misses=misses,
+        next_poll_at=None if stopped else next_poll_at(attempts, now, row.created_at, config, rng),
+        stopped_reason=stopped,
+    )
+    return outcome, fresh
+
+
+def _rank(status: Status | None) -> int:
+    return status.rank if status is not None else -1
+
+
+def _retry_later(
+    row: TrackedMessage, now: datetime, config: PollerConfig, *, miss: bool = False
+) -> PollOutcome:
+    attempts, misses = row.attempts + 1, row.misses + (1 if miss else 0)
+    stopped = "unknown_id" if misses >= config.unknown_id_limit else None
+    return PollOutcome(
+        id=row.id,
+        status=row.status,
+        provider_status=row.provider_status,
+        last_event_at=row.last_event_at,
+        attempts=attempts,
+        misses=misses,
+        next_poll_at=None if stopped else next_poll_at(attempts, now, row.created_at, config),
+        stopped_reason=stopped,
+    )
+
+
+def _unchanged(row: TrackedMessage, next_at: datetime | None, reason: str | None) -> PollOutcome:
+    return PollOutcome(
+        id=row.id,
+        status=row.status,
+        provider_status=row.provider_status,
+        last_event_at=row.last_event_at,
+        attempts=row.attempts,
+        misses=row.misses,
+        next_poll_at=next_at,
+        stopped_reason=reason,
+    )
+
+
+@dataclass
+class _Account:
+    config: AccountConfig
+    client: ProviderClient
+    limiter: RateLimiter
+    slots: asyncio.Semaphore
+    paused_until: datetime | None = None
+    polls: int = 0
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+class Poller:
+    """The polling daemon, as an app `Service` (`start`/`stop`) or run by `dlrhub poll`."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store | None,
+        tracking: TrackingStore | None = None,
+        *,
+        clients: Mapping[str, ProviderClient] | None = None,
+        now: Clock = utc_now,
+        metrics: PollMetrics | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self.config = config
+        self.settings = config.outbound.poller
+        self._store = store
+        self._own_tracking = tracking is None
+        self.tracking: TrackingStore = tracking or SQLiteTrackingStore(config.sqlite_path)
+        self._given_clients = dict(clients or {})
+        self.now = now
+        self.metrics = metrics or PollMetrics()
+        self.owner = owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.accounts: dict[str, _Account] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise StoreUnavailable("the poller has no store (bind it to the app's store)")
+        return self._store
+
+    def bind(self, store: Store, registry: CollectorRegistry) -> None:
+        """Embedded in `serve`: write through the app's store, count in the app's registry."""
+        self._store = store
+        self.metrics.register(registry)
+
+    async def open(self) -> None:
+        if self._own_tracking:
+            await self.tracking.open()
+        for account in self.config.outbound.accounts:
+            if not account.pollable:
+                continue
+            client = self._given_clients.get(account.name) or client_for(account)
+            self.accounts[account.name] = _Account(
+                config=account,
+                client=client,
+                limiter=RateLimiter(account.rate_limit),
+                slots=asyncio.Semaphore(account.concurrency),
+            )
+            self.metrics.paused.labels(account.name).set(0)
+
+    async def close(self) -> None:
+        for state in self.accounts.values():
+            if state.config.name not in self._given_clients:
+                await state.client.aclose()
+        self.accounts.clear()
+        if self._own_tracking:
+            await self.tracking.close()
+
+    async def start(self) -> None:
+        await self.open()
+        self._tasks = [
+            asyncio.create_task(self._loop(state), name=f"dlrhub-poller-{name}")
+            for name, state in self.accounts.items()
+        ]
+        log.info("poller %s started for account(s): %s", self.owner, ", ".join(self.accounts))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self.close()
+
+    async def run_once(self) -> int:
+        """Poll every account's due messages once; how many rows were handled."""
+        counts = await asyncio.gather(*(self.poll_account(s) for s in self.accounts.values()))
+        return sum(counts)
+
+    async def _loop(self, state: _Account) -> None:
+        while True:
+            try:
+                handled = await self.poll_account(state)
+            except StoreUnavailable as error:
+                log.warning("poller, account %s: %s", state.config.name, error)
+                handled = 0
+            except Exception:
+                log.exception("poller, account %s: unexpected error", state.config.name)
+                handled = 0
+            if handled == 0:
+                await asyncio.sleep(self.settings.idle_sleep)
+
+    async def poll_account(self, state: _Account) -> int:
+        if await self._paused(state):
+            return 0
+        now = self.now()
+        lease_until = now + timedelta(seconds=self.settings.lease)
+        rows = await self.tracking.claim_due(
+            state.config.name, now, self.settings.batch_size, self.owner, lease_until
+        )
+        if not rows:
+            return 0
+        outcomes: list[PollOutcome] = []
+        live = []
+        for row in rows:
+            if expired(now, row.created_at, self.settings):
+                outcomes.append(_unchanged(row, None, "max_age"))
+                self.metrics.stopped.labels(state.config.name, "max_age").inc()
+            else:
+                live.append(row)
+        size = max(state.config.group_size, 1)
+        groups: list[list[TrackedMessage]] = []
+        for channel in sorted({row.channel for row in live}):
+            same = [row for row in live if row.channel == channel]
+            groups += [same[start : start + size] for start in range(0, len(same), size)]
+        try:
+            for group_outcomes in await asyncio.gather(
+                *(self._poll_group(state, group) for group in groups)
+            ):
+                outcomes += group_outcomes
+        finally:
+            done = {outcome.id for outcome in outcomes}
+            left = [row.id for row in rows if row.id not in done]
+            await self.tracking.complete(outcomes, self.owner, self.now())
+            if left:  # cancelled mid-batch: give the rest back
+                await self.tracking.release(left, self.owner, now)
+        return len(rows)
+
+    async def _poll_group(self, state: _Account, group: list[TrackedMessage]) -> list[PollOutcome]:
+        account = state.config
+        async with state.slots:
+            if state.paused_until is not None:
+                return [_unchanged(row, self.now(), None) for row in group]
+            await state.limiter.acquire()
+            try:
+                exchange = await state.client.status(
+                    [row.message_id for row in group], group[0].channel
+                )
+            except ProviderAuthError as error:
+                self.metrics.polls.labels(account.name, "auth_error").inc()
+                await self._pause(state, str(error))
+                return [_unchanged(row, self.now(), None) for row in group]
+            except ProviderRejected as error:
+                # The provider refuses the query itself: most often an id it does not know.
+                self.metrics.polls.labels(account.name, "rejected").inc()
+                log.info("poller, account %s: %s", account.name, error)
+                return [_retry_later(row, self.now(), self.settings, miss=True) for row in group]
+            except ProviderError as error:
+                label = "bad_answer" if isinstance(error, ProviderAnswerError) else "unavailable"
+                self.metrics.polls.labels(account.name, label).inc()
+                log.warning("poller, account %s: %s", account.name, error)
+                return [_retry_later(row, self.now(), self.settings) for row in group]
+        self.metrics.polls.labels(account.name, "answered").inc()
+        now = self.now()
+        raw = exchange.raw(account, "poll")
+        try:
+            events = NORMALIZERS[account.provider](raw, account.options)
+        except NormalizeError as error:
+            self.metrics.polls.labels(account.name, "bad_answer").inc()
+            await self.store.write(Quarantine(raw, str(error)))
+            log.warning("poller, account %s: quarantined an answer: %s", account.name, error)
+            return [_retry_later(row, now, self.settings) for row in group]
+        outcomes: list[PollOutcome] = []
+        to_store: list[Event] = []
+        for row in group:
+            outcome, fresh = decide(row, events, now, account, self.settings)
+            outcomes.append(outcome)
+            to_store += fresh
+            if fresh:
+                self.metrics.changes.labels(account.name).inc()
+            if outcome.stopped_reason:
+                self.metrics.stopped.labels(account.name, outcome.stopped_reason).inc()
+        if to_store:
+            await self.store.write(Accept(raw, [_with_tracking(e, group) for e in to_store]))
+        return outcomes
+
+    async def _pause(self, state: _Account, reason: str) -> None:
+        if state.paused_until is not None:
+            return
+        now = self.now()
+        state.paused_until = now + timedelta(seconds=self.settings.auth_pause)
+        self.metrics.paused.labels(state.config.name).set(1)
+        await self.tracking.pause(state.config.name, reason, now, state.paused_until)
+        log.error(
+            "poller: account %s paused until %s after an authentication error: %s"
+            " (fix the credentials, then 'dlrhub poll resume %s')",
+            state.config.name,
+            state.paused_until.isoformat(timespec="seconds"),
+            reason,
+            state.config.name,
+        )
+
+    async def _paused(self, state: _Account) -> bool:
+        """Whether the account is paused, here or by another process; lifts expired pauses."""
+        now = self.now()
+        pause = next(
+            (p for p in await self.tracking.pauses() if p.account == state.config.name), None
+        )
+        if pause is not None and now < pause.paused_until:
+            state.paused_until = pause.paused_until
+            self.metrics.paused.labels(state.config.name).set(1)
+            return True
+        if state.paused_until is not None:
+            log.info("poller: account %s resumes polling", state.config.name)
+        state.paused_until = None
+        self.metrics.paused.labels(state.config.name).set(0)
+        return False
+
+
+def _with_tracking(event: Event, group: Sequence[TrackedMessage]) -> Event:
+    """Fill what the provider's answer does not carry from the tracking row (ref, recipient)."""
+    import dataclasses
+
+    row = next((row for row in group if row.message_id == event.message_id), None)
+    if row is None:
+        return event
+    return dataclasses.replace(
+        event,
+        correlation_id=event.correlation_id or row.correlation_id,
+        recipient=event.recipient or row.recipient,
+    )

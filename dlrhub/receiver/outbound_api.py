@@ -1,0 +1,190 @@
+"""Outbound API: `POST /v1/messages` sends through an account, `POST /v1/tracking` tracks.
+
+Both need `Authorization: Bearer <admin token>`. The API is also a `Service`:
+it opens the tracking tables when the app starts and closes its provider
+clients when it stops.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from dlrhub.config import Config
+from dlrhub.event import parse_time
+from dlrhub.outbound.errors import ProviderAuthError, ProviderError, ProviderUnavailable
+from dlrhub.outbound.sending import Outbound, SendRefused, TrackRequest
+from dlrhub.receiver.auth import verify_admin_token
+from dlrhub.receiver.errors import error_response
+from dlrhub.store import Store, StoreUnavailable
+from dlrhub.store.tracking_sqlite import SQLiteTrackingStore
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 4 * 1024 * 1024
+MAX_TRACKED = 10_000
+
+
+class BadBody(ValueError):
+    pass
+
+
+class OutboundApi:
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.tracking = SQLiteTrackingStore(config.sqlite_path)
+        self.outbound = Outbound(config, store, self.tracking)
+        self._open = False
+
+    async def start(self) -> None:
+        await self.tracking.open()
+        self._open = True
+
+    async def stop(self) -> None:
+        await self.outbound.aclose()
+        await self.tracking.close()
+        self._open = False
+
+    async def readiness(self) -> dict[str, object]:
+        """What `/readyz` shows of outbound: accounts paused after an authentication error."""
+        if not self._open or not self.config.outbound.accounts:
+            return {}
+        now = self.outbound.now()
+        pauses = [
+            pause.to_dict() for pause in await self.tracking.pauses() if pause.paused_until > now
+        ]
+        return {"paused_accounts": pauses}
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v1/messages", self._guard(self.send), methods=["POST"]),
+            Route("/v1/tracking", self._guard(self.track), methods=["POST"]),
+        ]
+
+    def _guard(self, endpoint: Any) -> Any:
+        async def guarded(request: Request) -> Response:
+            token = self.config.admin_token
+            if token is None or not verify_admin_token(request, token):
+                return error_response(
+                    401,
+                    "unauthorized",
+                    "this API needs 'Authorization: Bearer <admin token>'",
+                    {"WWW-Authenticate": "Bearer"},
+                )
+            try:
+                return await endpoint(request)  # type: ignore[no-any-return]
+            except BadBody as error:
+                return error_response(400, "bad_request", str(error))
+            except SendRefused as error:
+                status = 404 if error.code == "unknown_account" else 400
+                return error_response(status, error.code, str(error))
+            except ProviderError as error:
+                status = 503 if isinstance(error, ProviderUnavailable) else 502
+                if isinstance(error, ProviderAuthError):
+                    log.error("outbound: %s", error)
+                body = {"error": error.error, "detail": str(error), "provider_code": error.code}
+                return JSONResponse(body, status_code=status)
+            except StoreUnavailable as error:
+                return error_response(503, "store_unavailable", str(error), {"Retry-After": "5"})
+
+        return guarded
+
+    async def send(self, request: Request) -> Response:
+        body = await _json_object(request)
+        _known(body, {"account", "to", "text", "from", "refs", "channel", "texts", "options"})
+        recipients = body.get("to")
+        if isinstance(recipients, str):
+            recipients = [recipients]
+        sent = await self.outbound.send(
+            _text(body, "account", required=True) or "",
+            _texts(recipients, "to"),
+            _text(body, "text") or "",
+            refs=_texts(body["refs"], "refs") if body.get("refs") is not None else None,
+            sender=_text(body, "from"),
+            channel=_text(body, "channel") or "sms",
+            texts=_texts(body["texts"], "texts") if body.get("texts") is not None else None,
+            options={
+                str(key): str(value)
+                for key, value in _object(body.get("options"), "options").items()
+            },
+        )
+        return JSONResponse({"messages": [message.to_dict() for message in sent]})
+
+    async def track(self, request: Request) -> Response:
+        body = await _json_object(request)
+        _known(body, {"account", "messages"})
+        account = _text(body, "account", required=True) or ""
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages or len(messages) > MAX_TRACKED:
+            raise BadBody(f"'messages' must be a list of 1 to {MAX_TRACKED} objects")
+        items = []
+        for index, item in enumerate(messages):
+            item = _object(item, f"messages[{index}]")
+            _known(item, {"message_id", "recipient", "ref", "channel", "sent_at", "sending_id"})
+            sent_at = _text(item, "sent_at")
+            try:
+                moment = parse_time(sent_at) if sent_at else None
+            except ValueError:
+                raise BadBody(f"messages[{index}].sent_at is not an ISO 8601 time") from None
+            items.append(
+                TrackRequest(
+                    message_id=_text(item, "message_id", required=True) or "",
+                    recipient=_text(item, "recipient"),
+                    ref=_text(item, "ref"),
+                    channel=_text(item, "channel") or "sms",
+                    sent_at=moment,
+                    sending_id=_text(item, "sending_id"),
+                )
+            )
+        added = await self.outbound.track(account, items)
+        return JSONResponse({"tracked": added, "already_tracked": len(items) - added})
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise BadBody("send a JSON body with Content-Type: application/json")
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise BadBody(f"the body is over {MAX_BODY} bytes")
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise BadBody(f"the body is not valid JSON: {error}") from None
+    return _object(document, "the body")
+
+
+def _object(value: Any, name: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadBody(f"{name} must be a JSON object")
+    return value
+
+
+def _known(document: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(document) - allowed)
+    if unknown:
+        raise BadBody(f"unknown field(s): {', '.join(unknown)}")
+
+
+def _text(document: dict[str, Any], key: str, *, required: bool = False) -> str | None:
+    value = document.get(key)
+    if value is None:
+        if required:
+            raise BadBody(f"'{key}' is required")
+        return None
+    if not isinstance(value, str):
+        raise BadBody(f"'{key}' must be a string")
+    return value
+
+
+def _texts(value: Any, key: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise BadBody(f"'{key}' must be a list of strings")
+    return value

@@ -1,0 +1,165 @@
+"""The tracking interface: what dlrhub sent (or was told about) and when to ask again.
+
+One row per message at a provider account, created by a send or by `POST
+/v1/tracking`. The poller claims due rows (`next_poll_at <= now`) under a lease,
+so two pollers on one store never ask about the same message at once, and
+writes back the outcome and the next time. A row stops being polled for a
+recorded reason (`stopped_reason`): `final_status`, `provider_final`,
+`max_age`, `unknown_id`, `rejected`, `not_pollable`.
+
+The SQLite implementation is `dlrhub.store.tracking_sqlite`; a PostgreSQL one
+will satisfy the same protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from dlrhub.event import Status, format_time
+
+STOP_REASONS = (
+    "final_status",
+    "provider_final",
+    "max_age",
+    "unknown_id",
+    "rejected",
+    "not_pollable",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NewTracking:
+    """A message to remember; `next_poll_at` None means it is not polled."""
+
+    account: str
+    provider: str
+    message_id: str
+    created_at: datetime
+    recipient: str | None = None
+    correlation_id: str | None = None
+    channel: str = "sms"
+    sending_id: str | None = None
+    status: Status | None = None
+    provider_status: str | None = None
+    next_poll_at: datetime | None = None
+    stopped_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedMessage:
+    id: int
+    account: str
+    provider: str
+    message_id: str
+    created_at: datetime
+    recipient: str | None
+    correlation_id: str | None
+    channel: str
+    sending_id: str | None
+    status: Status | None
+    provider_status: str | None
+    last_event_at: datetime | None
+    next_poll_at: datetime | None
+    attempts: int
+    misses: int
+    stopped_reason: str | None
+    stopped_at: datetime | None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "account": self.account,
+            "provider": self.provider,
+            "message_id": self.message_id,
+            "recipient": self.recipient,
+            "correlation_id": self.correlation_id,
+            "channel": self.channel,
+            "sending_id": self.sending_id,
+            "status": self.status.value if self.status else None,
+            "provider_status": self.provider_status,
+            "created_at": format_time(self.created_at),
+            "next_poll_at": format_time(self.next_poll_at) if self.next_poll_at else None,
+            "attempts": self.attempts,
+            "stopped_reason": self.stopped_reason,
+            "stopped_at": format_time(self.stopped_at) if self.stopped_at else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PollOutcome:
+    """What one poll of a claimed row learned, and when to ask next (None: stop)."""
+
+    id: int
+    status: Status | None
+    provider_status: str | None
+    last_event_at: datetime | None
+    attempts: int
+    misses: int
+    next_poll_at: datetime | None
+    stopped_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountPause:
+    account: str
+    reason: str
+    paused_at: datetime
+    paused_until: datetime
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "account": self.account,
+            "reason": self.reason,
+            "paused_at": format_time(self.paused_at),
+            "paused_until": format_time(self.paused_until),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSummary:
+    account: str
+    polling: int = 0
+    due: int = 0
+    stopped: dict[str, int] = field(default_factory=dict)
+
+
+class TrackingStore(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def add(self, items: Sequence[NewTracking]) -> int:
+        """Insert rows (an already tracked message is left alone); returns how many are new."""
+        ...
+
+    async def claim_due(
+        self, account: str, now: datetime, limit: int, owner: str, lease_until: datetime
+    ) -> list[TrackedMessage]:
+        """Take up to `limit` due rows of the account, oldest due first, until `lease_until`."""
+        ...
+
+    async def complete(self, outcomes: Sequence[PollOutcome], owner: str, now: datetime) -> None:
+        """Write back outcomes of rows `owner` still holds (a lost lease is ignored)."""
+        ...
+
+    async def release(self, ids: Sequence[int], owner: str, next_poll_at: datetime) -> None:
+        """Give claimed rows back without polling them (shutdown, paused account)."""
+        ...
+
+    async def find(self, account: str, message_id: str) -> TrackedMessage | None: ...
+
+    async def find_recipient(
+        self, account: str, sending_id: str, recipient: str
+    ) -> TrackedMessage | None:
+        """The message of a sending (360NRS sendingId) to a recipient, for report backfills."""
+        ...
+
+    async def summaries(self, now: datetime) -> list[AccountSummary]: ...
+
+    async def pause(self, account: str, reason: str, now: datetime, until: datetime) -> None: ...
+
+    async def resume(self, account: str) -> bool: ...
+
+    async def pauses(self) -> list[AccountPause]: ...

@@ -1,0 +1,128 @@
+"""What every fake provider shares: a request log and scripted faults.
+
+A `Fault` applies to the next `times` requests whose path starts with `path`
+(any path when empty):
+
+| kind          | effect                                                             |
+|---------------|--------------------------------------------------------------------|
+| `delay`       | waits `seconds`, then answers normally                             |
+| `status`      | answers HTTP `status` with `body` (default: the provider's error) |
+| `malformed`   | answers HTTP 200 with a body that is not JSON                      |
+| `expire_token`| (Conectaline) every temporary token issued so far stops working    |
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+FaultKind = Literal["delay", "status", "malformed", "expire_token"]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass
+class Fault:
+    kind: FaultKind
+    path: str = ""
+    times: int = 1
+    seconds: float = 0.0
+    status: int = 500
+    body: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    at: float  # time.monotonic() when it arrived
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class FakeProvider:
+    """Base of the fakes: `latency` on every answer, faults, and the request log."""
+
+    latency: float = 0.0
+    requests: list[RecordedRequest] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+
+    def inject(self, fault: Fault) -> None:
+        self.faults.append(fault)
+
+    def requests_to(self, path: str) -> list[RecordedRequest]:
+        return [request for request in self.requests if request.path.startswith(path)]
+
+    def max_requests_per_second(self, path: str = "") -> int:
+        """The most requests to `path` that arrived within any one-second window."""
+        times = sorted(request.at for request in self.requests_to(path))
+        best, start = 0, 0
+        for end, moment in enumerate(times):
+            while moment - times[start] >= 1.0:
+                start += 1
+            best = max(best, end - start + 1)
+        return best
+
+    def error_body(self, status: int) -> bytes:
+        """The provider's error answer for an injected HTTP status."""
+        return b'{"error": "internal", "msg": "fault injected"}'
+
+    def on_expire_token(self) -> None:
+        """Conectaline overrides: revoke the tokens."""
+
+    def wrap(self, endpoint: Endpoint) -> Endpoint:
+        """Record the request, apply faults and latency, then call `endpoint`."""
+
+        async def wrapped(request: Request) -> Response:
+            body = await request.body()
+            self.requests.append(
+                RecordedRequest(
+                    at=time.monotonic(),
+                    method=request.method,
+                    path=request.url.path,
+                    query=request.url.query,
+                    headers=dict(request.headers),
+                    body=body,
+                )
+            )
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            for fault in list(self.faults):
+                if fault.times <= 0 or not request.url.path.startswith(fault.path):
+                    continue
+                fault.times -= 1
+                if fault.times <= 0:
+                    self.faults.remove(fault)
+                if fault.kind == "delay":
+                    await asyncio.sleep(fault.seconds)
+                elif fault.kind == "status":
+                    return Response(
+                        fault.body if fault.body is not None else self.error_body(fault.status),
+                        status_code=fault.status,
+                        media_type="application/json",
+                    )
+                elif fault.kind == "malformed":
+                    return Response(b'{"data": [{"id": ', media_type="application/json")
+                elif fault.kind == "expire_token":
+                    self.on_expire_token()
+                break
+            return await endpoint(request)
+
+        return wrapped
+
+
+async def form_of(request: Request) -> dict[str, str]:
+    """A form-encoded body (first value of each field), without python-multipart."""
+    body = (await request.body()).decode("utf-8", "replace")
+    fields: dict[str, str] = {}
+    for name, value in parse_qsl(body, keep_blank_values=True):
+        fields.setdefault(name, value)
+    return fields

@@ -1,0 +1,138 @@
+"""A fake Onurix API (`/api/v1/send-sms`, `/api/v1/call/send`, `/api/v1/messages-state`).
+
+Speaks the wire format of providers/onurix-api.txt. Each accepted message gets
+a state progression (`progression`, or `scripts[phone]`): its n-th state query
+answers the n-th state, then the last one forever. Querying a send's dispatch
+id answers the group (a list); an unknown id answers 400 `{error, msg}`
+(or, with `answer_unknown`, the first state: for benchmarks).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from dlrhub.testing.faults import FakeProvider, form_of
+
+DEFAULT_PROGRESSION = ("Pendiente", "Enviado", "Entregado")
+
+
+@dataclass
+class FakeMessage:
+    id: str
+    dispatch_id: str
+    phone: str
+    text: str
+    progression: tuple[str, ...]
+    queries: int = 0
+
+    def state(self) -> str:
+        return self.progression[min(self.queries, len(self.progression) - 1)]
+
+
+@dataclass
+class FakeOnurix(FakeProvider):
+    client: str = "1234"
+    key: str = "onurix-key-0123456789"
+    progression: tuple[str, ...] = DEFAULT_PROGRESSION
+    scripts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    messages: dict[str, FakeMessage] = field(default_factory=dict)
+    dispatches: dict[str, list[str]] = field(default_factory=dict)
+    answer_unknown: bool = False  # answer any id as a message (benchmarks), not 400
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def error_body(self, status: int) -> bytes:
+        return b'{"error": "520", "msg": "Error interno del sistema"}'
+
+    @property
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/api/v1/send-sms", self.wrap(self.send_sms), methods=["POST"]),
+                Route("/api/v1/call/send", self.wrap(self.send_call), methods=["POST"]),
+                Route("/api/v1/messages-state", self.wrap(self.messages_state), methods=["GET"]),
+            ]
+        )
+
+    def add_message(self, phone: str, text: str = "", dispatch_id: str = "") -> FakeMessage:
+        """A message as if sent elsewhere (to be tracked, not sent, by dlrhub)."""
+        number = next(self._ids)
+        message = FakeMessage(
+            id=f"msg-{number}",
+            dispatch_id=dispatch_id or f"dsp-{number}",
+            phone=phone,
+            text=text,
+            progression=self.scripts.get(phone, self.progression),
+        )
+        self.messages[message.id] = message
+        self.dispatches.setdefault(message.dispatch_id, []).append(message.id)
+        return message
+
+    def _refused(self, client: str | None, key: str | None) -> Response | None:
+        if client != self.client or key != self.key:
+            return JSONResponse({"error": "401", "msg": "Credenciales invalidas"}, status_code=401)
+        return None
+
+    async def send_sms(self, request: Request) -> Response:
+        return await self._send(request, text_field="sms", status_field="status")
+
+    async def send_call(self, request: Request) -> Response:
+        return await self._send(request, text_field="message", status_field="state")
+
+    async def _send(self, request: Request, *, text_field: str, status_field: str) -> Response:
+        form = await form_of(request)
+        refused = self._refused(_text(form.get("client")), _text(form.get("key")))
+        if refused is not None:
+            return refused
+        phones = [phone.strip() for phone in (_text(form.get("phone")) or "").split(",") if phone]
+        text = _text(form.get(text_field)) or ""
+        if not phones or (text_field == "sms" and not text):
+            return JSONResponse({"error": 1000, "msg": "Parametros invalidos"}, status_code=400)
+        dispatch_id = f"dsp-{next(self._ids)}"
+        data: list[dict[str, object]] = []
+        for phone in phones:
+            if not (phone.isdigit() and 10 <= len(phone) <= 15):
+                data.append({"id": None, status_field: "Rechazado", "credits": 0, "phone": phone})
+                continue
+            message = self.add_message(phone, text, dispatch_id)
+            item = {"id": message.id, status_field: "Pendiente", "credits": 1, "phone": phone}
+            item["sms" if text_field == "sms" else "message"] = text
+            data.append(item)
+        return JSONResponse({"id": dispatch_id, "status": 1, "data": data})
+
+    async def messages_state(self, request: Request) -> Response:
+        params = request.query_params
+        refused = self._refused(params.get("client"), params.get("key"))
+        if refused is not None:
+            return refused
+        wanted = params.get("id", "")
+        if wanted in self.dispatches:
+            return JSONResponse([self._answer(self.messages[i]) for i in self.dispatches[wanted]])
+        if wanted in self.messages:
+            return JSONResponse(self._answer(self.messages[wanted]))
+        if self.answer_unknown and wanted:
+            message = FakeMessage(wanted, "dsp-0", "573150000000", "", self.progression)
+            return JSONResponse(self._answer(message))
+        return JSONResponse({"error": "404", "msg": "Mensaje no encontrado"}, status_code=400)
+
+    def _answer(self, message: FakeMessage) -> dict[str, object]:
+        state = message.state()
+        message.queries += 1
+        return {
+            "state": state,
+            "credits": 1,
+            "phone": int(message.phone),
+            "created": "2025-03-01 12:00:00",
+            "sms": message.text,
+            "dispatch_id": message.dispatch_id,
+            "id": message.id,
+        }
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None

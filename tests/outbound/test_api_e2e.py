@@ -1,0 +1,148 @@
+"""The real app on loopback: send and track over the API, the embedded poller, readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from dlrhub.app import create_app
+from dlrhub.config import Config
+from dlrhub.outbound.poller import Poller
+from dlrhub.testing.onurix import FakeOnurix
+from dlrhub.testing.uvox import FakeUvox
+from tests.conftest import ADMIN_TOKEN
+from tests.outbound.conftest import outbound_config
+from tests.serving import serve_app
+
+
+def accounts(onurix: tuple[FakeOnurix, str], uvox: tuple[FakeUvox, str]) -> list[dict[str, Any]]:
+    (fake_onurix, onurix_base), (fake_uvox, uvox_base) = onurix, uvox
+    return [
+        {
+            "name": "onx",
+            "provider": "onurix",
+            "base_url": f"{onurix_base}/api/v1",
+            "client": fake_onurix.client,
+            "key": fake_onurix.key,
+        },
+        {
+            "name": "onx-bad",
+            "provider": "onurix",
+            "base_url": f"{onurix_base}/api/v1",
+            "client": fake_onurix.client,
+            "key": "not-the-key-0123",
+        },
+        {
+            "name": "uvx",
+            "provider": "uvox",
+            "base_url": f"{uvox_base}/api/get-api/v1",
+            "accountnumber": fake_uvox.accountnumber,
+            "apikey": fake_uvox.apikey,
+            "sender": "UVox",
+        },
+    ]
+
+
+@pytest.fixture
+async def served(
+    tmp_path: Path, onurix: tuple[FakeOnurix, str], uvox: tuple[FakeUvox, str]
+) -> AsyncIterator[tuple[Config, httpx.AsyncClient, Poller]]:
+    onurix[0].progression = ("Enviado", "Entregado")
+    config = outbound_config(tmp_path, accounts(onurix, uvox), enabled=True)
+    poller = Poller(config, None)
+    app = create_app(config, services=[poller])
+    poller.bind(app.state.store, app.state.metrics.registry)
+    async with serve_app(app) as base_url:
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        async with httpx.AsyncClient(base_url=base_url, headers=headers) as admin:
+            yield config, admin, poller
+
+
+async def eventually(admin: httpx.AsyncClient, path: str, want: str, seconds: float = 10) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        answer = await admin.get(path)
+        if answer.status_code == 200 and want in answer.text:
+            return answer.json()
+        assert time.monotonic() < deadline, answer.text
+        await asyncio.sleep(0.05)
+
+
+async def test_send_over_the_api_then_the_embedded_poller_follows_it(
+    served: tuple[Config, httpx.AsyncClient, Poller],
+) -> None:
+    _, admin, _ = served
+    answer = await admin.post(
+        "/v1/messages",
+        json={"account": "onx", "to": ["573150123456", "5731"], "text": "Hola", "refs": ["a", "b"]},
+    )
+    assert answer.status_code == 200, answer.text
+    accepted, rejected = answer.json()["messages"]
+    assert (accepted["status"], accepted["ref"]) == ("accepted", "a")
+    assert (rejected["status"], rejected["provider_status"]) == ("rejected", "Rechazado")
+    state = await eventually(admin, f"/v1/messages/onurix/{accepted['message_id']}", "delivered")
+    assert state["message"]["status"] == "delivered"
+    assert [e["status"] for e in state["events"]] == ["accepted", "sent", "delivered"]
+    metrics = (await admin.get("/metrics")).text
+    assert 'dlrhub_poller_requests_total{account="onx",outcome="answered"}' in metrics
+    ready = (await admin.get("/readyz")).json()
+    assert ready["status"] == "ready" and ready["outbound"] == {"paused_accounts": []}
+
+
+async def test_track_over_the_api_and_an_auth_error_shows_in_readyz(
+    served: tuple[Config, httpx.AsyncClient, Poller], uvox: tuple[FakeUvox, str]
+) -> None:
+    _, admin, _ = served
+    message_id = uvox[0].add_message()
+    body = {"account": "uvx", "messages": [{"message_id": message_id, "ref": "t-1"}]}
+    first = await admin.post("/v1/tracking", json=body)
+    again = await admin.post("/v1/tracking", json=body)
+    assert first.json() == {"tracked": 1, "already_tracked": 0}
+    assert again.json() == {"tracked": 0, "already_tracked": 1}
+    state = await eventually(admin, f"/v1/messages/uvox/{message_id}", '"013"')
+    assert [e["provider_status"] for e in state["events"]] == ["011", "013"]
+    assert state["events"][0]["correlation_id"] == "t-1"
+
+    bad = {"account": "onx-bad", "messages": [{"message_id": "msg-x"}]}
+    assert (await admin.post("/v1/tracking", json=bad)).status_code == 200
+    ready = await eventually(admin, "/readyz", "onx-bad")
+    (pause,) = ready["outbound"]["paused_accounts"]
+    assert pause["account"] == "onx-bad" and "HTTP 401" in pause["reason"]
+    metrics = (await admin.get("/metrics")).text
+    assert 'dlrhub_poller_account_paused{account="onx-bad"} 1.0' in metrics
+
+
+async def test_api_refusals_are_json_errors(
+    served: tuple[Config, httpx.AsyncClient, Poller],
+) -> None:
+    _, admin, _ = served
+    unauthorized = await admin.post("/v1/messages", json={}, headers={"Authorization": "Bearer x"})
+    assert unauthorized.status_code == 401
+    cases = [
+        ({"account": "nobody", "to": "1", "text": "x"}, 404, "unknown_account"),
+        ({"account": "onx", "to": [], "text": "x"}, 400, "bad_request"),
+        ({"account": "onx", "to": "573150123456", "text": "x", "colour": 1}, 400, "bad_request"),
+        (
+            {"account": "onx", "to": ["1", "2"], "text": "x", "refs": ["same", "same"]},
+            400,
+            "bad_request",
+        ),
+        ({"account": "onx-bad", "to": "573150123456", "text": "x"}, 502, "provider_auth_failed"),
+    ]
+    for body, status, error in cases:
+        answer = await admin.post("/v1/messages", json=body)
+        assert (answer.status_code, answer.json()["error"]) == (status, error), answer.text
+    provider = await admin.post(
+        "/v1/messages", json={"account": "onx-bad", "to": "573150123456", "text": "x"}
+    )
+    assert provider.json()["provider_code"] == "401"
+    not_json = await admin.post(
+        "/v1/tracking", content=b"{", headers={"Content-Type": "application/json"}
+    )
+    assert not_json.status_code == 400

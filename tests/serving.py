@@ -14,7 +14,9 @@ import uvicorn
 @contextlib.asynccontextmanager
 async def serve_app(app: Any, **uvicorn_options: Any) -> AsyncIterator[str]:
     """Yield the base URL while Uvicorn serves `app` on 127.0.0.1 with a free port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only when
+    # the listening socket says TCP; otherwise each answer waits for a delayed ACK (~40 ms).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

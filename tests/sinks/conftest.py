@@ -30,7 +30,7 @@ from dlrhub.normalizers.base import RawCallback
 from dlrhub.sinks.service import SinkService
 from dlrhub.store import Accept, SQLiteStore
 from dlrhub.store.sink_state_sqlite import SQLiteSinkState
-from tests.serving import free_port
+from tests.serving import free_port, serve_app
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 STATUSES = (Status.ACCEPTED, Status.SENT, Status.DELIVERED)
@@ -197,42 +197,10 @@ class Receiver:
         return {item["id"] for item in self.events}
 
 
-@contextlib.asynccontextmanager
-async def serve_fast(app: Any) -> AsyncIterator[str]:
-    """`tests.serving.serve_app`, with TCP_NODELAY on the listening socket.
-
-    Uvicorn writes a response's headers and body separately; without NODELAY
-    the body waits for the client's delayed ACK, 40 ms per request on Linux.
-    """
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=1)
-    )
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        for _ in range(500):
-            if server.started or task.done():
-                break
-            await asyncio.sleep(0.01)
-        if task.done():
-            task.result()
-            raise RuntimeError("uvicorn stopped before it started")
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
-
-
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     hook = Receiver()
-    async with serve_fast(hook.app()) as base_url:
+    async with serve_app(hook.app(), timeout_graceful_shutdown=1) as base_url:
         hook.base_url = base_url
         yield hook
 

@@ -208,7 +208,7 @@ async def test_sinks_that_are_down_do_not_slow_ingest(tmp_path: Path, receiver: 
     from dlrhub.app import create_app
     from dlrhub.config import load_config
     from dlrhub.sinks.service import SinkService
-    from tests.sinks.conftest import serve_fast
+    from tests.serving import serve_app
 
     receiver.mode = "hang"
     path = write_config(tmp_path, receiver)
@@ -219,11 +219,11 @@ async def test_sinks_that_are_down_do_not_slow_ingest(tmp_path: Path, receiver: 
     )
     config = load_config(path, env={})
     baseline_app = create_app(config)
-    async with serve_fast(baseline_app) as base_url:
+    async with serve_app(baseline_app, timeout_graceful_shutdown=1) as base_url:
         baseline = await post_callbacks(base_url, "baseline", 200)
     service = SinkService(config, poll_interval=0.01, control_interval=0.05)
     app = create_app(config, services=[service])
-    async with serve_fast(app) as base_url:
+    async with serve_app(app, timeout_graceful_shutdown=1) as base_url:
         loaded = await post_callbacks(base_url, "loaded", 200)
         await wait_until(lambda: service.runners[1].stats.lag_events >= 400, 10)
         assert service.runners[1].stats.state == "down"

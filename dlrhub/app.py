@@ -25,6 +25,16 @@ from dlrhub.store import SQLiteStore, Store
 def open_store(config: Config, metrics: Metrics | None = None) -> Store:
     """The store the configuration names (not yet opened)."""
     on_commit = metrics.observe_commit if metrics is not None else None
+    if config.store.backend == "postgres":
+        from dlrhub.store.postgres import PostgresStore
+
+        assert config.store.dsn is not None  # checked with the configuration
+        return PostgresStore(
+            config.store.dsn,
+            schema=config.store.schema,
+            max_batch=config.store.max_batch,
+            on_commit=on_commit,
+        )
     return SQLiteStore(config.sqlite_path, max_batch=config.store.max_batch, on_commit=on_commit)
 
 

@@ -19,9 +19,10 @@ from typing import Any
 import orjson
 
 from dlrhub import __version__
+from dlrhub.app import open_store
 from dlrhub.config import Config, ConfigError, load_config
 from dlrhub.event import Event, EventType, Status
-from dlrhub.store import EventFilter, SQLiteStore, Store, StoreUnavailable
+from dlrhub.store import EventFilter, Store, StoreUnavailable
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -178,7 +179,7 @@ def command_serve(args: argparse.Namespace) -> int:
 
 
 async def _check_store(config: Config) -> None:
-    store = SQLiteStore(config.sqlite_path)
+    store = open_store(config)
     await store.open()
     await store.close()
 
@@ -194,7 +195,7 @@ def _configure_logging(level: str) -> None:
 def describe_endpoints(config: Config, generated: list[str]) -> str:
     """The exact URLs to paste into each provider's settings."""
     base = config.server.public_url or f"http://{config.server.host}:{config.server.port}"
-    lines = [f"dlrhub {__version__} listening on {base} (store: {config.sqlite_path})", ""]
+    lines = [f"dlrhub {__version__} listening on {base} (store: {config.store_label})", ""]
     for source in config.sources:
         params = source.options.dlr_params
         dlr_query = "&".join(
@@ -347,7 +348,7 @@ def command_quarantine_reprocess(args: argparse.Namespace) -> int:
 
 def command_check_config(args: argparse.Namespace) -> int:
     config = config_from(args)
-    print(f"configuration is valid: data_dir={config.data_dir}, store={config.sqlite_path}")
+    print(f"configuration is valid: data_dir={config.data_dir}, store={config.store_label}")
     print(f"listen on {config.server.host}:{config.server.port}")
     if not config.sources:
         print("no sources: 'dlrhub serve' will create the 360NRS source 'nrs360'")
@@ -361,11 +362,11 @@ def command_check_config(args: argparse.Namespace) -> int:
 
 def _with_store(config: Config, run: Callable[[Store], Awaitable[None]]) -> int:
     path = config.sqlite_path
-    if not path.exists():
+    if config.store.backend == "sqlite" and not path.exists():
         raise CliError(f"no store at {path}; start 'dlrhub serve' first or pass --data-dir")
 
     async def session() -> None:
-        store = SQLiteStore(path)
+        store = open_store(config)
         await store.open()
         try:
             await run(store)
@@ -720,7 +721,7 @@ def _with_outbound(config: Config, run: Callable[[Any], Awaitable[None]]) -> int
     from dlrhub.store.tracking_sqlite import SQLiteTrackingStore
 
     async def session() -> None:
-        store = SQLiteStore(config.sqlite_path)
+        store = open_store(config)
         tracking = SQLiteTrackingStore(config.sqlite_path)
         await store.open()
         await tracking.open()
@@ -810,7 +811,7 @@ def command_poll(args: argparse.Namespace) -> int:
         raise CliError("no [[accounts]] can be polled (onurix, uvox or 360nrs, poll = true)")
 
     async def run() -> None:
-        store = SQLiteStore(config.sqlite_path)
+        store = open_store(config)
         await store.open()
         poller = Poller(config, store)
         try:

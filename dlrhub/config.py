@@ -29,6 +29,7 @@ from typing import Any
 from dlrhub.event import Status
 from dlrhub.normalizers import DEFAULT_DLR_PARAMS, NORMALIZERS, PROVIDER_ALIASES, SourceOptions
 from dlrhub.outbound.settings import OutboundConfig, parse_outbound
+from dlrhub.redact import redact_dsn
 from dlrhub.settings_values import (
     ConfigError as ConfigError,
 )
@@ -88,8 +89,10 @@ class ServerConfig:
 
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
-    backend: str = "sqlite"
-    path: Path | None = None
+    backend: str = "sqlite"  # or "postgres"
+    path: Path | None = None  # sqlite
+    dsn: str | None = None  # postgres: postgresql://user:password@host:5432/db
+    schema: str = "dlrhub"  # postgres
     max_batch: int = 512
 
 
@@ -107,6 +110,13 @@ class Config:
     @property
     def sqlite_path(self) -> Path:
         return self.store.path or self.data_dir / "dlrhub.sqlite3"
+
+    @property
+    def store_label(self) -> str:
+        """Where events are stored, fit to print (no password)."""
+        if self.store.backend == "postgres" and self.store.dsn:
+            return f"PostgreSQL {redact_dsn(self.store.dsn)}, schema {self.store.schema}"
+        return str(self.sqlite_path)
 
     def source(self, name: str) -> SourceConfig | None:
         return next((source for source in self.sources if source.name == name), None)
@@ -225,13 +235,21 @@ def parse_config(document: Mapping[str, Any]) -> Config:
         ),
     )
     store_doc = read_table("store", document.get("store", {}))
-    reject_unknown("store", store_doc, {"backend", "path", "max_batch"})
+    reject_unknown("store", store_doc, {"backend", "path", "dsn", "schema", "max_batch"})
     backend = value_at(store_doc, "backend", "store.backend", read_text, "sqlite")
-    if backend != "sqlite":
-        raise ConfigError("store.backend", f"{backend!r} is not supported yet (use 'sqlite')")
+    if backend not in {"sqlite", "postgres"}:
+        raise ConfigError("store.backend", f"{backend!r} is not 'sqlite' or 'postgres'")
+    dsn = optional_value_at(store_doc, "dsn", "store.dsn", read_text)
+    if backend == "postgres" and not (dsn and dsn.startswith(("postgresql://", "postgres://"))):
+        raise ConfigError("store.dsn", "is required with backend 'postgres': postgresql://...")
+    schema = value_at(store_doc, "schema", "store.schema", read_text, "dlrhub")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+        raise ConfigError("store.schema", f"{schema!r} is not a plain lower-case schema name")
     store = StoreConfig(
         backend=backend,
         path=optional_value_at(store_doc, "path", "store.path", read_path),
+        dsn=dsn,
+        schema=schema,
         max_batch=value_at(store_doc, "max_batch", "store.max_batch", read_positive_int, 512),
     )
     log_level = value_at(document, "log_level", "log_level", read_text, "info").lower()

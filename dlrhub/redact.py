@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 REDACTED = "[REDACTED]"
 
@@ -62,6 +62,21 @@ def redact_text(text: str, secrets: Iterable[str]) -> str:
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
         text = text.replace(secret, REDACTED)
     return text
+
+
+def redact_dsn(dsn: str) -> str:
+    """A database URL without its password: `postgresql://user:[REDACTED]@host/db`."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return redact_query_in_url(dsn)
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return redact_query_in_url(urlunsplit(parts._replace(netloc=f"{user}:{REDACTED}@{host}")))
+
+
+def redact_query_in_url(url: str) -> str:
+    base, separator, query = url.partition("?")
+    return f"{base}?{redact_query(query)}" if separator else url
 
 
 class AccessLogRedactor(logging.Filter):

@@ -126,6 +126,12 @@ def test_config_path_from_the_environment(tmp_path: Path) -> None:
         ),
         ("data_dir = [1\n", {}, "is not valid TOML"),
         ("[store]\nbackend = 'oracle'\n", {}, "store.backend"),
+        ("[store]\nbackend = 'postgres'\n", {}, "store.dsn: is required"),
+        (
+            "[store]\nbackend = 'postgres'\ndsn = 'postgresql://h/db'\nschema = 'a; drop'\n",
+            {},
+            "store.schema",
+        ),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, text: str, env: dict[str, str], message: str) -> None:
@@ -159,3 +165,16 @@ def test_first_start_persists_generated_secrets(tmp_path: Path) -> None:
     assert second.generated == []
     assert second.config.sources[0].token == source.token
     assert second.config.admin_token == first.config.admin_token
+
+
+def test_postgres_store_from_the_environment_never_shows_the_password() -> None:
+    env = {
+        "DLRHUB_STORE__BACKEND": "postgres",
+        "DLRHUB_STORE__DSN": "postgresql://dlrhub:s3cret-pass@db.internal:5432/dlrhub",
+    }
+    config = load_config(None, env=env)
+    assert (config.store.backend, config.store.schema) == ("postgres", "dlrhub")
+    assert "s3cret-pass" not in config.store_label
+    assert config.store_label == (
+        "PostgreSQL postgresql://dlrhub:[REDACTED]@db.internal:5432/dlrhub, schema dlrhub"
+    )

@@ -13,6 +13,7 @@ from dlrhub.store.base import (
     WriteItem,
     WriteResult,
 )
+from dlrhub.store.sql import SQLStore
 from dlrhub.store.sqlite import SQLiteStore
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "Quarantine",
     "QuarantineEntry",
     "Reprocess",
+    "SQLStore",
     "SQLiteStore",
     "Store",
     "StoreUnavailable",

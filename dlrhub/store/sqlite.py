@@ -1,44 +1,21 @@
-"""SQLite store (the embedded default), through aiosqlite.
+"""SQLite backend (the embedded default), through aiosqlite.
 
-WAL mode with `synchronous=FULL`: a commit is on disk when it returns. One
-writer task takes every queued write, commits them in one transaction (group
-commit) and only then answers each caller, so durability costs one fsync per
-batch rather than per request. Reads use their own connection and never wait
-for the writer. Sequence numbers are allocated inside the write lock, so a
-reader paging by `seq` never sees a gap that fills in later.
+WAL mode with `synchronous=FULL`: a commit is on disk when it returns. Writers
+(the server's writer task, a CLI `quarantine reprocess`) take SQLite's write
+lock with `BEGIN IMMEDIATE`; reads use a second connection.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from dlrhub.event import Event, EventType, Status, epoch_micros, format_time, parse_time
-from dlrhub.normalizers.base import RawCallback
-from dlrhub.store.base import (
-    Accept,
-    EventFilter,
-    MessageState,
-    Probe,
-    Quarantine,
-    QuarantineEntry,
-    QuarantineState,
-    Reprocess,
-    StoreUnavailable,
-    WriteItem,
-    WriteResult,
-)
-
-log = logging.getLogger(__name__)
+from dlrhub.store.sql import SQLConnection, SQLStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS raw_callbacks (
@@ -91,130 +68,72 @@ CREATE TABLE IF NOT EXISTS quarantine (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
-# The lattice in one comparison: a higher rank wins; at equal rank the later one.
-UPSERT_MESSAGE = """
-INSERT INTO messages (provider, message_id, source, status, provider_status, rank,
-                      ordering_us, last_seq, recipient, correlation_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (provider, message_id) DO UPDATE SET
-    source = excluded.source,
-    status = excluded.status,
-    provider_status = excluded.provider_status,
-    rank = excluded.rank,
-    ordering_us = excluded.ordering_us,
-    last_seq = excluded.last_seq,
-    recipient = coalesce(excluded.recipient, messages.recipient),
-    correlation_id = coalesce(excluded.correlation_id, messages.correlation_id)
-WHERE (excluded.rank, excluded.ordering_us) > (messages.rank, messages.ordering_us)
-"""
 
-INSERT_RAW = """
-INSERT INTO raw_callbacks (id, dedupe_key, source, provider, kind, method, query,
-                           content_type, body, remote_addr, received_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
+class _Connection:
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self.connection = connection
 
-INSERT_EVENT = """
-INSERT INTO events (seq, id, raw_id, source, provider, type, status, message_id, doc)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        async with self.connection.execute(sql, params) as cursor:
+            return [tuple(row) for row in await cursor.fetchall()]
 
-INSERT_QUARANTINE = "INSERT INTO quarantine (id, raw_id, reason, updated_at) VALUES (?, ?, ?, ?)"
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        await self.connection.execute(sql, params)
 
-UPDATE_QUARANTINE = """
-UPDATE quarantine SET state = ?, reason = coalesce(?, reason), attempts = attempts + 1,
-       updated_at = ?
-WHERE id = ?
-"""
-
-QUARANTINE_COLUMNS = """
-q.id, q.reason, q.state, q.attempts, r.source, r.provider, r.kind, r.method, r.query,
-r.content_type, r.body, r.remote_addr, r.received_at, r.id
-"""
-
-MAX_VARIABLES = 500
-CLOSE_TIMEOUT_SECONDS = 15.0
-_Pending = tuple[WriteItem, "asyncio.Future[WriteResult]"]
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self.connection.executemany(sql, rows)
 
 
-def now_text() -> str:
-    return format_time(datetime.now(UTC))
+class SQLiteBackend:
+    errors: tuple[type[Exception], ...] = (sqlite3.Error, OSError)
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.name = f"SQLite store at {path}"
+        self._writer: _Connection | None = None
+        self._reader: _Connection | None = None
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        writer = await aiosqlite.connect(self.path, isolation_level=None)
+        self._writer = _Connection(writer)
+        await writer.execute("PRAGMA journal_mode=WAL")
+        await writer.execute("PRAGMA synchronous=FULL")
+        await writer.execute("PRAGMA busy_timeout=10000")
+        await writer.executescript(SCHEMA)
+        reader = await aiosqlite.connect(self.path, isolation_level=None)
+        self._reader = _Connection(reader)
+        await reader.execute("PRAGMA busy_timeout=10000")
+        await reader.execute("PRAGMA query_only=ON")
+
+    async def close(self) -> None:
+        for connection in (self._writer, self._reader):
+            if connection is not None:
+                await connection.connection.close()
+        self._writer = self._reader = None
+
+    @contextlib.asynccontextmanager
+    async def write_transaction(self) -> AsyncIterator[SQLConnection]:
+        db = self._open(self._writer)
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            await db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                await db.execute("ROLLBACK")
+            raise
+
+    async def read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return await self._open(self._reader).fetch(sql, params)
+
+    def _open(self, connection: _Connection | None) -> _Connection:
+        if connection is None:
+            raise sqlite3.OperationalError("the store is not open")
+        return connection
 
 
-@dataclass
-class _Batch:
-    """Rows gathered for one transaction, and each item's eventual result."""
-
-    next_raw_id: int
-    next_seq: int
-    raws: list[tuple[Any, ...]] = field(default_factory=list)
-    events: list[tuple[Any, ...]] = field(default_factory=list)
-    messages: list[tuple[Any, ...]] = field(default_factory=list)
-    quarantines: list[tuple[Any, ...]] = field(default_factory=list)
-    quarantine_updates: list[tuple[Any, ...]] = field(default_factory=list)
-
-    def add_raw(self, raw: RawCallback, key: str) -> int:
-        raw_id = self.next_raw_id
-        self.next_raw_id += 1
-        self.raws.append(
-            (
-                raw_id,
-                key,
-                raw.source,
-                raw.provider,
-                raw.kind,
-                raw.method,
-                raw.query,
-                raw.content_type,
-                raw.body,
-                raw.remote_addr,
-                format_time(raw.received_at),
-            )
-        )
-        return raw_id
-
-    def add_events(self, raw_id: int, events: Iterable[Event]) -> list[Event]:
-        stored = []
-        for event in events:
-            stored_event = event.with_seq(self.next_seq)
-            self.next_seq += 1
-            stored.append(stored_event)
-            self.events.append(
-                (
-                    stored_event.seq,
-                    event.id,
-                    raw_id,
-                    event.source,
-                    event.provider,
-                    event.type.value,
-                    event.status.value if event.status is not None else None,
-                    event.message_id,
-                    event.to_json(),
-                )
-            )
-            if (
-                event.type is EventType.MESSAGE_STATUS
-                and event.message_id is not None
-                and event.status is not None
-            ):
-                self.messages.append(
-                    (
-                        event.provider,
-                        event.message_id,
-                        event.source,
-                        event.status.value,
-                        event.provider_status,
-                        event.status.rank,
-                        epoch_micros(event.ordering_time),
-                        stored_event.seq,
-                        event.recipient,
-                        event.correlation_id,
-                    )
-                )
-        return stored
-
-
-class SQLiteStore:
+class SQLiteStore(SQLStore):
     """The embedded store. `open()` creates the file and schema if missing."""
 
     def __init__(
@@ -224,336 +143,5 @@ class SQLiteStore:
         max_batch: int = 512,
         on_commit: Callable[[int], None] | None = None,
     ) -> None:
+        super().__init__(SQLiteBackend(path), max_batch=max_batch, on_commit=on_commit)
         self.path = path
-        self.max_batch = max_batch
-        self.on_commit = on_commit
-        self._writer: aiosqlite.Connection | None = None
-        self._reader: aiosqlite.Connection | None = None
-        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()  # None: stop
-        self._task: asyncio.Task[None] | None = None
-
-    async def open(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = await aiosqlite.connect(self.path, isolation_level=None)
-            await self._writer.execute("PRAGMA journal_mode=WAL")
-            await self._writer.execute("PRAGMA synchronous=FULL")
-            await self._writer.execute("PRAGMA busy_timeout=10000")
-            await self._writer.executescript(SCHEMA)
-            self._reader = await aiosqlite.connect(self.path, isolation_level=None)
-            await self._reader.execute("PRAGMA busy_timeout=10000")
-            await self._reader.execute("PRAGMA query_only=ON")
-        except (sqlite3.Error, OSError) as error:
-            await self.close()
-            raise StoreUnavailable(f"cannot open SQLite store at {self.path}: {error}") from error
-        self._task = asyncio.create_task(self._run_writer(), name="dlrhub-sqlite-writer")
-
-    async def close(self) -> None:
-        """Commit what is queued, then stop; later writes get `StoreUnavailable`."""
-        task, self._task = self._task, None
-        if task is not None:
-            self._queue.put_nowait(None)
-            try:
-                await asyncio.wait_for(asyncio.shield(task), CLOSE_TIMEOUT_SECONDS)
-            except TimeoutError:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._fail_queued(StoreUnavailable("the store was closed"))
-        for connection in (self._writer, self._reader):
-            if connection is not None:
-                await connection.close()
-        self._writer = self._reader = None
-
-    async def write(self, item: WriteItem) -> WriteResult:
-        if self._task is None or self._task.done():
-            raise StoreUnavailable("the store is not open")
-        future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((item, future))
-        return await asyncio.shield(future)
-
-    async def _run_writer(self) -> None:
-        while True:
-            first = await self._queue.get()
-            if first is None:
-                return
-            pending = [first]
-            while len(pending) < self.max_batch and not self._queue.empty():
-                queued = self._queue.get_nowait()
-                if queued is None:
-                    self._queue.put_nowait(None)  # finish this batch, then stop
-                    break
-                pending.append(queued)
-            items = [item for item, _ in pending]
-            try:
-                results = await self._commit(items)
-            except sqlite3.Error as error:
-                log.error("store write of %d item(s) failed: %s", len(items), error)
-                _fail(pending, StoreUnavailable(f"the SQLite store could not commit: {error}"))
-                continue
-            except asyncio.CancelledError:
-                _fail(pending, StoreUnavailable("the store was closed mid-commit"))
-                raise
-            except Exception as error:  # a bug must not leave callers waiting forever
-                log.exception("store write of %d item(s) failed unexpectedly", len(items))
-                _fail(pending, StoreUnavailable(f"the store could not commit: {error!r}"))
-                continue
-            if self.on_commit is not None:
-                self.on_commit(len(items))
-            for (_, future), result in zip(pending, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
-
-    def _fail_queued(self, error: StoreUnavailable) -> None:
-        while not self._queue.empty():
-            queued = self._queue.get_nowait()
-            if queued is not None:
-                _fail([queued], error)
-
-    async def _commit(self, items: Sequence[WriteItem]) -> list[WriteResult]:
-        db = self._connection(self._writer)
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            results = await self._apply(db, items)
-            await db.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                await db.execute("ROLLBACK")
-            raise
-        return results
-
-    async def _apply(
-        self, db: aiosqlite.Connection, items: Sequence[WriteItem]
-    ) -> list[WriteResult]:
-        keyed = [item for item in items if isinstance(item, Accept | Quarantine)]
-        known = await self._known_raw_ids(db, [item.raw.dedupe_key() for item in keyed])
-        async with db.execute(
-            "SELECT (SELECT coalesce(max(id), 0) FROM raw_callbacks),"
-            " (SELECT coalesce(max(seq), 0) FROM events)"
-        ) as cursor:
-            row = await cursor.fetchone()
-        assert row is not None
-        batch = _Batch(next_raw_id=row[0] + 1, next_seq=row[1] + 1)
-        results: list[WriteResult | int] = []  # an int is the raw id of a duplicate
-        added: dict[str, int] = {}  # dedupe key -> index in results, for repeats in the batch
-        for item in items:
-            if isinstance(item, Probe):
-                await db.execute(
-                    "INSERT INTO meta (key, value) VALUES ('probe', ?)"
-                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (now_text(),),
-                )
-                results.append(WriteResult("probed"))
-            elif isinstance(item, Reprocess):
-                results.append(await self._reprocess(db, batch, item))
-            else:
-                key = item.raw.dedupe_key()
-                if key in known:
-                    results.append(known[key])
-                elif key in added:
-                    first = results[added[key]]
-                    assert isinstance(first, WriteResult)
-                    results.append(_as_duplicate(first))
-                else:
-                    added[key] = len(results)
-                    raw_id = batch.add_raw(item.raw, key)
-                    if isinstance(item, Accept):
-                        results.append(WriteResult("stored", batch.add_events(raw_id, item.events)))
-                    else:
-                        quarantine_id = await self._next_quarantine_id(db, batch)
-                        batch.quarantines.append((quarantine_id, raw_id, item.reason, now_text()))
-                        results.append(WriteResult("quarantined", quarantine_id=quarantine_id))
-        for sql, rows in (
-            (INSERT_RAW, batch.raws),
-            (INSERT_EVENT, batch.events),
-            (UPSERT_MESSAGE, batch.messages),
-            (INSERT_QUARANTINE, batch.quarantines),
-            (UPDATE_QUARANTINE, batch.quarantine_updates),
-        ):
-            if rows:
-                await db.executemany(sql, rows)
-        duplicates = {value for value in results if isinstance(value, int)}
-        previous = await self._previous_outcomes(db, duplicates) if duplicates else {}
-        return [previous[value] if isinstance(value, int) else value for value in results]
-
-    async def _next_quarantine_id(self, db: aiosqlite.Connection, batch: _Batch) -> int:
-        if batch.quarantines:
-            return int(batch.quarantines[-1][0]) + 1
-        async with db.execute("SELECT coalesce(max(id), 0) + 1 FROM quarantine") as cursor:
-            row = await cursor.fetchone()
-        assert row is not None
-        return int(row[0])
-
-    async def _reprocess(
-        self, db: aiosqlite.Connection, batch: _Batch, item: Reprocess
-    ) -> WriteResult:
-        async with db.execute(
-            "SELECT raw_id, state FROM quarantine WHERE id = ?", (item.quarantine_id,)
-        ) as cursor:
-            row = await cursor.fetchone()
-        if row is None:
-            return WriteResult("not_found", quarantine_id=item.quarantine_id)
-        raw_id, state = int(row[0]), str(row[1])
-        if state == "reprocessed":
-            return (await self._previous_outcomes(db, {raw_id}))[raw_id]
-        if item.events is None:
-            batch.quarantine_updates.append(
-                ("pending", item.reason, now_text(), item.quarantine_id)
-            )
-            return WriteResult("failed_again", quarantine_id=item.quarantine_id)
-        stored = batch.add_events(raw_id, item.events)
-        batch.quarantine_updates.append(("reprocessed", None, now_text(), item.quarantine_id))
-        return WriteResult("reprocessed", stored, quarantine_id=item.quarantine_id)
-
-    async def _known_raw_ids(self, db: aiosqlite.Connection, keys: list[str]) -> dict[str, int]:
-        known: dict[str, int] = {}
-        for start in range(0, len(keys), MAX_VARIABLES):
-            chunk = keys[start : start + MAX_VARIABLES]
-            marks = ",".join("?" * len(chunk))
-            async with db.execute(
-                f"SELECT dedupe_key, id FROM raw_callbacks WHERE dedupe_key IN ({marks})",  # noqa: S608
-                chunk,
-            ) as cursor:
-                known.update({str(key): int(raw_id) async for key, raw_id in cursor})
-        return known
-
-    async def _previous_outcomes(
-        self, db: aiosqlite.Connection, raw_ids: set[int]
-    ) -> dict[int, WriteResult]:
-        """What an earlier delivery of the same callback led to, as a duplicate's answer."""
-        events: dict[int, list[Event]] = {raw_id: [] for raw_id in raw_ids}
-        quarantined: dict[int, int] = {}
-        ids = sorted(raw_ids)
-        for start in range(0, len(ids), MAX_VARIABLES):
-            chunk = ids[start : start + MAX_VARIABLES]
-            marks = ",".join("?" * len(chunk))
-            async with db.execute(
-                f"SELECT raw_id, seq, doc FROM events WHERE raw_id IN ({marks}) ORDER BY seq",  # noqa: S608
-                chunk,
-            ) as cursor:
-                async for raw_id, seq, doc in cursor:
-                    events[int(raw_id)].append(Event.from_json(doc).with_seq(int(seq)))
-            async with db.execute(
-                f"SELECT raw_id, id FROM quarantine WHERE raw_id IN ({marks})",  # noqa: S608
-                chunk,
-            ) as cursor:
-                quarantined.update({int(raw_id): int(entry) async for raw_id, entry in cursor})
-        return {
-            raw_id: WriteResult("duplicate", events[raw_id], quarantined.get(raw_id))
-            for raw_id in raw_ids
-        }
-
-    # Reads ---------------------------------------------------------------
-
-    async def events(self, query: EventFilter) -> list[Event]:
-        clauses: list[str] = ["seq > ?"]
-        params: list[object] = [query.after_seq]
-        for column, value in (
-            ("source", query.source),
-            ("provider", query.provider),
-            ("message_id", query.message_id),
-            ("type", query.type.value if query.type else None),
-            ("status", query.status.value if query.status else None),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        sql = f"SELECT seq, doc FROM events WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ?"  # noqa: S608
-        rows = await self._read(sql, [*params, query.limit])
-        return [Event.from_json(doc).with_seq(int(seq)) for seq, doc in rows]
-
-    async def message(self, provider: str, message_id: str) -> MessageState | None:
-        rows = await self._read(
-            "SELECT source, status, provider_status, ordering_us, last_seq, recipient,"
-            " correlation_id FROM messages WHERE provider = ? AND message_id = ?",
-            [provider, message_id],
-        )
-        if not rows:
-            return None
-        source, status, provider_status, ordering_us, last_seq, recipient, correlation = rows[0]
-        return MessageState(
-            provider=provider,
-            message_id=message_id,
-            source=source,
-            status=Status(status),
-            provider_status=provider_status,
-            occurred_at=datetime.fromtimestamp(ordering_us / 1_000_000, UTC),
-            last_seq=int(last_seq),
-            recipient=recipient,
-            correlation_id=correlation,
-        )
-
-    async def quarantine_entries(
-        self, *, state: QuarantineState | None = None, after_id: int = 0, limit: int = 100
-    ) -> list[QuarantineEntry]:
-        sql = (
-            f"SELECT {QUARANTINE_COLUMNS} FROM quarantine q JOIN raw_callbacks r"  # noqa: S608
-            " ON r.id = q.raw_id WHERE q.id > ?"
-        )
-        params: list[Any] = [after_id]
-        if state is not None:
-            sql += " AND q.state = ?"
-            params.append(state)
-        rows = await self._read(sql + " ORDER BY q.id LIMIT ?", [*params, limit])
-        return [await self._quarantine_entry(row) for row in rows]
-
-    async def quarantine_entry(self, entry_id: int) -> QuarantineEntry | None:
-        rows = await self._read(
-            f"SELECT {QUARANTINE_COLUMNS} FROM quarantine q JOIN raw_callbacks r"  # noqa: S608
-            " ON r.id = q.raw_id WHERE q.id = ?",
-            [entry_id],
-        )
-        return await self._quarantine_entry(rows[0]) if rows else None
-
-    async def quarantine_pending_count(self) -> int:
-        rows = await self._read("SELECT count(*) FROM quarantine WHERE state = 'pending'", [])
-        return int(rows[0][0])
-
-    async def _quarantine_entry(self, row: sqlite3.Row | tuple[Any, ...]) -> QuarantineEntry:
-        (entry_id, reason, state, attempts, source, provider, kind, method, query) = row[:9]
-        content_type, body, remote_addr, received_at, raw_id = row[9:]
-        event_rows = await self._read(
-            "SELECT id FROM events WHERE raw_id = ? ORDER BY seq", [raw_id]
-        )
-        raw = RawCallback(
-            source=source,
-            provider=provider,
-            kind=kind,
-            method=method,
-            query=query,
-            content_type=content_type,
-            body=bytes(body),
-            received_at=parse_time(received_at),
-            remote_addr=remote_addr,
-        )
-        return QuarantineEntry(
-            id=int(entry_id),
-            raw=raw,
-            reason=reason,
-            state=state,
-            attempts=int(attempts),
-            event_ids=[str(event_id) for (event_id,) in event_rows],
-        )
-
-    async def _read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        db = self._connection(self._reader)
-        try:
-            async with db.execute(sql, params) as cursor:
-                return [tuple(row) for row in await cursor.fetchall()]
-        except sqlite3.Error as error:
-            raise StoreUnavailable(f"the SQLite store could not be read: {error}") from error
-
-    def _connection(self, connection: aiosqlite.Connection | None) -> aiosqlite.Connection:
-        if connection is None:
-            raise StoreUnavailable("the store is not open")
-        return connection
-
-
-def _fail(pending: Iterable[_Pending], error: Exception) -> None:
-    for _, future in pending:
-        if not future.done():
-            future.set_exception(error)
-
-
-def _as_duplicate(result: WriteResult) -> WriteResult:
-    return WriteResult("duplicate", result.events, result.quarantine_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,8 +23,10 @@ from dlrhub.store import (
     Quarantine,
     Reprocess,
     SQLiteStore,
+    SQLStore,
     StoreUnavailable,
 )
+from tests.store.backends import StoreMaker
 from tests.strategies import events as any_event
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -57,16 +60,16 @@ def status_event(message_id: str, status: Status, minute: int, event_id: str = "
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+async def store(make_store: StoreMaker) -> AsyncIterator[SQLStore]:
     sizes: list[int] = []
-    opened = SQLiteStore(tmp_path / "store.sqlite3", on_commit=sizes.append)
+    opened = make_store(on_commit=sizes.append)
     opened.commit_sizes = sizes  # type: ignore[attr-defined]
     await opened.open()
     yield opened
     await opened.close()
 
 
-async def test_store_assigns_increasing_seq_and_dedupes(store: SQLiteStore) -> None:
+async def test_store_assigns_increasing_seq_and_dedupes(store: SQLStore) -> None:
     first = await store.write(Accept(raw("a"), [status_event("m", Status.SENT, 0)]))
     second = await store.write(Accept(raw("b"), [status_event("m", Status.DELIVERED, 1)]))
     again = await store.write(Accept(raw("a"), [status_event("m", Status.SENT, 0, "other-id")]))
@@ -77,7 +80,7 @@ async def test_store_assigns_increasing_seq_and_dedupes(store: SQLiteStore) -> N
     assert [e.id for e in stored] == [first.events[0].id, second.events[0].id]
 
 
-async def test_concurrent_writes_are_committed_in_groups(store: SQLiteStore) -> None:
+async def test_concurrent_writes_are_committed_in_groups(store: SQLStore) -> None:
     results = await asyncio.gather(
         *(
             store.write(Accept(raw(f"body-{i}"), [status_event(f"m{i}", Status.SENT, 0)]))
@@ -100,31 +103,26 @@ async def test_concurrent_writes_are_committed_in_groups(store: SQLiteStore) -> 
     st.randoms(),
 )
 async def test_message_state_is_the_lattice_maximum_whatever_the_order(
-    tmp_path_factory: pytest.TempPathFactory,
+    store: SQLStore,
     updates: list[tuple[Status, int]],
     shuffler: random.Random,
 ) -> None:
-    path = tmp_path_factory.mktemp("lattice") / "store.sqlite3"
-    store = SQLiteStore(path)
-    await store.open()
-    try:
-        shuffler.shuffle(updates)
-        for index, (status, minute) in enumerate(updates):
-            event = status_event("m-1", status, minute)
-            await store.write(Accept(raw(f"{index}"), [event]))
-        state = await store.message("nrs360", "m-1")
-        assert state is not None
-        best = max((status.rank, minute) for status, minute in updates)
-        assert (state.status.rank, state.occurred_at) == (best[0], T0 + timedelta(minutes=best[1]))
-        if any(status is not Status.UNKNOWN for status, _ in updates):
-            assert state.status is not Status.UNKNOWN
-        history = await store.events(EventFilter(provider="nrs360", message_id="m-1"))
-        assert len(history) == len(updates)
-    finally:
-        await store.close()
+    message_id = f"m-{uuid.uuid4()}"
+    shuffler.shuffle(updates)
+    for index, (status, minute) in enumerate(updates):
+        event = status_event(message_id, status, minute)
+        await store.write(Accept(raw(f"{message_id}/{index}"), [event]))
+    state = await store.message("nrs360", message_id)
+    assert state is not None
+    best = max((status.rank, minute) for status, minute in updates)
+    assert (state.status.rank, state.occurred_at) == (best[0], T0 + timedelta(minutes=best[1]))
+    if any(status is not Status.UNKNOWN for status, _ in updates):
+        assert state.status is not Status.UNKNOWN
+    history = await store.events(EventFilter(provider="nrs360", message_id=message_id))
+    assert len(history) == len(updates)
 
 
-async def test_engagement_events_never_change_delivery_state(store: SQLiteStore) -> None:
+async def test_engagement_events_never_change_delivery_state(store: SQLStore) -> None:
     await store.write(Accept(raw("d"), [status_event("m", Status.DELIVERED, 1)]))
     opened = dataclasses.replace(
         status_event("m", Status.DELIVERED, 5),
@@ -142,21 +140,16 @@ async def test_engagement_events_never_change_delivery_state(store: SQLiteStore)
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(st.lists(any_event, min_size=1, max_size=4, unique_by=lambda e: e.id))
-async def test_any_stored_event_reads_back_equal(
-    tmp_path_factory: pytest.TempPathFactory, generated: list[Event]
-) -> None:
-    store = SQLiteStore(tmp_path_factory.mktemp("roundtrip") / "store.sqlite3")
-    await store.open()
-    try:
-        result = await store.write(Accept(raw("x"), generated))
-        read = await store.events(EventFilter(limit=10))
-        assert read == result.events
-        assert [dataclasses.replace(e, seq=0) for e in read] == generated
-    finally:
-        await store.close()
+async def test_any_stored_event_reads_back_equal(store: SQLStore, generated: list[Event]) -> None:
+    generated = [dataclasses.replace(e, id=f"{e.id}-{uuid.uuid4()}") for e in generated]
+    result = await store.write(Accept(raw(str(uuid.uuid4())), generated))
+    assert result.outcome == "stored"
+    read = await store.events(EventFilter(after_seq=result.events[0].seq - 1, limit=10))
+    assert read == result.events
+    assert [dataclasses.replace(e, seq=0) for e in read] == generated
 
 
-async def test_quarantine_reprocess_and_failing_again(store: SQLiteStore) -> None:
+async def test_quarantine_reprocess_and_failing_again(store: SQLStore) -> None:
     quarantined = await store.write(Quarantine(raw("broken"), "no event field"))
     assert quarantined.outcome == "quarantined"
     entry_id = quarantined.quarantine_id
@@ -182,8 +175,8 @@ async def test_quarantine_reprocess_and_failing_again(store: SQLiteStore) -> Non
     assert [e.event_ids for e in listed] == [[done.events[0].id]]
 
 
-async def test_probe_and_closed_store(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "s.sqlite3")
+async def test_probe_and_closed_store(make_store: StoreMaker) -> None:
+    store = make_store()
     await store.open()
     assert (await store.write(Probe())).outcome == "probed"
     await store.close()
@@ -207,8 +200,10 @@ async def test_a_store_that_is_not_sqlite_is_unavailable(tmp_path: Path) -> None
         await SQLiteStore(path).open()
 
 
-async def test_close_commits_what_is_queued_and_leaves_nobody_waiting(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "s.sqlite3")
+async def test_close_commits_what_is_queued_and_leaves_nobody_waiting(
+    make_store: StoreMaker,
+) -> None:
+    store = make_store()
     await store.open()
     writes = [
         asyncio.create_task(
@@ -220,7 +215,7 @@ async def test_close_commits_what_is_queued_and_leaves_nobody_waiting(tmp_path: 
     await store.close()
     results = await asyncio.wait_for(asyncio.gather(*writes, return_exceptions=True), 5)
     assert all(not isinstance(r, BaseException) and r.outcome == "stored" for r in results)
-    reopened = SQLiteStore(tmp_path / "s.sqlite3")
+    reopened = make_store()
     await reopened.open()
     try:
         assert len(await reopened.events(EventFilter(limit=1000))) == 100

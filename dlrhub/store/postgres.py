@@ -1,0 +1,203 @@
+"""PostgreSQL backend, through asyncpg: the scale-out store.
+
+Several `dlrhub serve` processes (behind one load balancer) share one database.
+Each has its own group-commit writer; their write transactions are serialized
+by a transaction-level advisory lock, which is what keeps `seq` both unique and
+in commit order across processes. Commits are durable with PostgreSQL's default
+`synchronous_commit = on`. Tables live in their own schema (`store.schema`,
+default `dlrhub`), created if missing. If the connection drops, writes answer
+`StoreUnavailable` (503 to the provider, who retries) and the next batch
+reconnects.
+
+PostgreSQL text cannot hold NUL characters, which a provider's payload may
+carry: in text columns (message id, recipient, quarantine reason, ...) a NUL is
+stored as U+FFFD, and query parameters get the same treatment, so lookups still
+match. The event document itself (`doc`, bytes) keeps every character exact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from dlrhub.redact import redact_dsn
+from dlrhub.store.sql import SQLConnection, SQLStore
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS raw_callbacks (
+    id BIGINT PRIMARY KEY,
+    dedupe_key TEXT NOT NULL UNIQUE,
+    source TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    method TEXT NOT NULL,
+    query TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    body BYTEA NOT NULL,
+    remote_addr TEXT,
+    received_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq BIGINT PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    raw_id BIGINT,
+    source TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    type TEXT NOT NULL,
+    status TEXT,
+    message_id TEXT,
+    doc BYTEA NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_message ON events (provider, message_id);
+CREATE INDEX IF NOT EXISTS events_by_raw ON events (raw_id);
+CREATE TABLE IF NOT EXISTS messages (
+    provider TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    status TEXT NOT NULL,
+    provider_status TEXT,
+    rank INTEGER NOT NULL,
+    ordering_us BIGINT NOT NULL,
+    last_seq BIGINT NOT NULL,
+    recipient TEXT,
+    correlation_id TEXT,
+    PRIMARY KEY (provider, message_id)
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id BIGINT PRIMARY KEY,
+    raw_id BIGINT NOT NULL UNIQUE REFERENCES raw_callbacks (id),
+    reason TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 1,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+# Any constant works; it only has to be the same for every dlrhub writer.
+WRITER_LOCK = 0x646C7268  # "dlrh"
+CONNECT_TIMEOUT_SECONDS = 10.0
+SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+@functools.lru_cache(maxsize=256)
+def numbered(sql: str) -> str:
+    """`?` placeholders as asyncpg's `$1, $2, ...` (our SQL has no `?` in literals)."""
+    parts = sql.split("?")
+    return "".join(
+        part + (f"${index}" if index < len(parts) else "")
+        for index, part in enumerate(parts, start=1)
+    )
+
+
+def without_nul(params: Sequence[Any]) -> list[Any]:
+    return [
+        value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
+        for value in params
+    ]
+
+
+class _Connection:
+    def __init__(self, connection: asyncpg.Connection | PoolConnectionProxy) -> None:
+        self.connection = connection
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        rows = await self.connection.fetch(numbered(sql), *without_nul(params))
+        return [tuple(row) for row in rows]
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        await self.connection.execute(numbered(sql), *without_nul(params))
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self.connection.executemany(numbered(sql), [without_nul(row) for row in rows])
+
+
+class PostgresBackend:
+    errors: tuple[type[Exception], ...] = (
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        OSError,
+        TimeoutError,
+    )
+
+    def __init__(self, dsn: str, schema: str = "dlrhub") -> None:
+        if not SCHEMA_NAME.match(schema):
+            raise ValueError(f"{schema!r} is not a plain lower-case schema name")
+        self.dsn = dsn
+        self.schema = schema
+        self.name = f"PostgreSQL store at {redact_dsn(dsn)} (schema {schema})"
+        self._writer: asyncpg.Connection | None = None
+        self._readers: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        setup = await self._connect(with_schema=False)
+        try:
+            await setup.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+            await setup.execute(f"SET search_path TO {self.schema}")
+            async with setup.transaction():
+                # Two processes starting at once must not race on CREATE TABLE.
+                await setup.execute("SELECT pg_advisory_xact_lock($1)", WRITER_LOCK)
+                await setup.execute(SCHEMA)
+        finally:
+            await setup.close()
+        self._writer = await self._connect()
+        self._readers = await asyncpg.create_pool(
+            self.dsn,
+            min_size=1,
+            max_size=4,
+            timeout=CONNECT_TIMEOUT_SECONDS,
+            server_settings={"search_path": self.schema, "application_name": "dlrhub"},
+        )
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            with contextlib.suppress(*self.errors):
+                await self._writer.close(timeout=5)
+        if self._readers is not None:
+            with contextlib.suppress(*self.errors):
+                await self._readers.close()
+        self._writer = self._readers = None
+
+    @contextlib.asynccontextmanager
+    async def write_transaction(self) -> AsyncIterator[SQLConnection]:
+        if self._writer is None or self._writer.is_closed():
+            self._writer = await self._connect()
+        connection = self._writer
+        async with connection.transaction():
+            await connection.execute("SELECT pg_advisory_xact_lock($1)", WRITER_LOCK)
+            yield _Connection(connection)
+
+    async def read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        if self._readers is None:
+            raise asyncpg.InterfaceError("the store is not open")
+        async with self._readers.acquire() as connection:
+            return await _Connection(connection).fetch(sql, params)
+
+    async def _connect(self, *, with_schema: bool = True) -> asyncpg.Connection:
+        settings = {"application_name": "dlrhub"}
+        if with_schema:
+            settings["search_path"] = self.schema
+        connection: asyncpg.Connection = await asyncpg.connect(
+            self.dsn, timeout=CONNECT_TIMEOUT_SECONDS, server_settings=settings
+        )
+        return connection
+
+
+class PostgresStore(SQLStore):
+    """The shared store for several receivers and workers."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "dlrhub",
+        max_batch: int = 512,
+        on_commit: Callable[[int], None] | None = None,
+    ) -> None:
+        super().__init__(PostgresBackend(dsn, schema), max_batch=max_batch, on_commit=on_commit)

@@ -1,0 +1,502 @@
+"""The store over SQL, shared by the SQLite and PostgreSQL backends.
+
+One writer task takes every queued write, commits them in one transaction
+(group commit) and only then answers each caller, so durability costs one sync
+per batch rather than per request. Each backend's write transaction holds a
+lock that serializes writers (SQLite's `BEGIN IMMEDIATE`, a PostgreSQL advisory
+lock), and sequence numbers are allocated inside it: a reader paging by `seq`
+never sees a gap that fills in later, even with several writer processes.
+Reads use their own connections and never wait for the writer. SQL is written
+once, with `?` placeholders; a backend translates what its driver needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from dlrhub.event import Event, EventType, Status, epoch_micros, format_time, parse_time
+from dlrhub.normalizers.base import RawCallback
+from dlrhub.store.base import (
+    Accept,
+    EventFilter,
+    MessageState,
+    Probe,
+    Quarantine,
+    QuarantineEntry,
+    QuarantineState,
+    Reprocess,
+    StoreUnavailable,
+    WriteItem,
+    WriteResult,
+)
+
+log = logging.getLogger(__name__)
+
+
+class SQLConnection(Protocol):
+    """A connection inside a write transaction, speaking `?` placeholders."""
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+
+class SQLBackend(Protocol):
+    """What differs between databases: connections, schema, locks, errors."""
+
+    name: str  # for messages, e.g. "SQLite store at /var/lib/dlrhub/dlrhub.sqlite3"
+    errors: tuple[type[Exception], ...]  # what means "the database is unavailable"
+
+    async def open(self) -> None:
+        """Connect and create the schema if missing."""
+
+    async def close(self) -> None: ...
+
+    def write_transaction(self) -> AbstractAsyncContextManager[SQLConnection]:
+        """A transaction holding the writers' lock; commits on exit, rolls back on error."""
+        ...
+
+    async def read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]: ...
+
+
+# The lattice in one comparison: a higher rank wins; at equal rank the later one.
+UPSERT_MESSAGE = """
+INSERT INTO messages (provider, message_id, source, status, provider_status, rank,
+                      ordering_us, last_seq, recipient, correlation_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (provider, message_id) DO UPDATE SET
+    source = excluded.source,
+    status = excluded.status,
+    provider_status = excluded.provider_status,
+    rank = excluded.rank,
+    ordering_us = excluded.ordering_us,
+    last_seq = excluded.last_seq,
+    recipient = coalesce(excluded.recipient, messages.recipient),
+    correlation_id = coalesce(excluded.correlation_id, messages.correlation_id)
+WHERE (excluded.rank, excluded.ordering_us) > (messages.rank, messages.ordering_us)
+"""
+
+INSERT_RAW = """
+INSERT INTO raw_callbacks (id, dedupe_key, source, provider, kind, method, query,
+                           content_type, body, remote_addr, received_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+INSERT_EVENT = """
+INSERT INTO events (seq, id, raw_id, source, provider, type, status, message_id, doc)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+INSERT_QUARANTINE = "INSERT INTO quarantine (id, raw_id, reason, updated_at) VALUES (?, ?, ?, ?)"
+
+UPDATE_QUARANTINE = """
+UPDATE quarantine SET state = ?, reason = coalesce(?, reason), attempts = attempts + 1,
+       updated_at = ?
+WHERE id = ?
+"""
+
+QUARANTINE_COLUMNS = """
+q.id, q.reason, q.state, q.attempts, r.source, r.provider, r.kind, r.method, r.query,
+r.content_type, r.body, r.remote_addr, r.received_at, r.id
+"""
+
+MAX_VARIABLES = 500
+CLOSE_TIMEOUT_SECONDS = 15.0
+_Pending = tuple[WriteItem, "asyncio.Future[WriteResult]"]
+
+
+def now_text() -> str:
+    return format_time(datetime.now(UTC))
+
+
+@dataclass
+class _Batch:
+    """Rows gathered for one transaction, and each item's eventual result."""
+
+    next_raw_id: int
+    next_seq: int
+    raws: list[tuple[Any, ...]] = field(default_factory=list)
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    messages: list[tuple[Any, ...]] = field(default_factory=list)
+    quarantines: list[tuple[Any, ...]] = field(default_factory=list)
+    quarantine_updates: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def add_raw(self, raw: RawCallback, key: str) -> int:
+        raw_id = self.next_raw_id
+        self.next_raw_id += 1
+        self.raws.append(
+            (
+                raw_id,
+                key,
+                raw.source,
+                raw.provider,
+                raw.kind,
+                raw.method,
+                raw.query,
+                raw.content_type,
+                raw.body,
+                raw.remote_addr,
+                format_time(raw.received_at),
+            )
+        )
+        return raw_id
+
+    def add_events(self, raw_id: int, events: Iterable[Event]) -> list[Event]:
+        stored = []
+        for event in events:
+            stored_event = event.with_seq(self.next_seq)
+            self.next_seq += 1
+            stored.append(stored_event)
+            self.events.append(
+                (
+                    stored_event.seq,
+                    event.id,
+                    raw_id,
+                    event.source,
+                    event.provider,
+                    event.type.value,
+                    event.status.value if event.status is not None else None,
+                    event.message_id,
+                    event.to_json(),
+                )
+            )
+            if (
+                event.type is EventType.MESSAGE_STATUS
+                and event.message_id is not None
+                and event.status is not None
+            ):
+                self.messages.append(
+                    (
+                        event.provider,
+                        event.message_id,
+                        event.source,
+                        event.status.value,
+                        event.provider_status,
+                        event.status.rank,
+                        epoch_micros(event.ordering_time),
+                        stored_event.seq,
+                        event.recipient,
+                        event.correlation_id,
+                    )
+                )
+        return stored
+
+
+class SQLStore:
+    """Group commit, dedupe, lattice and reads over any `SQLBackend`."""
+
+    def __init__(
+        self,
+        backend: SQLBackend,
+        *,
+        max_batch: int = 512,
+        on_commit: Callable[[int], None] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.max_batch = max_batch
+        self.on_commit = on_commit
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()  # None: stop
+        self._task: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        try:
+            await self.backend.open()
+        except self.backend.errors as error:
+            await self.backend.close()
+            raise StoreUnavailable(f"cannot open the {self.backend.name}: {error}") from error
+        self._task = asyncio.create_task(self._run_writer(), name="dlrhub-store-writer")
+
+    async def close(self) -> None:
+        """Commit what is queued, then stop; later writes get `StoreUnavailable`."""
+        task, self._task = self._task, None
+        if task is not None:
+            self._queue.put_nowait(None)
+            try:
+                await asyncio.wait_for(asyncio.shield(task), CLOSE_TIMEOUT_SECONDS)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._fail_queued(StoreUnavailable("the store was closed"))
+        await self.backend.close()
+
+    async def write(self, item: WriteItem) -> WriteResult:
+        if self._task is None or self._task.done():
+            raise StoreUnavailable("the store is not open")
+        future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((item, future))
+        return await asyncio.shield(future)
+
+    async def _run_writer(self) -> None:
+        while True:
+            first = await self._queue.get()
+            if first is None:
+                return
+            pending = [first]
+            while len(pending) < self.max_batch and not self._queue.empty():
+                queued = self._queue.get_nowait()
+                if queued is None:
+                    self._queue.put_nowait(None)  # finish this batch, then stop
+                    break
+                pending.append(queued)
+            items = [item for item, _ in pending]
+            try:
+                results = await self._commit(items)
+            except self.backend.errors as error:
+                log.error("store write of %d item(s) failed: %s", len(items), error)
+                message = f"the {self.backend.name} could not commit: {error}"
+                _fail(pending, StoreUnavailable(message))
+                continue
+            except asyncio.CancelledError:
+                _fail(pending, StoreUnavailable("the store was closed mid-commit"))
+                raise
+            except Exception as error:  # a bug must not leave callers waiting forever
+                log.exception("store write of %d item(s) failed unexpectedly", len(items))
+                _fail(pending, StoreUnavailable(f"the store could not commit: {error!r}"))
+                continue
+            if self.on_commit is not None:
+                self.on_commit(len(items))
+            for (_, future), result in zip(pending, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+    def _fail_queued(self, error: StoreUnavailable) -> None:
+        while not self._queue.empty():
+            queued = self._queue.get_nowait()
+            if queued is not None:
+                _fail([queued], error)
+
+    async def _commit(self, items: Sequence[WriteItem]) -> list[WriteResult]:
+        async with self.backend.write_transaction() as db:
+            return await self._apply(db, items)
+
+    async def _apply(self, db: SQLConnection, items: Sequence[WriteItem]) -> list[WriteResult]:
+        keyed = [item for item in items if isinstance(item, Accept | Quarantine)]
+        known = await self._known_raw_ids(db, [item.raw.dedupe_key() for item in keyed])
+        (row,) = await db.fetch(
+            "SELECT (SELECT coalesce(max(id), 0) FROM raw_callbacks),"
+            " (SELECT coalesce(max(seq), 0) FROM events)"
+        )
+        batch = _Batch(next_raw_id=row[0] + 1, next_seq=row[1] + 1)
+        results: list[WriteResult | int] = []  # an int is the raw id of a duplicate
+        added: dict[str, int] = {}  # dedupe key -> index in results, for repeats in the batch
+        for item in items:
+            if isinstance(item, Probe):
+                await db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('probe', ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (now_text(),),
+                )
+                results.append(WriteResult("probed"))
+            elif isinstance(item, Reprocess):
+                results.append(await self._reprocess(db, batch, item))
+            else:
+                key = item.raw.dedupe_key()
+                if key in known:
+                    results.append(known[key])
+                elif key in added:
+                    first = results[added[key]]
+                    assert isinstance(first, WriteResult)
+                    results.append(_as_duplicate(first))
+                else:
+                    added[key] = len(results)
+                    raw_id = batch.add_raw(item.raw, key)
+                    if isinstance(item, Accept):
+                        results.append(WriteResult("stored", batch.add_events(raw_id, item.events)))
+                    else:
+                        quarantine_id = await self._next_quarantine_id(db, batch)
+                        batch.quarantines.append((quarantine_id, raw_id, item.reason, now_text()))
+                        results.append(WriteResult("quarantined", quarantine_id=quarantine_id))
+        for sql, rows in (
+            (INSERT_RAW, batch.raws),
+            (INSERT_EVENT, batch.events),
+            (UPSERT_MESSAGE, batch.messages),
+            (INSERT_QUARANTINE, batch.quarantines),
+            (UPDATE_QUARANTINE, batch.quarantine_updates),
+        ):
+            if rows:
+                await db.executemany(sql, rows)
+        duplicates = {value for value in results if isinstance(value, int)}
+        previous = await self._previous_outcomes(db, duplicates) if duplicates else {}
+        return [previous[value] if isinstance(value, int) else value for value in results]
+
+    async def _next_quarantine_id(self, db: SQLConnection, batch: _Batch) -> int:
+        if batch.quarantines:
+            return int(batch.quarantines[-1][0]) + 1
+        (row,) = await db.fetch("SELECT coalesce(max(id), 0) + 1 FROM quarantine")
+        return int(row[0])
+
+    async def _reprocess(self, db: SQLConnection, batch: _Batch, item: Reprocess) -> WriteResult:
+        rows = await db.fetch(
+            "SELECT raw_id, state FROM quarantine WHERE id = ?", (item.quarantine_id,)
+        )
+        if not rows:
+            return WriteResult("not_found", quarantine_id=item.quarantine_id)
+        raw_id, state = int(rows[0][0]), str(rows[0][1])
+        if state == "reprocessed":
+            return (await self._previous_outcomes(db, {raw_id}))[raw_id]
+        if item.events is None:
+            batch.quarantine_updates.append(
+                ("pending", item.reason, now_text(), item.quarantine_id)
+            )
+            return WriteResult("failed_again", quarantine_id=item.quarantine_id)
+        stored = batch.add_events(raw_id, item.events)
+        batch.quarantine_updates.append(("reprocessed", None, now_text(), item.quarantine_id))
+        return WriteResult("reprocessed", stored, quarantine_id=item.quarantine_id)
+
+    async def _known_raw_ids(self, db: SQLConnection, keys: list[str]) -> dict[str, int]:
+        known: dict[str, int] = {}
+        for start in range(0, len(keys), MAX_VARIABLES):
+            chunk = keys[start : start + MAX_VARIABLES]
+            marks = ",".join("?" * len(chunk))
+            rows = await db.fetch(
+                f"SELECT dedupe_key, id FROM raw_callbacks WHERE dedupe_key IN ({marks})",  # noqa: S608
+                chunk,
+            )
+            known.update({str(key): int(raw_id) for key, raw_id in rows})
+        return known
+
+    async def _previous_outcomes(
+        self, db: SQLConnection, raw_ids: set[int]
+    ) -> dict[int, WriteResult]:
+        """What an earlier delivery of the same callback led to, as a duplicate's answer."""
+        events: dict[int, list[Event]] = {raw_id: [] for raw_id in raw_ids}
+        quarantined: dict[int, int] = {}
+        ids = sorted(raw_ids)
+        for start in range(0, len(ids), MAX_VARIABLES):
+            chunk = ids[start : start + MAX_VARIABLES]
+            marks = ",".join("?" * len(chunk))
+            rows = await db.fetch(
+                f"SELECT raw_id, seq, doc FROM events WHERE raw_id IN ({marks}) ORDER BY seq",  # noqa: S608
+                chunk,
+            )
+            for raw_id, seq, doc in rows:
+                events[int(raw_id)].append(Event.from_json(doc).with_seq(int(seq)))
+            rows = await db.fetch(
+                f"SELECT raw_id, id FROM quarantine WHERE raw_id IN ({marks})",  # noqa: S608
+                chunk,
+            )
+            quarantined.update({int(raw_id): int(entry) for raw_id, entry in rows})
+        return {
+            raw_id: WriteResult("duplicate", events[raw_id], quarantined.get(raw_id))
+            for raw_id in raw_ids
+        }
+
+    # Reads ---------------------------------------------------------------
+
+    async def events(self, query: EventFilter) -> list[Event]:
+        clauses: list[str] = ["seq > ?"]
+        params: list[object] = [query.after_seq]
+        for column, value in (
+            ("source", query.source),
+            ("provider", query.provider),
+            ("message_id", query.message_id),
+            ("type", query.type.value if query.type else None),
+            ("status", query.status.value if query.status else None),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        sql = f"SELECT seq, doc FROM events WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ?"  # noqa: S608
+        rows = await self._read(sql, [*params, query.limit])
+        return [Event.from_json(doc).with_seq(int(seq)) for seq, doc in rows]
+
+    async def message(self, provider: str, message_id: str) -> MessageState | None:
+        rows = await self._read(
+            "SELECT source, status, provider_status, ordering_us, last_seq, recipient,"
+            " correlation_id FROM messages WHERE provider = ? AND message_id = ?",
+            [provider, message_id],
+        )
+        if not rows:
+            return None
+        source, status, provider_status, ordering_us, last_seq, recipient, correlation = rows[0]
+        return MessageState(
+            provider=provider,
+            message_id=message_id,
+            source=source,
+            status=Status(status),
+            provider_status=provider_status,
+            occurred_at=datetime.fromtimestamp(ordering_us / 1_000_000, UTC),
+            last_seq=int(last_seq),
+            recipient=recipient,
+            correlation_id=correlation,
+        )
+
+    async def quarantine_entries(
+        self, *, state: QuarantineState | None = None, after_id: int = 0, limit: int = 100
+    ) -> list[QuarantineEntry]:
+        sql = (
+            f"SELECT {QUARANTINE_COLUMNS} FROM quarantine q JOIN raw_callbacks r"  # noqa: S608
+            " ON r.id = q.raw_id WHERE q.id > ?"
+        )
+        params: list[Any] = [after_id]
+        if state is not None:
+            sql += " AND q.state = ?"
+            params.append(state)
+        rows = await self._read(sql + " ORDER BY q.id LIMIT ?", [*params, limit])
+        return [await self._quarantine_entry(row) for row in rows]
+
+    async def quarantine_entry(self, entry_id: int) -> QuarantineEntry | None:
+        rows = await self._read(
+            f"SELECT {QUARANTINE_COLUMNS} FROM quarantine q JOIN raw_callbacks r"  # noqa: S608
+            " ON r.id = q.raw_id WHERE q.id = ?",
+            [entry_id],
+        )
+        return await self._quarantine_entry(rows[0]) if rows else None
+
+    async def quarantine_pending_count(self) -> int:
+        rows = await self._read("SELECT count(*) FROM quarantine WHERE state = 'pending'", [])
+        return int(rows[0][0])
+
+    async def _quarantine_entry(self, row: tuple[Any, ...]) -> QuarantineEntry:
+        (entry_id, reason, state, attempts, source, provider, kind, method, query) = row[:9]
+        content_type, body, remote_addr, received_at, raw_id = row[9:]
+        event_rows = await self._read(
+            "SELECT id FROM events WHERE raw_id = ? ORDER BY seq", [raw_id]
+        )
+        raw = RawCallback(
+            source=source,
+            provider=provider,
+            kind=kind,
+            method=method,
+            query=query,
+            content_type=content_type,
+            body=bytes(body),
+            received_at=parse_time(received_at),
+            remote_addr=remote_addr,
+        )
+        return QuarantineEntry(
+            id=int(entry_id),
+            raw=raw,
+            reason=reason,
+            state=state,
+            attempts=int(attempts),
+            event_ids=[str(event_id) for (event_id,) in event_rows],
+        )
+
+    async def _read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        if self._task is None:
+            raise StoreUnavailable("the store is not open")
+        try:
+            return await self.backend.read(sql, params)
+        except self.backend.errors as error:
+            raise StoreUnavailable(f"the {self.backend.name} could not be read: {error}") from error
+
+
+def _fail(pending: Iterable[_Pending], error: Exception) -> None:
+    for _, future in pending:
+        if not future.done():
+            future.set_exception(error)
+
+
+def _as_duplicate(result: WriteResult) -> WriteResult:
+    return WriteResult("duplicate", result.events, result.quarantine_id)

@@ -1,0 +1,117 @@
+"""What only the PostgreSQL backend has to show: several writers, lost connections."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+import asyncpg
+import pytest
+
+from dlrhub.event import Status
+from dlrhub.store import Accept, EventFilter, StoreUnavailable
+from dlrhub.store.postgres import PostgresStore
+from tests.postgres import POSTGRES_DSN, fresh_schema
+from tests.serving import free_port
+from tests.store.test_store import raw, status_event
+
+T = TypeVar("T")
+
+
+@pytest.fixture
+async def schema() -> AsyncIterator[str]:
+    async with fresh_schema() as name:
+        yield name
+
+
+async def test_two_writers_and_a_reader_see_one_gapless_log(schema: str) -> None:
+    first = PostgresStore(POSTGRES_DSN, schema=schema)
+    second = PostgresStore(POSTGRES_DSN, schema=schema)
+    await first.open()
+    await second.open()
+    seen: list[int] = []
+    done = asyncio.Event()
+
+    async def follow() -> None:
+        """Page by after_seq while the writers run, as a sink cursor does."""
+        after = 0
+        while True:
+            finished = done.is_set()
+            page = await first.events(EventFilter(after_seq=after, limit=1000))
+            seen.extend(event.seq for event in page)
+            after = page[-1].seq if page else after
+            if finished and not page:
+                return
+            await asyncio.sleep(0.005)
+
+    async def write(store: PostgresStore, prefix: str) -> list[str]:
+        results = await asyncio.gather(
+            *(
+                store.write(
+                    Accept(raw(f"{prefix}-{i}"), [status_event(f"{prefix}-{i}", Status.SENT, 0)])
+                )
+                for i in range(400)
+            )
+        )
+        return [result.outcome for result in results]
+
+    try:
+        follower = asyncio.create_task(follow())
+        outcomes = await asyncio.gather(
+            write(first, "a"),
+            write(second, "b"),
+            write(second, "a"),  # "a" twice: duplicates
+        )
+        done.set()
+        await follower
+    finally:
+        await first.close()
+        await second.close()
+    stored = sum(outcome == "stored" for batch in outcomes for outcome in batch)
+    assert stored == 800, "each distinct callback is stored once, whichever writer had it"
+    assert seen == sorted(seen) and len(seen) == len(set(seen)) == 800
+    assert seen == list(range(1, 801)), "the reader never skipped a seq committed late"
+
+
+async def test_an_unreachable_database_is_unavailable_without_its_password() -> None:
+    dsn = f"postgresql://dlrhub:very-secret-pass@127.0.0.1:{free_port()}/dlrhub"
+    store = PostgresStore(dsn)
+    with pytest.raises(StoreUnavailable) as error:
+        await store.open()
+    assert "very-secret-pass" not in str(error.value)
+    assert "[REDACTED]" in str(error.value)
+
+
+async def retry_once(call: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return await call()
+    except StoreUnavailable:
+        return await call()
+
+
+async def test_a_dropped_connection_is_503_then_reconnects(schema: str) -> None:
+    store = PostgresStore(POSTGRES_DSN, schema=schema)
+    await store.open()
+    try:
+        first = await store.write(Accept(raw("before"), [status_event("m", Status.SENT, 0)]))
+        assert first.outcome == "stored"
+        admin = await asyncpg.connect(POSTGRES_DSN)
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE application_name = 'dlrhub' AND pid <> pg_backend_pid()"
+        )
+        await admin.close()
+        await asyncio.sleep(0.1)
+        # A write may fail once (503, the provider retries); the next one reconnects.
+        again = await retry_once(
+            lambda: store.write(Accept(raw("after"), [status_event("m", Status.DELIVERED, 1)]))
+        )
+        assert again.outcome == "stored"
+        assert again.events[0].seq == first.events[0].seq + 1
+        events = await retry_once(lambda: store.events(EventFilter()))
+        assert [event.seq for event in events] == [1, 2]
+        state = await store.message("nrs360", "m")
+        assert state is not None and state.status is Status.DELIVERED
+    finally:
+        await store.close()

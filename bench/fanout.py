@@ -226,7 +226,8 @@ def percentiles(answered: dict[str, float], received: dict[str, float]) -> tuple
 
 
 async def webhook_latency(rate: int, seconds: float) -> tuple[float, float]:
-    from tests.sinks.conftest import Receiver, serve_fast
+    from tests.serving import serve_app
+    from tests.sinks.conftest import Receiver
 
     receiver = Receiver()
     received: dict[str, float] = {}
@@ -240,7 +241,7 @@ async def webhook_latency(rate: int, seconds: float) -> tuple[float, float]:
                 received.setdefault(str(item["message_id"]), now)
 
     receiver.events = Recording(original)
-    async with serve_fast(app) as url:
+    async with serve_app(app, timeout_graceful_shutdown=1) as url:
         sink = (
             f'[[sinks]]\nname = "hook"\nkind = "webhook"\nurl = "{url}/hook"\nsecret = "{SECRET}"\n'
         )

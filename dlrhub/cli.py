@@ -555,8 +555,8 @@ def command_replay(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime, timedelta
 
     from dlrhub.event import parse_time
+    from dlrhub.settings_values import read_duration
     from dlrhub.sinks.operations import queue_replay, sink_config
-    from dlrhub.sinks.settings import read_duration
 
     config = config_from(args)
     since = None

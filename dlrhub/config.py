@@ -39,6 +39,8 @@ from dlrhub.settings_values import (
     optional_value_at,
     read_bool,
     read_list,
+    read_name,
+    read_named_tables,
     read_network,
     read_path,
     read_port,
@@ -54,7 +56,6 @@ from dlrhub.sinks.settings import SinkConfig, parse_sinks
 ENV_PREFIX = "DLRHUB_"
 # Arrays of tables addressed by name in environment variables.
 NAMED_TABLES = ("sources", "sinks", "accounts")
-SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,14 +256,7 @@ def parse_config(document: Mapping[str, Any]) -> Config:
     log_level = value_at(document, "log_level", "log_level", read_text, "info").lower()
     if log_level not in {"debug", "info", "warning", "error"}:
         raise ConfigError("log_level", f"{log_level!r} is not one of debug, info, warning, error")
-    sources_doc = document.get("sources", [])
-    if not isinstance(sources_doc, list):
-        raise ConfigError("sources", "must be an array of tables ([[sources]])")
-    sources = tuple(_source(f"sources[{i}]", item) for i, item in enumerate(sources_doc))
-    names = [source.name for source in sources]
-    for index, name in enumerate(names):
-        if name in names[:index]:
-            raise ConfigError(f"sources[{index}].name", f"{name!r} is used by another source")
+    sources = read_named_tables(document, "sources", "source", _source)
     return Config(
         data_dir=value_at(document, "data_dir", "data_dir", read_path, Path("dlrhub-data")),
         admin_token=optional_value_at(document, "admin_token", "admin_token", read_secret),
@@ -291,13 +285,7 @@ def _source(path: str, item: Any) -> SourceConfig:
             "dlr_plus_as_space",
         },
     )
-    name = value_at(table, "name", f"{path}.name", read_text, None)
-    if name is None:
-        raise ConfigError(f"{path}.name", "is required")
-    if not SOURCE_NAME.match(name):
-        raise ConfigError(
-            f"{path}.name", f"{name!r} must be lower-case letters, digits, '-' or '_'"
-        )
+    name = read_name(path, table)
     provider_name = value_at(table, "provider", f"{path}.provider", read_text, None)
     if provider_name is None:
         raise ConfigError(f"{path}.provider", f"is required (one of {_providers()})")

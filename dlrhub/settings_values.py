@@ -10,7 +10,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -124,3 +124,82 @@ def read_network(path: str, value: Any) -> Network:
         return ipaddress.ip_network(text, strict=False)
     except ValueError:
         raise ConfigError(path, f"{text!r} is not an IP address or CIDR network") from None
+
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?\s*$")
+DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def read_name(path: str, table: Mapping[str, Any]) -> str:
+    """The required `name` of a `[[section]]` table: it appears in URLs and env names."""
+    name = value_at(table, "name", f"{path}.name", read_text, None)
+    if name is None:
+        raise ConfigError(f"{path}.name", "is required")
+    if not NAME.match(name):
+        raise ConfigError(
+            f"{path}.name", f"{name!r} must be lower-case letters, digits, '-' or '_'"
+        )
+    return name
+
+
+class Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+N = TypeVar("N", bound=Named)
+
+
+def read_named_tables(
+    document: Mapping[str, Any], section: str, what: str, parse: Callable[[str, Any], N]
+) -> tuple[N, ...]:
+    """Every table of `[[section]]`, parsed, with names unique among them."""
+    items = document.get(section, [])
+    if not isinstance(items, list):
+        raise ConfigError(section, f"must be an array of tables ([[{section}]])")
+    parsed = tuple(parse(f"{section}[{index}]", item) for index, item in enumerate(items))
+    names = [item.name for item in parsed]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise ConfigError(f"{section}[{index}].name", f"{name!r} is used by another {what}")
+    return parsed
+
+
+def read_duration(path: str, value: Any) -> float:
+    """Seconds, from a number or from text such as `50ms`, `30s`, `5m`, `1h`, `3d`."""
+    if isinstance(value, bool):
+        raise ConfigError(path, f"must be a duration (e.g. 30s, 5m, 1h), not {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        found = DURATION.match(value)
+        if found is None:
+            raise ConfigError(path, f"must be a duration (e.g. 30s, 5m, 1h), not {value!r}")
+        seconds = float(found.group(1)) * DURATION_UNITS[found.group(2)]
+    else:
+        raise ConfigError(path, f"must be a duration (e.g. 30s, 5m, 1h), not {value!r}")
+    if not 0 <= seconds < float("inf"):
+        raise ConfigError(path, f"must be a finite duration of 0 or more, not {value!r}")
+    return seconds
+
+
+def read_number(path: str, value: Any) -> float:
+    """A finite number of 0 or more (no dlrhub setting is negative)."""
+    if isinstance(value, EnvText):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ConfigError(path, f"must be a number, not {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(path, f"must be a number, not {value!r}")
+    if not 0 <= value < float("inf"):
+        raise ConfigError(path, f"must be a finite number of 0 or more, not {value!r}")
+    return float(value)
+
+
+def read_nonnegative_int(path: str, value: Any) -> int:
+    number = read_int(path, value)
+    if number < 0:
+        raise ConfigError(path, f"must be 0 or more, not {number}")
+    return number

@@ -17,9 +17,13 @@ from dlrhub.event import Status
 from dlrhub.normalizers.base import SourceOptions
 from dlrhub.settings_values import (
     ConfigError,
-    EnvText,
     read_bool,
+    read_duration,
     read_list,
+    read_name,
+    read_named_tables,
+    read_nonnegative_int,
+    read_number,
     read_positive_int,
     read_table,
     read_text,
@@ -29,7 +33,6 @@ from dlrhub.settings_values import (
 
 PROVIDERS = ("nrs360", "onurix", "uvox", "conectaline")
 PROVIDER_NAMES = {"360nrs": "nrs360", "nrs360": "nrs360"} | {name: name for name in PROVIDERS[1:]}
-ACCOUNT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 DEFAULT_BASE_URLS = {
     "nrs360": "https://dashboard.360nrs.com/api/rest",
@@ -76,9 +79,6 @@ COMMON_KEYS = frozenset(
         "stop_statuses",
     }
 )
-
-_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,14 +149,7 @@ class OutboundConfig:
 
 
 def parse_outbound(document: Mapping[str, Any]) -> OutboundConfig:
-    accounts_doc = document.get("accounts", [])
-    if not isinstance(accounts_doc, list):
-        raise ConfigError("accounts", "must be an array of tables ([[accounts]])")
-    accounts = tuple(_account(f"accounts[{i}]", item) for i, item in enumerate(accounts_doc))
-    names = [account.name for account in accounts]
-    for index, name in enumerate(names):
-        if name in names[:index]:
-            raise ConfigError(f"accounts[{index}].name", f"{name!r} is used by another account")
+    accounts = read_named_tables(document, "accounts", "account", _account)
     return OutboundConfig(accounts=accounts, poller=_poller(document.get("poller", {})))
 
 
@@ -207,13 +200,7 @@ def _poller(value: Any) -> PollerConfig:
 
 def _account(path: str, item: Any) -> AccountConfig:
     table = read_table(path, item)
-    name = value_at(table, "name", f"{path}.name", read_text, None)
-    if name is None:
-        raise ConfigError(f"{path}.name", "is required")
-    if not ACCOUNT_NAME.match(name):
-        raise ConfigError(
-            f"{path}.name", f"{name!r} must be lower-case letters, digits, '-' or '_'"
-        )
+    name = read_name(path, table)
     given = value_at(table, "provider", f"{path}.provider", read_text, None)
     choices = ", ".join(sorted(PROVIDER_NAMES))
     if given is None:
@@ -263,7 +250,7 @@ def _account(path: str, item: Any) -> AccountConfig:
     )
     rate_limit = value_at(table, "rate_limit", f"{path}.rate_limit", read_number, 5.0)
     backoff = value_at(table, "backoff", f"{path}.backoff", read_duration, 0.5)
-    retries = value_at(table, "retries", f"{path}.retries", read_count, 3)
+    retries = value_at(table, "retries", f"{path}.retries", read_nonnegative_int, 3)
     return AccountConfig(
         name=name,
         provider=provider,
@@ -285,41 +272,3 @@ def _account(path: str, item: Any) -> AccountConfig:
         status_map=status_map,
         stop_statuses=stop_statuses,
     )
-
-
-def read_duration(path: str, value: Any) -> float:
-    """Seconds, from a number or from text such as `50ms`, `30s`, `5m`, `1h`, `3d`."""
-    if isinstance(value, bool):
-        raise ConfigError(path, f"must be a duration (e.g. 30s, 5m, 1h), not {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        found = _DURATION.match(value)
-        if found is None:
-            raise ConfigError(path, f"must be a duration (e.g. 30s, 5m, 1h), not {value!r}")
-        seconds = float(found.group(1)) * _UNITS[found.group(2)]
-    else:
-        raise ConfigError(path, f"must be a duration (e.g. 30s, 5m, 1h), not {value!r}")
-    if seconds < 0 or seconds != seconds or seconds == float("inf"):
-        raise ConfigError(path, f"must be a finite duration of 0 or more, not {value!r}")
-    return seconds
-
-
-def read_number(path: str, value: Any) -> float:
-    if isinstance(value, EnvText):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            raise ConfigError(path, f"must be a number, not {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(path, f"must be a number, not {value!r}")
-    if value < 0 or value != value or value == float("inf"):
-        raise ConfigError(path, f"must be a finite number of 0 or more, not {value!r}")
-    return float(value)
-
-
-def read_count(path: str, value: Any) -> int:
-    number = read_number(path, value)
-    if not number.is_integer():
-        raise ConfigError(path, f"must be a whole number, not {value!r}")
-    return int(number)

@@ -23,7 +23,6 @@ is retried for as long as it is down.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -32,9 +31,11 @@ from dlrhub.event import Event, EventType, Status
 from dlrhub.normalizers import PROVIDER_ALIASES
 from dlrhub.settings_values import (
     ConfigError,
-    EnvText,
-    read_int,
+    read_duration,
     read_list,
+    read_name,
+    read_named_tables,
+    read_number,
     read_positive_int,
     read_table,
     read_text,
@@ -43,12 +44,9 @@ from dlrhub.settings_values import (
 )
 from dlrhub.sinks.base import SinkOptions
 
-SINK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 COMMON_KEYS = frozenset(
     {"name", "kind", "filter", "batch_size", "max_in_flight", "timeout", "start", "retry"}
 )
-DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 MAX_BATCH_SIZE = 10_000
 MAX_IN_FLIGHT = 256
 
@@ -99,28 +97,14 @@ class SinkConfig:
 
 
 def parse_sinks(document: Mapping[str, Any]) -> tuple[SinkConfig, ...]:
-    items = document.get("sinks", [])
-    if not isinstance(items, list):
-        raise ConfigError("sinks", "must be an array of tables ([[sinks]])")
-    sinks = tuple(parse_sink(f"sinks[{index}]", item) for index, item in enumerate(items))
-    names = [sink.name for sink in sinks]
-    for index, name in enumerate(names):
-        if name in names[:index]:
-            raise ConfigError(f"sinks[{index}].name", f"{name!r} is used by another sink")
-    return sinks
+    return read_named_tables(document, "sinks", "sink", parse_sink)
 
 
 def parse_sink(path: str, item: Any) -> SinkConfig:
     from dlrhub.sinks.kinds import KINDS
 
     table = read_table(path, item)
-    name = value_at(table, "name", f"{path}.name", read_text, None)
-    if name is None:
-        raise ConfigError(f"{path}.name", "is required")
-    if not SINK_NAME.match(name):
-        raise ConfigError(
-            f"{path}.name", f"{name!r} must be lower-case letters, digits, '-' or '_'"
-        )
+    name = read_name(path, table)
     kind_name = value_at(table, "kind", f"{path}.kind", read_text, None)
     choices = ", ".join(sorted(KINDS))
     if kind_name is None:
@@ -226,37 +210,3 @@ def _retry(path: str, value: Any) -> RetryPolicy:
         ),
         max_age=value_at(table, "max_age", f"{path}.max_age", read_duration, defaults.max_age),
     )
-
-
-def read_duration(path: str, value: Any) -> float:
-    """Seconds from a number or from text such as `500ms`, `30s`, `5m`, `24h`, `7d`."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str):
-        match = DURATION.match(value)
-        if match is None:
-            raise ConfigError(path, f"{value!r} is not a duration (e.g. 500ms, 30s, 5m, 24h)")
-        seconds = float(match.group(1)) * UNITS[match.group(2)]
-    else:
-        raise ConfigError(path, f"must be a duration such as 30s, not {value!r}")
-    if seconds < 0:
-        raise ConfigError(path, "must not be negative")
-    return seconds
-
-
-def read_number(path: str, value: Any) -> float:
-    if isinstance(value, EnvText):
-        try:
-            return float(value.strip())
-        except ValueError:
-            raise ConfigError(path, f"must be a number, not {value!r}") from None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    raise ConfigError(path, f"must be a number, not {value!r}")
-
-
-def read_nonnegative_int(path: str, value: Any) -> int:
-    number = read_int(path, value)
-    if number < 0:
-        raise ConfigError(path, f"must be 0 or more, not {number}")
-    return number

@@ -77,7 +77,7 @@ def test_environment_overrides_sink_keys(tmp_path: Path) -> None:
         ),
         (
             '[[sinks]]\nname = "a"\nkind = "stdout"\nretry = { max_age = "soon" }',
-            "sinks[0].retry.max_age: 'soon' is not a duration",
+            "sinks[0].retry.max_age: must be a duration (e.g. 30s, 5m, 1h), not 'soon'",
         ),
         (
             '[[sinks]]\nname = "a"\nkind = "stdout"\n[[sinks]]\nname = "a"\nkind = "stdout"',

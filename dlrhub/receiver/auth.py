@@ -10,8 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
+from starlette.responses import Response
+
+from dlrhub.receiver.errors import error_response
 
 
 def _equal(given: str, expected: str) -> bool:
@@ -41,3 +45,22 @@ def verify_source_token(request: Request, expected: str) -> bool:
 def verify_admin_token(request: Request, expected: str) -> bool:
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     return scheme.lower() == "bearer" and _equal(value.strip(), expected)
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def require_admin(admin_token: str | None, endpoint: Endpoint) -> Endpoint:
+    """`endpoint`, answering 401 unless the request carries the admin bearer token."""
+
+    async def guarded(request: Request) -> Response:
+        if admin_token is None or not verify_admin_token(request, admin_token):
+            return error_response(
+                401,
+                "unauthorized",
+                "this API needs 'Authorization: Bearer <admin token>'",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        return await endpoint(request)
+
+    return guarded

@@ -19,7 +19,7 @@ from dlrhub.config import Config
 from dlrhub.event import parse_time
 from dlrhub.outbound.errors import ProviderAuthError, ProviderError, ProviderUnavailable
 from dlrhub.outbound.sending import Outbound, SendRefused, TrackRequest
-from dlrhub.receiver.auth import verify_admin_token
+from dlrhub.receiver.auth import Endpoint, require_admin
 from dlrhub.receiver.errors import error_response
 from dlrhub.store import Store, StoreUnavailable
 from dlrhub.store.tracking_sqlite import SQLiteTrackingStore
@@ -67,18 +67,10 @@ class OutboundApi:
             Route("/v1/tracking", self._guard(self.track), methods=["POST"]),
         ]
 
-    def _guard(self, endpoint: Any) -> Any:
-        async def guarded(request: Request) -> Response:
-            token = self.config.admin_token
-            if token is None or not verify_admin_token(request, token):
-                return error_response(
-                    401,
-                    "unauthorized",
-                    "this API needs 'Authorization: Bearer <admin token>'",
-                    {"WWW-Authenticate": "Bearer"},
-                )
+    def _guard(self, endpoint: Endpoint) -> Endpoint:
+        async def answered(request: Request) -> Response:
             try:
-                return await endpoint(request)  # type: ignore[no-any-return]
+                return await endpoint(request)
             except BadBody as error:
                 return error_response(400, "bad_request", str(error))
             except SendRefused as error:
@@ -93,7 +85,7 @@ class OutboundApi:
             except StoreUnavailable as error:
                 return error_response(503, "store_unavailable", str(error), {"Retry-After": "5"})
 
-        return guarded
+        return require_admin(self.config.admin_token, answered)
 
     async def send(self, request: Request) -> Response:
         body = await _json_object(request)

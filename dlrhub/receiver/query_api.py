@@ -5,7 +5,6 @@ Every route needs `Authorization: Bearer <admin token>`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from starlette.requests import Request
@@ -15,14 +14,13 @@ from starlette.routing import Route
 from dlrhub.config import Config
 from dlrhub.event import EventType, Status
 from dlrhub.normalizers import PROVIDER_ALIASES
-from dlrhub.receiver.auth import verify_admin_token
+from dlrhub.receiver.auth import Endpoint, require_admin
 from dlrhub.receiver.errors import error_response
 from dlrhub.reprocess import reprocess_entry
 from dlrhub.store import EventFilter, Store, StoreUnavailable
 
 MAX_LIMIT = 1000
 E = TypeVar("E", EventType, Status)
-Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class BadQuery(ValueError):
@@ -54,15 +52,7 @@ class QueryApi:
         ]
 
     def _guard(self, endpoint: Endpoint) -> Endpoint:
-        async def guarded(request: Request) -> Response:
-            token = self.config.admin_token
-            if token is None or not verify_admin_token(request, token):
-                return error_response(
-                    401,
-                    "unauthorized",
-                    "this API needs 'Authorization: Bearer <admin token>'",
-                    {"WWW-Authenticate": "Bearer"},
-                )
+        async def answered(request: Request) -> Response:
             try:
                 return await endpoint(request)
             except BadQuery as error:
@@ -70,7 +60,7 @@ class QueryApi:
             except StoreUnavailable as error:
                 return error_response(503, "store_unavailable", str(error), {"Retry-After": "5"})
 
-        return guarded
+        return require_admin(self.config.admin_token, answered)
 
     async def list_events(self, request: Request) -> Response:
         params = request.query_params

@@ -27,6 +27,7 @@ from dlrhub.store.sink_state import (
     SinkState,
     SinkStateUnavailable,
 )
+from dlrhub.store.sqlite import connect_sqlite
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sink_cursors (
@@ -84,14 +85,11 @@ class SQLiteSinkState:
         self._write_lock = asyncio.Lock()
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = await aiosqlite.connect(self.path, isolation_level=None)
-            await self._db.execute("PRAGMA busy_timeout=10000")
-            await self._db.execute("PRAGMA journal_mode=WAL")
-            await self._db.execute("PRAGMA synchronous=NORMAL")
+            # NORMAL: a cursor move lost to a power cut only re-delivers (at least once).
+            self._db = await connect_sqlite(self.path, synchronous="NORMAL")
             await self._db.executescript(SCHEMA)
-        except sqlite3.Error as error:
+        except (sqlite3.Error, OSError) as error:
             await self.close()
             raise SinkStateUnavailable(
                 f"cannot open the sink state in {self.path}: {error}"

@@ -69,6 +69,29 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+async def connect_sqlite(
+    path: Path, *, synchronous: str = "FULL", query_only: bool = False
+) -> aiosqlite.Connection:
+    """A connection to dlrhub's SQLite file with the settings every user of it needs.
+
+    WAL lets readers run beside the one writer; `busy_timeout` makes a second
+    writer (a CLI command, the sink worker) wait for the lock instead of failing.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        await connection.execute("PRAGMA busy_timeout=10000")
+        if query_only:
+            await connection.execute("PRAGMA query_only=ON")
+        else:
+            await connection.execute("PRAGMA journal_mode=WAL")
+            await connection.execute(f"PRAGMA synchronous={synchronous}")
+    except BaseException:
+        await connection.close()
+        raise
+    return connection
+
+
 class _Connection:
     def __init__(self, connection: aiosqlite.Connection) -> None:
         self.connection = connection
@@ -94,17 +117,10 @@ class SQLiteBackend:
         self._reader: _Connection | None = None
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        writer = await aiosqlite.connect(self.path, isolation_level=None)
+        writer = await connect_sqlite(self.path)
         self._writer = _Connection(writer)
-        await writer.execute("PRAGMA journal_mode=WAL")
-        await writer.execute("PRAGMA synchronous=FULL")
-        await writer.execute("PRAGMA busy_timeout=10000")
         await writer.executescript(SCHEMA)
-        reader = await aiosqlite.connect(self.path, isolation_level=None)
-        self._reader = _Connection(reader)
-        await reader.execute("PRAGMA busy_timeout=10000")
-        await reader.execute("PRAGMA query_only=ON")
+        self._reader = _Connection(await connect_sqlite(self.path, query_only=True))
 
     async def close(self) -> None:
         for connection in (self._writer, self._reader):

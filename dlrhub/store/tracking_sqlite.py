@@ -22,6 +22,7 @@ import aiosqlite
 
 from dlrhub.event import Status, epoch_micros
 from dlrhub.store.base import StoreUnavailable
+from dlrhub.store.sqlite import connect_sqlite
 from dlrhub.store.tracking import (
     AccountPause,
     AccountSummary,
@@ -134,14 +135,10 @@ class SQLiteTrackingStore:
         self._lock = asyncio.Lock()
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = await aiosqlite.connect(self.path, isolation_level=None)
-            await self._db.execute("PRAGMA journal_mode=WAL")
-            await self._db.execute("PRAGMA synchronous=FULL")
-            await self._db.execute("PRAGMA busy_timeout=10000")
+            self._db = await connect_sqlite(self.path)
             await self._write_script(SCHEMA)
-        except sqlite3.Error as error:
+        except (sqlite3.Error, OSError) as error:
             await self.close()
             raise StoreUnavailable(
                 f"cannot open the tracking tables in {self.path}: {error}"

@@ -1,0 +1,296 @@
+"""Commands of the outbound side: send, track, poll, backfill."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from dlrhub.app import open_store
+from dlrhub.commands.common import (
+    EXIT_FAILURE,
+    EXIT_USAGE,
+    CliError,
+    config_from,
+    configure_logging,
+)
+from dlrhub.config import Config
+from dlrhub.event import Status
+
+
+def add_outbound_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    send = commands.add_parser(
+        "send",
+        parents=[common],
+        help="send through a provider account and track the messages",
+        description="Send an SMS (or an Onurix call) through an [[accounts]] entry.",
+    )
+    send.add_argument("--account", required=True, help="the [[accounts]] name")
+    send.add_argument("--to", action="append", required=True, help="recipient (repeatable)")
+    send.add_argument("--text", required=True)
+    send.add_argument("--from", dest="sender", help="sender name or number")
+    send.add_argument("--ref", action="append", help="your ref per recipient (repeatable)")
+    send.add_argument("--call", action="store_true", help="a voice call (Onurix)")
+    send.add_argument(
+        "--option", action="append", default=[], help="provider parameter NAME=VALUE (repeatable)"
+    )
+    send.add_argument("--json", action="store_true", help="one JSON object per recipient")
+    send.set_defaults(handler=command_send)
+
+    track = commands.add_parser(
+        "track",
+        parents=[common],
+        help="poll a message sent elsewhere",
+        description="Register a message sent outside dlrhub so that the poller follows it.",
+    )
+    track.add_argument("--account", required=True, help="the [[accounts]] name")
+    track.add_argument("--message-id", required=True, action="append", help="(repeatable)")
+    track.add_argument("--recipient")
+    track.add_argument("--ref")
+    track.add_argument("--sent-at", help="ISO 8601; max_age counts from here (default now)")
+    track.set_defaults(handler=command_track)
+
+    poll = commands.add_parser(
+        "poll",
+        parents=[common],
+        help="run the status poller, or show its state",
+        description="Poll providers for the status of tracked messages (until Ctrl-C).",
+    )
+    poll.add_argument("--once", action="store_true", help="one pass over what is due, then exit")
+    poll.set_defaults(handler=command_poll)
+    actions = poll.add_subparsers(dest="action", metavar="ACTION")
+    status = actions.add_parser("status", parents=[common], help="tracked messages, pauses")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=command_poll_status)
+    resume = actions.add_parser("resume", parents=[common], help="end an account's pause")
+    resume.add_argument("account")
+    resume.set_defaults(handler=command_poll_resume)
+
+    backfill = commands.add_parser(
+        "backfill",
+        parents=[common],
+        help="fill a gap of 360NRS callbacks from its events report",
+        description="Fetch a sending's events report (CSV) and store the events missing.",
+    )
+    backfill.add_argument("--account", required=True, help="a 360NRS [[accounts]] name")
+    backfill.add_argument("--sending-id", required=True)
+    backfill.add_argument("--after", required=True, help="ISO 8601 start")
+    backfill.add_argument("--before", required=True, help="ISO 8601 end")
+    backfill.set_defaults(handler=command_backfill)
+
+
+def poller_services(config: Config) -> list[Any]:
+    """The poller for `serve`, when `[poller] enabled` and an account can be polled."""
+    if not config.outbound.poller.enabled or not any(
+        account.pollable for account in config.outbound.accounts
+    ):
+        return []
+    from dlrhub.outbound.poller import Poller
+
+    return [Poller(config, None)]
+
+
+def _with_outbound(config: Config, run: Callable[[Any], Awaitable[None]]) -> int:
+    """Run with the store and the tracking tables open (created if missing)."""
+    from dlrhub.outbound.errors import ProviderError
+    from dlrhub.outbound.sending import Outbound, SendRefused
+    from dlrhub.store.tracking_sqlite import SQLiteTrackingStore
+
+    async def session() -> None:
+        store = open_store(config)
+        tracking = SQLiteTrackingStore(config.sqlite_path)
+        await store.open()
+        await tracking.open()
+        outbound = Outbound(config, store, tracking)
+        try:
+            await run(outbound)
+        finally:
+            await outbound.aclose()
+            await tracking.close()
+            await store.close()
+
+    try:
+        asyncio.run(session())
+    except SendRefused as error:
+        raise CliError(str(error), EXIT_USAGE) from None
+    except ProviderError as error:
+        raise CliError(f"{error.error}: {error}") from None
+    return 0
+
+
+def command_send(args: argparse.Namespace) -> int:
+    from dlrhub.first_start import prepare
+
+    config = prepare(config_from(args)).config
+    options = {}
+    for option in args.option:
+        name, separator, value = option.partition("=")
+        if not separator:
+            raise CliError(f"--option {option!r} is not NAME=VALUE", EXIT_USAGE)
+        options[name] = value
+    failures = 0
+
+    async def run(outbound: Any) -> None:
+        nonlocal failures
+        sent = await outbound.send(
+            args.account,
+            args.to,
+            args.text,
+            refs=args.ref,
+            sender=args.sender,
+            channel="call" if args.call else "sms",
+            options=options,
+        )
+        for message in sent:
+            failures += message.status is Status.REJECTED
+            if args.json:
+                print(orjson.dumps(message.to_dict()).decode())
+            else:
+                error = ""
+                if message.error_code:
+                    error = f"  {message.error_code}: {message.error_message}"
+                print(
+                    f"{message.recipient or '-'}  {message.status.value if message.status else '-'}"
+                    f"  id={message.message_id or '-'}  ref={message.ref or '-'}{error}"
+                )
+
+    _with_outbound(config, run)
+    return EXIT_FAILURE if failures else 0
+
+
+def command_track(args: argparse.Namespace) -> int:
+    from dlrhub.event import parse_time
+    from dlrhub.outbound.sending import TrackRequest
+
+    try:
+        sent_at = parse_time(args.sent_at) if args.sent_at else None
+    except ValueError:
+        raise CliError(f"--sent-at {args.sent_at!r} is not an ISO 8601 time", EXIT_USAGE) from None
+    items = [
+        TrackRequest(message_id, recipient=args.recipient, ref=args.ref, sent_at=sent_at)
+        for message_id in args.message_id
+    ]
+
+    async def run(outbound: Any) -> None:
+        added = await outbound.track(args.account, items)
+        print(f"tracking {added} new message(s), {len(items) - added} already tracked")
+
+    return _with_outbound(config_from(args), run)
+
+
+def command_poll(args: argparse.Namespace) -> int:
+    from dlrhub.outbound.poller import Poller
+
+    config = config_from(args)
+    configure_logging(config.log_level)
+    if not any(account.pollable for account in config.outbound.accounts):
+        raise CliError("no [[accounts]] can be polled (onurix, uvox or 360nrs, poll = true)")
+
+    async def run() -> None:
+        store = open_store(config)
+        await store.open()
+        poller = Poller(config, store)
+        try:
+            if args.once:
+                await poller.open()
+                handled = await poller.run_once()
+                print(f"polled {handled} due message(s)")
+                await poller.close()
+            else:
+                await poller.start()
+                await asyncio.Event().wait()
+        finally:
+            if not args.once:
+                await poller.stop()
+            await store.close()
+
+    asyncio.run(run())
+    return 0
+
+
+def command_poll_status(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from dlrhub.store.tracking_sqlite import SQLiteTrackingStore
+
+    config = config_from(args)
+    if not config.sqlite_path.exists():
+        raise CliError(f"no store at {config.sqlite_path}; pass --data-dir")
+
+    async def run() -> None:
+        tracking = SQLiteTrackingStore(config.sqlite_path)
+        await tracking.open()
+        try:
+            now = datetime.now(UTC)
+            summaries = {summary.account: summary for summary in await tracking.summaries(now)}
+            pauses = {p.account: p for p in await tracking.pauses() if p.paused_until > now}
+        finally:
+            await tracking.close()
+        names = sorted({*summaries, *(a.name for a in config.outbound.accounts)})
+        for name in names:
+            summary = summaries.get(name)
+            pause = pauses.get(name)
+            data: dict[str, Any] = {
+                "account": name,
+                "polling": summary.polling if summary else 0,
+                "due": summary.due if summary else 0,
+                "stopped": summary.stopped if summary else {},
+                "paused": pause.to_dict() if pause else None,
+            }
+            if args.json:
+                print(orjson.dumps(data).decode())
+                continue
+            stopped = ", ".join(f"{k} {v}" for k, v in sorted(data["stopped"].items())) or "none"
+            state = "active"
+            if pause:
+                state = f"PAUSED until {pause.paused_until:%Y-%m-%d %H:%M:%S}Z: {pause.reason}"
+            counts = f"polling {data['polling']} (due {data['due']})"
+            print(f"{name}: {state}; {counts}; stopped: {stopped}")
+
+    asyncio.run(run())
+    return 0
+
+
+def command_poll_resume(args: argparse.Namespace) -> int:
+    from dlrhub.store.tracking_sqlite import SQLiteTrackingStore
+
+    config = config_from(args)
+
+    async def run() -> bool:
+        tracking = SQLiteTrackingStore(config.sqlite_path)
+        await tracking.open()
+        try:
+            return await tracking.resume(args.account)
+        finally:
+            await tracking.close()
+
+    if not asyncio.run(run()):
+        raise CliError(f"account {args.account!r} is not paused (see 'dlrhub poll status')")
+    print(f"account {args.account} resumed; the poller asks again on its next pass")
+    return 0
+
+
+def command_backfill(args: argparse.Namespace) -> int:
+    from dlrhub.event import parse_time
+    from dlrhub.outbound.backfill import backfill_sending
+
+    config = config_from(args)
+    try:
+        after, before = parse_time(args.after), parse_time(args.before)
+    except ValueError:
+        raise CliError("--after and --before must be ISO 8601 times", EXIT_USAGE) from None
+
+    async def run(outbound: Any) -> None:
+        result = await backfill_sending(outbound, args.account, args.sending_id, after, before)
+        print(
+            f"{result.rows} report row(s): {result.stored} stored, {result.known} already known,"
+            f" {result.quarantined} quarantined"
+        )
+
+    return _with_outbound(config, run)

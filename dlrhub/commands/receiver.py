@@ -1,0 +1,295 @@
+"""Commands of the receiver: serve, events, quarantine, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+import orjson
+
+from dlrhub import __version__
+from dlrhub.app import open_store
+from dlrhub.commands.common import (
+    EXIT_FAILURE,
+    EXIT_USAGE,
+    CliError,
+    config_from,
+    configure_logging,
+    with_store,
+)
+from dlrhub.commands.outbound import poller_services
+from dlrhub.commands.sinks import register_sink_metrics, sink_services
+from dlrhub.config import Config
+from dlrhub.event import Event, EventType, Status
+from dlrhub.store import EventFilter, Store
+
+
+def add_receiver_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    serve = commands.add_parser(
+        "serve", parents=[common], help="run the receiver", description="Run the HTTP receiver."
+    )
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    serve.add_argument(
+        "--no-sinks", action="store_true", help="do not deliver to sinks (run 'dlrhub worker')"
+    )
+    serve.set_defaults(handler=command_serve)
+
+    events = commands.add_parser(
+        "events",
+        parents=[common],
+        help="print stored events",
+        description="Print stored events in store order.",
+    )
+    events.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
+    events.add_argument("--json", action="store_true", help="one JSON object per line")
+    events.add_argument("--source")
+    events.add_argument("--provider")
+    events.add_argument("--message-id")
+    events.add_argument("--type", choices=[t.value for t in EventType])
+    events.add_argument("--status", choices=[s.value for s in Status])
+    events.add_argument("--after-seq", type=int, default=0, help="start after this seq")
+    events.add_argument("--limit", type=int, default=100, help="without --follow: at most N")
+    events.set_defaults(handler=command_events)
+
+    quarantine = commands.add_parser(
+        "quarantine",
+        help="inspect and reprocess quarantined callbacks",
+        description="Callbacks that could not be normalized are kept here.",
+    )
+    actions = quarantine.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", parents=[common], help="list entries")
+    listing.add_argument("--state", choices=["pending", "reprocessed"])
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=command_quarantine_list)
+    show = actions.add_parser("show", parents=[common], help="show one entry with its payload")
+    show.add_argument("entry_id", type=int)
+    show.set_defaults(handler=command_quarantine_show)
+    reprocess = actions.add_parser(
+        "reprocess", parents=[common], help="normalize entries again and store their events"
+    )
+    reprocess.add_argument("entry_ids", type=int, nargs="*", help="entry ids")
+    reprocess.add_argument("--all", action="store_true", help="every pending entry")
+    reprocess.set_defaults(handler=command_quarantine_reprocess)
+
+    check = commands.add_parser(
+        "check-config",
+        parents=[common],
+        help="validate the configuration",
+        description="Validate dlrhub.toml and DLRHUB_* variables; explain any error.",
+    )
+    check.set_defaults(handler=command_check_config)
+
+
+def command_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from dlrhub.app import create_app
+    from dlrhub.first_start import prepare
+    from dlrhub.redact import AccessLogRedactor
+
+    prepared = prepare(config_from(args))
+    config = prepared.config
+    configure_logging(config.log_level)
+    logging.getLogger("uvicorn.access").addFilter(AccessLogRedactor())
+    asyncio.run(_check_store(config))
+    print(describe_endpoints(config, prepared.generated), flush=True)
+    services = sink_services(config, args)
+    pollers = poller_services(config)
+    app = create_app(config, services=[*services, *pollers])
+    register_sink_metrics(app.state.metrics.registry, services)
+    for poller in pollers:  # the poller writes through the app's store, metrics in its registry
+        poller.bind(app.state.store, app.state.metrics.registry)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=config.server.host,
+            port=config.server.port,
+            log_config=None,
+            access_log=config.server.access_log,
+            proxy_headers=config.server.forwarded_allow_ips is not None,
+            forwarded_allow_ips=config.server.forwarded_allow_ips,
+            timeout_graceful_shutdown=10,
+            server_header=False,
+        )
+    )
+    server.run()
+    return 0 if server.started else EXIT_FAILURE
+
+
+async def _check_store(config: Config) -> None:
+    store = open_store(config)
+    await store.open()
+    await store.close()
+
+
+def describe_endpoints(config: Config, generated: list[str]) -> str:
+    """The exact URLs to paste into each provider's settings."""
+    base = config.server.public_url or f"http://{config.server.host}:{config.server.port}"
+    lines = [f"dlrhub {__version__} listening on {base} (store: {config.store_label})", ""]
+    for source in config.sources:
+        params = source.options.dlr_params
+        dlr_query = "&".join(
+            f"{params[field]}={escape}"
+            for field, escape in (("status", "%d"), ("phone", "%P"), ("sender", "%p"))
+        )
+        hook = f"{base}/hooks/{source.name}"
+        token = f"token={source.token}"
+        lines += [
+            f"Source {source.name!r} ({source.provider}):",
+            f"  event notifications (POST):      {hook}/events?{token}",
+            "  delivery receipts (notificationUrl, GET; put your own ref):",
+            f"    {hook}/dlr?{token}&{dlr_query}&{params['ref']}=<your-ref>",
+            f"  progress notifications (POST):   {hook}/progress?{token}",
+            "",
+        ]
+    if "admin token" in generated:
+        lines.append(f"Admin token (generated, kept in {config.data_dir}/admin.token):")
+        lines.append(f"  {config.admin_token}")
+    else:
+        lines.append("Admin API: Authorization: Bearer <admin token> (see README).")
+    return "\n".join(lines)
+
+
+# events ---------------------------------------------------------------------
+
+
+def command_events(args: argparse.Namespace) -> int:
+    config = config_from(args)
+
+    async def run(store: Store) -> None:
+        after = args.after_seq
+        printed = 0
+        while True:
+            batch = await store.events(
+                EventFilter(
+                    source=args.source,
+                    provider=args.provider,
+                    message_id=args.message_id,
+                    type=EventType(args.type) if args.type else None,
+                    status=Status(args.status) if args.status else None,
+                    after_seq=after,
+                    limit=min(args.limit - printed, 1000) if not args.follow else 1000,
+                )
+            )
+            for event in batch:
+                print(format_event(event, as_json=args.json), flush=True)
+            printed += len(batch)
+            after = batch[-1].seq if batch else after
+            if not args.follow:
+                if printed >= args.limit or not batch:
+                    return
+            elif not batch:
+                await asyncio.sleep(0.5)
+
+    return with_store(config, run)
+
+
+def format_event(event: Event, *, as_json: bool) -> str:
+    if as_json:
+        return event.to_json().decode()
+    data = event.to_dict()
+    fields = [
+        f"{event.seq:>8}",
+        data["received_at"],
+        event.source,
+        event.provider,
+        event.type.value,
+        event.status.value if event.status else "-",
+        event.message_id or "-",
+        event.recipient or "-",
+        event.provider_status or "-",
+    ]
+    return "  ".join(str(field) for field in fields)
+
+
+# quarantine -----------------------------------------------------------------
+
+
+def command_quarantine_list(args: argparse.Namespace) -> int:
+    async def run(store: Store) -> None:
+        after = 0
+        while entries := await store.quarantine_entries(state=args.state, after_id=after):
+            for entry in entries:
+                if args.json:
+                    print(orjson.dumps(entry.to_dict()).decode())
+                else:
+                    data = entry.to_dict()
+                    print(
+                        f"{entry.id:>6}  {entry.state:<11}  {data['received_at']}  "
+                        f"{entry.raw.source}/{entry.raw.kind}  {entry.reason}"
+                    )
+            after = entries[-1].id
+
+    return with_store(config_from(args), run)
+
+
+def command_quarantine_show(args: argparse.Namespace) -> int:
+    async def run(store: Store) -> None:
+        entry = await store.quarantine_entry(args.entry_id)
+        if entry is None:
+            raise CliError(f"no quarantine entry {args.entry_id} (see 'dlrhub quarantine list')")
+        print(orjson.dumps(entry.to_dict(with_raw=True), option=orjson.OPT_INDENT_2).decode())
+
+    return with_store(config_from(args), run)
+
+
+def command_quarantine_reprocess(args: argparse.Namespace) -> int:
+    from dlrhub.first_start import prepare
+    from dlrhub.reprocess import reprocess_entry
+
+    if not args.entry_ids and not args.all:
+        raise CliError("name entry ids or pass --all", EXIT_USAGE)
+    config = prepare(config_from(args)).config
+    failures = 0
+
+    async def run(store: Store) -> None:
+        nonlocal failures
+        if args.all:
+            entries = []
+            after = 0
+            while page := await store.quarantine_entries(state="pending", after_id=after):
+                entries += page
+                after = page[-1].id
+        else:
+            entries = []
+            for entry_id in args.entry_ids:
+                entry = await store.quarantine_entry(entry_id)
+                if entry is None:
+                    raise CliError(f"no quarantine entry {entry_id}")
+                entries.append(entry)
+        for entry in entries:
+            result = await reprocess_entry(store, config, entry)
+            if result.outcome == "failed_again":
+                failures += 1
+                current = await store.quarantine_entry(entry.id)
+                reason = current.reason if current else "?"
+                print(f"{entry.id}: still failing: {reason}")
+            else:
+                ids = ", ".join(event.id for event in result.events) or "no events"
+                print(f"{entry.id}: {result.outcome}: {ids}")
+        print(f"{len(entries) - failures} reprocessed, {failures} still failing")
+
+    code = with_store(config, run)
+    return code if failures == 0 else EXIT_FAILURE
+
+
+# check-config ---------------------------------------------------------------
+
+
+def command_check_config(args: argparse.Namespace) -> int:
+    config = config_from(args)
+    print(f"configuration is valid: data_dir={config.data_dir}, store={config.store_label}")
+    print(f"listen on {config.server.host}:{config.server.port}")
+    if not config.sources:
+        print("no sources: 'dlrhub serve' will create the 360NRS source 'nrs360'")
+    for source in config.sources:
+        allow = ", ".join(str(network) for network in source.allow_ips) or "any address"
+        print(f"source {source.name}: provider {source.provider}, allow {allow}")
+    if config.admin_token is None:
+        print("no admin_token: 'dlrhub serve' will generate one in the data directory")
+    return 0

@@ -290,6 +290,14 @@ def command_check_config(args: argparse.Namespace) -> int:
     for source in config.sources:
         allow = ", ".join(str(network) for network in source.allow_ips) or "any address"
         print(f"source {source.name}: provider {source.provider}, allow {allow}")
+    for sink in config.sinks:
+        print(f"sink {sink.name}: {sink.kind}")
+    for account in config.outbound.accounts:
+        polled = "polled" if account.pollable else "not polled"
+        print(f"account {account.name}: provider {account.provider}, {polled}")
+    if config.outbound.accounts:
+        where = "inside 'dlrhub serve'" if config.outbound.poller.enabled else "by 'dlrhub poll'"
+        print(f"poller: runs {where}")
     if config.admin_token is None:
         print("no admin_token: 'dlrhub serve' will generate one in the data directory")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import orjson
@@ -74,3 +75,24 @@ async def test_stdout_prints_one_json_line_per_event(
         await wait_until(lambda: service.runners[0].stats.delivered == 20)
     printed = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [item["id"] for item in printed] == [event.id for event in events]
+
+
+def rotated_files(directory: Path) -> list[Path]:
+    return sorted(directory.glob("events.*.jsonl"))
+
+
+async def test_jsonl_rotates_when_the_utc_day_changes(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b'{"id":"yesterday"}\n')
+    yesterday = path.stat().st_mtime - 86_400
+    os.utime(path, (yesterday, yesterday))
+    config = sink_config(
+        tmp_path,
+        f'[[sinks]]\nname = "file"\nkind = "jsonl"\npath = "{path}"\nrotate_daily = true\n',
+    )
+    sink = JsonlSink(config.sinks[0])
+    event = make_events(1)[0]
+    await sink.deliver([event])
+    await sink.close()
+    assert [p.read_bytes() for p in rotated_files(tmp_path)] == [b'{"id":"yesterday"}\n']
+    assert path.read_bytes().splitlines() == [event.to_json()]

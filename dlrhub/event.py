@@ -9,7 +9,6 @@ kept in the log.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -86,7 +85,24 @@ class Event:
     seq: int = 0
 
     def with_seq(self, seq: int) -> Event:
-        return dataclasses.replace(self, seq=seq)
+        # Not dataclasses.replace: this runs once per stored event, and replace costs ~4x.
+        return Event(
+            self.id,
+            self.source,
+            self.provider,
+            self.type,
+            self.received_at,
+            self.channel,
+            self.message_id,
+            self.correlation_id,
+            self.recipient,
+            self.sender,
+            self.status,
+            self.provider_status,
+            self.occurred_at,
+            self.extra,
+            seq,
+        )
 
     def to_dict(self) -> dict[str, JSONValue]:
         """The JSON shape used by the query API, the CLI and the sinks."""

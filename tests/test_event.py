@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from hypothesis import given
 
 from dlrhub.event import Event, Status
@@ -24,3 +26,8 @@ def test_lattice_order() -> None:
 @given(events)
 def test_any_event_round_trips_through_json(event: Event) -> None:
     assert Event.from_json(event.to_json()) == event
+
+
+@given(events)
+def test_with_seq_keeps_every_other_field(event: Event) -> None:
+    assert event.with_seq(7) == dataclasses.replace(event, seq=7)

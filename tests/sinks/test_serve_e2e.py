@@ -186,25 +186,27 @@ async def test_worker_delivers_what_serve_no_sinks_stores(
     }
 
 
-async def post_callbacks(base_url: str, prefix: str, count: int) -> list[float]:
-    latencies = []
+async def post_callbacks(base_url: str, prefix: str, count: int) -> None:
     async with httpx.AsyncClient(base_url=base_url) as client:
         for index in range(count):
             form = urlencode({"id": f"{prefix}-{index}", "event": "sent", "channel": "sms",
                               "eventDate": "2026-11-20 10:15:00"})  # fmt: skip
-            started = time.perf_counter()
             answer = await client.post(
                 "/hooks/nrs360/events",
                 params={"token": SOURCE_TOKEN},
                 content=form,
                 headers={"Content-Type": "application/x-www-form-urlencoded"},
             )
-            latencies.append(time.perf_counter() - started)
             assert answer.status_code == 200
-    return sorted(latencies)
 
 
-async def test_sinks_that_are_down_do_not_slow_ingest(tmp_path: Path, receiver: Receiver) -> None:
+async def test_ingest_answers_while_every_sink_is_down(tmp_path: Path, receiver: Receiver) -> None:
+    """One sink's endpoint holds its request unanswered, the other refuses connections.
+
+    Ingest keeps answering 200 for every callback while the hung delivery is still
+    open: the receiver never waits for sinks. (How much latency sinks add under load
+    is measured by bench/fanout.py, not asserted here.)
+    """
     from dlrhub.app import create_app
     from dlrhub.config import load_config
     from dlrhub.sinks.service import SinkService
@@ -214,19 +216,17 @@ async def test_sinks_that_are_down_do_not_slow_ingest(tmp_path: Path, receiver: 
     path = write_config(tmp_path, receiver)
     dead_port = free_port()
     path.write_text(
-        path.read_text() + f'timeout = "5s"\n[[sinks]]\nname = "refused"\nkind = "webhook"\n'
+        path.read_text() + f'timeout = "30s"\n[[sinks]]\nname = "refused"\nkind = "webhook"\n'
         f'url = "http://127.0.0.1:{dead_port}/hook"\nsecret = "{SECRET}"\n'
     )
     config = load_config(path, env={})
-    baseline_app = create_app(config)
-    async with serve_app(baseline_app, timeout_graceful_shutdown=1) as base_url:
-        baseline = await post_callbacks(base_url, "baseline", 200)
     service = SinkService(config, poll_interval=0.01, control_interval=0.05)
     app = create_app(config, services=[service])
     async with serve_app(app, timeout_graceful_shutdown=1) as base_url:
-        loaded = await post_callbacks(base_url, "loaded", 200)
-        await wait_until(lambda: service.runners[1].stats.lag_events >= 400, 10)
+        await post_callbacks(base_url, "first", 1)
+        await wait_until(lambda: len(receiver.requests) >= 1, 10)  # a delivery now hangs
+        await post_callbacks(base_url, "during", 200)
+        await wait_until(lambda: service.runners[1].stats.lag_events >= 201, 10)
         assert service.runners[1].stats.state == "down"
-        assert service.runners[0].stats.delivered == 0
-    p99_baseline, p99_loaded = baseline[197], loaded[197]
-    assert p99_loaded < 3 * p99_baseline + 0.02, (p99_baseline, p99_loaded)
+        assert len(receiver.requests) == 1, "the hung delivery is still open"
+        assert [runner.stats.delivered for runner in service.runners] == [0, 0]

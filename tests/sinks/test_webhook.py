@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from pathlib import Path
 
 from standardwebhooks import Webhook
@@ -151,7 +150,6 @@ async def test_secrets_stay_out_of_errors(tmp_path: Path, receiver: Receiver) ->
         ),
     )
     receiver.mode = "fail"
-    started = time.monotonic()
     async with harness(config) as h, h.service() as service:
         await ingest(h.store, make_events(1))
         await wait_until(lambda: service.runners[0].stats.failed_attempts >= 1)
@@ -162,7 +160,6 @@ async def test_secrets_stay_out_of_errors(tmp_path: Path, receiver: Receiver) ->
 
         await wait_until(recorded, 10)
         state = await h.state.state("hook")
-    assert time.monotonic() - started < 10
     assert state is not None and state.last_error is not None
     for secret in ("query-secret-123456", "header-secret-123456", SECRET):
         assert secret not in state.last_error

@@ -38,6 +38,7 @@ from dlrhub.settings_values import (
     Network,
     optional_value_at,
     read_bool,
+    read_choice,
     read_list,
     read_name,
     read_named_tables,
@@ -286,14 +287,8 @@ def _source(path: str, item: Any) -> SourceConfig:
         },
     )
     name = read_name(path, table)
-    provider_name = value_at(table, "provider", f"{path}.provider", read_text, None)
-    if provider_name is None:
-        raise ConfigError(f"{path}.provider", f"is required (one of {_providers()})")
-    provider = PROVIDER_ALIASES.get(provider_name.lower())
-    if provider is None or provider not in NORMALIZERS:
-        raise ConfigError(
-            f"{path}.provider", f"{provider_name!r} is not a known provider ({_providers()})"
-        )
+    receivable = {alias: code for alias, code in PROVIDER_ALIASES.items() if code in NORMALIZERS}
+    provider = read_choice(path, table, "provider", receivable, "a known provider")
     token = value_at(table, "token", f"{path}.token", read_secret, None)
     if token is None:
         raise ConfigError(f"{path}.token", "is required: 16 or more URL-safe characters")
@@ -335,7 +330,3 @@ def _source(path: str, item: Any) -> SourceConfig:
             ),
         ),
     )
-
-
-def _providers() -> str:
-    return ", ".join(sorted(PROVIDER_ALIASES))

@@ -143,6 +143,20 @@ def read_name(path: str, table: Mapping[str, Any]) -> str:
     return name
 
 
+def read_choice(
+    path: str, table: Mapping[str, Any], key: str, choices: Mapping[str, T], what: str
+) -> T:
+    """The required `key`, one of `choices` (case-insensitive); `what` names them in errors."""
+    given = value_at(table, key, f"{path}.{key}", read_text, None)
+    names = ", ".join(sorted(choices))
+    if given is None:
+        raise ConfigError(f"{path}.{key}", f"is required (one of {names})")
+    choice = choices.get(given.lower())
+    if choice is None:
+        raise ConfigError(f"{path}.{key}", f"{given!r} is not {what} ({names})")
+    return choice
+
+
 class Named(Protocol):
     @property
     def name(self) -> str: ...

@@ -18,6 +18,7 @@ from dlrhub.normalizers.base import SourceOptions
 from dlrhub.settings_values import (
     ConfigError,
     read_bool,
+    read_choice,
     read_duration,
     read_list,
     read_name,
@@ -201,13 +202,7 @@ def _poller(value: Any) -> PollerConfig:
 def _account(path: str, item: Any) -> AccountConfig:
     table = read_table(path, item)
     name = read_name(path, table)
-    given = value_at(table, "provider", f"{path}.provider", read_text, None)
-    choices = ", ".join(sorted(PROVIDER_NAMES))
-    if given is None:
-        raise ConfigError(f"{path}.provider", f"is required (one of {choices})")
-    provider = PROVIDER_NAMES.get(given.lower())
-    if provider is None:
-        raise ConfigError(f"{path}.provider", f"{given!r} is not a provider ({choices})")
+    provider = read_choice(path, table, "provider", PROVIDER_NAMES, "a provider")
     reject_unknown(path, table, set(COMMON_KEYS | PROVIDER_KEYS[provider]))
     settings = {
         key: read_text(f"{path}.{key}", value)

@@ -31,6 +31,7 @@ from dlrhub.event import Event, EventType, Status
 from dlrhub.normalizers import PROVIDER_ALIASES
 from dlrhub.settings_values import (
     ConfigError,
+    read_choice,
     read_duration,
     read_list,
     read_name,
@@ -105,13 +106,7 @@ def parse_sink(path: str, item: Any) -> SinkConfig:
 
     table = read_table(path, item)
     name = read_name(path, table)
-    kind_name = value_at(table, "kind", f"{path}.kind", read_text, None)
-    choices = ", ".join(sorted(KINDS))
-    if kind_name is None:
-        raise ConfigError(f"{path}.kind", f"is required (one of {choices})")
-    kind = KINDS.get(kind_name.lower())
-    if kind is None:
-        raise ConfigError(f"{path}.kind", f"{kind_name!r} is not a sink kind ({choices})")
+    kind = read_choice(path, table, "kind", KINDS, "a sink kind")
     reject_unknown(path, table, set(COMMON_KEYS | kind.keys))
     start = value_at(table, "start", f"{path}.start", read_text, "beginning").lower()
     if start not in ("beginning", "end"):

@@ -25,10 +25,9 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from tests.conftest import ADMIN_TOKEN, SOURCE_TOKEN, write_config
 from tests.serving import free_port
 
-SOURCE_TOKEN = "crash-source-token-0123456789"
-ADMIN_TOKEN = "crash-admin-token-0123456789"
 CALLBACKS = 3_600
 CONCURRENCY = 32
 KILL_AT_FRACTION = 0.6
@@ -63,26 +62,6 @@ class Server:
     process: subprocess.Popen[bytes]
     base_url: str
     stderr_path: Path
-
-
-def write_config(directory: Path) -> Path:
-    path = directory / "dlrhub.toml"
-    path.write_text(
-        f"""
-data_dir = "{directory / "data"}"
-admin_token = "{ADMIN_TOKEN}"
-
-[server]
-access_log = false
-
-[[sources]]
-name = "nrs360"
-provider = "360nrs"
-token = "{SOURCE_TOKEN}"
-""",
-        encoding="utf-8",
-    )
-    return path
 
 
 def make_callbacks(count: int) -> list[Callback]:
@@ -236,7 +215,7 @@ def read_all_events(server: Server) -> list[dict[str, object]]:
 
 
 def test_every_acknowledged_callback_survives_sigkill(tmp_path: Path) -> None:
-    config_path = write_config(tmp_path)
+    config_path = write_config(tmp_path, "[server]\naccess_log = false\n")
     callbacks = make_callbacks(CALLBACKS)
     by_key = {callback.key: callback for callback in callbacks}
     started = time.monotonic()

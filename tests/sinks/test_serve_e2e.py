@@ -25,29 +25,21 @@ import pytest
 
 from dlrhub.store import SQLiteStore
 from dlrhub.store.sink_state_sqlite import SQLiteSinkState
+from tests.conftest import SOURCE_TOKEN
+from tests.conftest import write_config as write_base_config
 from tests.serving import free_port
 from tests.sinks.conftest import SECRET, Receiver, ingest, make_events, wait_until
-
-SOURCE_TOKEN = "e2e-source-token-0123456789"
-ADMIN_TOKEN = "e2e-admin-token-0123456789"
 
 pytestmark = pytest.mark.slow
 
 
 def write_config(directory: Path, receiver: Receiver, batch_size: int = 20) -> Path:
-    path = directory / "dlrhub.toml"
-    path.write_text(
+    """The shared test configuration with one webhook sink to `receiver`."""
+    return write_base_config(
+        directory,
         f"""
-data_dir = "{directory / "data"}"
-admin_token = "{ADMIN_TOKEN}"
-
 [server]
 access_log = false
-
-[[sources]]
-name = "nrs360"
-provider = "360nrs"
-token = "{SOURCE_TOKEN}"
 
 [[sinks]]
 name = "hook"
@@ -58,9 +50,7 @@ batch_size = {batch_size}
 max_in_flight = 2
 retry = {{ initial = "50ms", max = "500ms" }}
 """,
-        encoding="utf-8",
     )
-    return path
 
 
 @contextlib.asynccontextmanager

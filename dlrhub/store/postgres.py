@@ -27,58 +27,9 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from dlrhub.redact import redact_dsn
-from dlrhub.store.sql import SQLConnection, SQLStore
+from dlrhub.store.sql import SCHEMA_TEMPLATE, SQLConnection, SQLStore
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS raw_callbacks (
-    id BIGINT PRIMARY KEY,
-    dedupe_key TEXT NOT NULL UNIQUE,
-    source TEXT NOT NULL,
-    provider TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    method TEXT NOT NULL,
-    query TEXT NOT NULL,
-    content_type TEXT NOT NULL,
-    body BYTEA NOT NULL,
-    remote_addr TEXT,
-    received_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS events (
-    seq BIGINT PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    raw_id BIGINT,
-    source TEXT NOT NULL,
-    provider TEXT NOT NULL,
-    type TEXT NOT NULL,
-    status TEXT,
-    message_id TEXT,
-    doc BYTEA NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_message ON events (provider, message_id);
-CREATE INDEX IF NOT EXISTS events_by_raw ON events (raw_id);
-CREATE TABLE IF NOT EXISTS messages (
-    provider TEXT NOT NULL,
-    message_id TEXT NOT NULL,
-    source TEXT NOT NULL,
-    status TEXT NOT NULL,
-    provider_status TEXT,
-    rank INTEGER NOT NULL,
-    ordering_us BIGINT NOT NULL,
-    last_seq BIGINT NOT NULL,
-    recipient TEXT,
-    correlation_id TEXT,
-    PRIMARY KEY (provider, message_id)
-);
-CREATE TABLE IF NOT EXISTS quarantine (
-    id BIGINT PRIMARY KEY,
-    raw_id BIGINT NOT NULL UNIQUE REFERENCES raw_callbacks (id),
-    reason TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending',
-    attempts INTEGER NOT NULL DEFAULT 1,
-    updated_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+SCHEMA = SCHEMA_TEMPLATE.format(bigint="BIGINT", bytes="BYTEA")
 
 # Any constant works; it only has to be the same for every dlrhub writer.
 WRITER_LOCK = 0x646C7268  # "dlrh"

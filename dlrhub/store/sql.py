@@ -68,6 +68,59 @@ class SQLBackend(Protocol):
     async def read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]: ...
 
 
+# The tables, written once; each backend fills in its integer and byte-string types.
+SCHEMA_TEMPLATE = """
+CREATE TABLE IF NOT EXISTS raw_callbacks (
+    id {bigint} PRIMARY KEY,
+    dedupe_key TEXT NOT NULL UNIQUE,
+    source TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    method TEXT NOT NULL,
+    query TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    body {bytes} NOT NULL,
+    remote_addr TEXT,
+    received_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq {bigint} PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    raw_id {bigint},
+    source TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    type TEXT NOT NULL,
+    status TEXT,
+    message_id TEXT,
+    doc {bytes} NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_message ON events (provider, message_id);
+CREATE INDEX IF NOT EXISTS events_by_raw ON events (raw_id);
+CREATE TABLE IF NOT EXISTS messages (
+    provider TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    status TEXT NOT NULL,
+    provider_status TEXT,
+    rank INTEGER NOT NULL,
+    ordering_us {bigint} NOT NULL,
+    last_seq {bigint} NOT NULL,
+    recipient TEXT,
+    correlation_id TEXT,
+    PRIMARY KEY (provider, message_id)
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id {bigint} PRIMARY KEY,
+    raw_id {bigint} NOT NULL UNIQUE REFERENCES raw_callbacks (id),
+    reason TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 1,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
 # The lattice in one comparison: a higher rank wins; at equal rank the later one.
 UPSERT_MESSAGE = """
 INSERT INTO messages (provider, message_id, source, status, provider_status, rank,

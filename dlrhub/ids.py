@@ -7,7 +7,6 @@ received at the same moment always yields the same ids.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from datetime import datetime
 
 from dlrhub.event import epoch_micros
@@ -20,4 +19,5 @@ def uuid7(moment: datetime, seed: bytes) -> str:
     rand_a = rand >> 68 & 0xFFF
     rand_b = rand & ((1 << 62) - 1)
     value = millis << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
-    return str(uuid.UUID(int=value))
+    digits = f"{value:032x}"  # what str(uuid.UUID(int=value)) gives, at a third of the cost
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"

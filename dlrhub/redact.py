@@ -7,6 +7,7 @@ must never reach logs, stored raw payloads or error messages.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
@@ -36,6 +37,12 @@ def is_secret_parameter(name: str) -> bool:
     return name.strip().lower().replace("-", "_") in SECRET_PARAMETERS
 
 
+@functools.lru_cache(maxsize=1024)
+def _is_secret_encoded_name(name: str) -> bool:
+    """`is_secret_parameter` of a still-encoded name; callbacks repeat the same few names."""
+    return is_secret_parameter(unquote_plus(name))
+
+
 def redact_query(query: str) -> str:
     """Replace the value of every secret parameter; leave the rest byte for byte."""
     if not query:
@@ -43,7 +50,7 @@ def redact_query(query: str) -> str:
     parts = query.split("&")
     for index, part in enumerate(parts):
         name, separator, _ = part.partition("=")
-        if separator and is_secret_parameter(unquote_plus(name)):
+        if separator and _is_secret_encoded_name(name):
             parts[index] = f"{name}={REDACTED}"
     return "&".join(parts)
 

@@ -135,6 +135,7 @@ time needs it, is an error.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -435,12 +436,22 @@ def _parse_form(body: bytes) -> dict[str, str]:
         if not piece:
             continue
         name, _, value = piece.partition(b"=")
-        fields.setdefault(_decode_form_text(name), _decode_form_text(value))
+        field = _decode_form_name(name)
+        if field not in fields:
+            fields[field] = _decode_form_text(value)
     return fields
 
 
+@functools.lru_cache(maxsize=256)
+def _decode_form_name(encoded: bytes) -> str:
+    """Field names repeat in every callback: decode each once."""
+    return _decode_form_text(encoded)
+
+
 def _decode_form_text(encoded: bytes) -> str:
-    octets = encoded.replace(b"+", b" ")
+    octets = encoded
+    if b"+" in octets:
+        octets = octets.replace(b"+", b" ")
     if b"%" in octets:
         octets = unquote_to_bytes(octets)
     try:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
+import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +23,14 @@ HTTP_CODES = {
 }
 
 
+def error_body(code: str, detail: str) -> bytes:
+    return orjson.dumps({"error": code, "detail": detail})
+
+
 def error_response(
     status: int, code: str, detail: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+) -> Response:
+    return Response(error_body(code, detail), status, headers, media_type="application/json")
 
 
 async def http_exception(request: Request, exc: Exception) -> Response:

@@ -20,14 +20,24 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from dlrhub.redact import redact_dsn
-from dlrhub.store.sql import SCHEMA_TEMPLATE, SQLConnection, SQLStore
+from dlrhub.store.sql import (
+    SCHEMA_TEMPLATE,
+    Execute,
+    Fetch,
+    Rows,
+    SQLStore,
+    Statement,
+    T,
+    Transaction,
+    run_transaction_async,
+)
 
 SCHEMA = SCHEMA_TEMPLATE.format(bigint="BIGINT", bytes="BYTEA")
 
@@ -54,19 +64,22 @@ def without_nul(params: Sequence[Any]) -> list[Any]:
     ]
 
 
-class _Connection:
-    def __init__(self, connection: asyncpg.Connection | PoolConnectionProxy) -> None:
-        self.connection = connection
+async def _fetch(
+    connection: asyncpg.Connection | PoolConnectionProxy, sql: str, params: Sequence[Any]
+) -> Rows:
+    rows = await connection.fetch(numbered(sql), *without_nul(params))
+    return [tuple(row) for row in rows]
 
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        rows = await self.connection.fetch(numbered(sql), *without_nul(params))
-        return [tuple(row) for row in rows]
 
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        await self.connection.execute(numbered(sql), *without_nul(params))
-
-    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        await self.connection.executemany(numbered(sql), [without_nul(row) for row in rows])
+async def _run_statement(connection: asyncpg.Connection, statement: Statement) -> Rows:
+    if isinstance(statement, Fetch):
+        return await _fetch(connection, statement.sql, statement.params)
+    if isinstance(statement, Execute):
+        await connection.execute(numbered(statement.sql), *without_nul(statement.params))
+    else:
+        rows = [without_nul(row) for row in statement.rows]
+        await connection.executemany(numbered(statement.sql), rows)
+    return []
 
 
 class PostgresBackend:
@@ -115,20 +128,20 @@ class PostgresBackend:
                 await self._readers.close()
         self._writer = self._readers = None
 
-    @contextlib.asynccontextmanager
-    async def write_transaction(self) -> AsyncIterator[SQLConnection]:
+    async def transact(self, transaction: Transaction[T]) -> T:
         if self._writer is None or self._writer.is_closed():
             self._writer = await self._connect()
         connection = self._writer
         async with connection.transaction():
             await connection.execute("SELECT pg_advisory_xact_lock($1)", WRITER_LOCK)
-            yield _Connection(connection)
+            run = functools.partial(_run_statement, connection)
+            return await run_transaction_async(transaction, run)
 
     async def read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         if self._readers is None:
             raise asyncpg.InterfaceError("the store is not open")
         async with self._readers.acquire() as connection:
-            return await _Connection(connection).fetch(sql, params)
+            return await _fetch(connection, sql, params)
 
     async def _connect(self, *, with_schema: bool = True) -> asyncpg.Connection:
         settings = {"application_name": "dlrhub"}

@@ -8,6 +8,12 @@ lock), and sequence numbers are allocated inside it: a reader paging by `seq`
 never sees a gap that fills in later, even with several writer processes.
 Reads use their own connections and never wait for the writer. SQL is written
 once, with `?` placeholders; a backend translates what its driver needs.
+
+A write transaction is a generator that yields the statements it wants run and
+receives each one's rows (`Transaction`). The backend decides how to run it:
+PostgreSQL awaits each statement; SQLite runs the whole transaction in its writer
+thread in one go, so a batch costs the event loop a single hand-over instead of
+one per statement (each hand-over waits for a busy loop's turn; see bench/README.md).
 """
 
 from __future__ import annotations
@@ -15,11 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from dlrhub.event import Event, EventType, Status, epoch_micros, format_time, parse_time
 from dlrhub.normalizers.base import RawCallback
@@ -38,16 +43,61 @@ from dlrhub.store.base import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
-class SQLConnection(Protocol):
-    """A connection inside a write transaction, speaking `?` placeholders."""
+Rows = list[tuple[Any, ...]]
 
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
 
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """Run a query; the transaction receives its rows."""
 
-    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+    sql: str
+    params: Sequence[Any] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Execute:
+    """Run one statement; the transaction receives no rows."""
+
+    sql: str
+    params: Sequence[Any] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ExecuteMany:
+    """Run one statement once per row of parameters."""
+
+    sql: str
+    rows: Sequence[Sequence[Any]]
+
+
+Statement = Fetch | Execute | ExecuteMany
+# Yields statements, is sent each one's rows (empty for Execute*), returns its result.
+Transaction = Generator[Statement, Rows, T]
+
+
+def run_transaction(transaction: Transaction[T], run: Callable[[Statement], Rows]) -> T:
+    """Drive `transaction`, running each statement it yields with `run` (synchronous)."""
+    try:
+        statement = next(transaction)
+        while True:
+            statement = transaction.send(run(statement))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+async def run_transaction_async(
+    transaction: Transaction[T], run: Callable[[Statement], Awaitable[Rows]]
+) -> T:
+    """`run_transaction` for a driver whose statements are awaited."""
+    try:
+        statement = next(transaction)
+        while True:
+            statement = transaction.send(await run(statement))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
 
 
 class SQLBackend(Protocol):
@@ -61,8 +111,8 @@ class SQLBackend(Protocol):
 
     async def close(self) -> None: ...
 
-    def write_transaction(self) -> AbstractAsyncContextManager[SQLConnection]:
-        """A transaction holding the writers' lock; commits on exit, rolls back on error."""
+    async def transact(self, transaction: Transaction[T]) -> T:
+        """Run `transaction` holding the writers' lock; commit if it returns, else roll back."""
         ...
 
     async def read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]: ...
@@ -287,7 +337,9 @@ class SQLStore:
             raise StoreUnavailable("the store is not open")
         future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((item, future))
-        return await asyncio.shield(future)
+        # Not shielded: if the caller goes away the item is still committed, and the
+        # writer skips answering a cancelled future.
+        return await future
 
     async def _run_writer(self) -> None:
         while True:
@@ -329,120 +381,7 @@ class SQLStore:
                 _fail([queued], error)
 
     async def _commit(self, items: Sequence[WriteItem]) -> list[WriteResult]:
-        async with self.backend.write_transaction() as db:
-            return await self._apply(db, items)
-
-    async def _apply(self, db: SQLConnection, items: Sequence[WriteItem]) -> list[WriteResult]:
-        keyed = [item for item in items if isinstance(item, Accept | Quarantine)]
-        known = await self._known_raw_ids(db, [item.raw.dedupe_key() for item in keyed])
-        (row,) = await db.fetch(
-            "SELECT (SELECT coalesce(max(id), 0) FROM raw_callbacks),"
-            " (SELECT coalesce(max(seq), 0) FROM events)"
-        )
-        batch = _Batch(next_raw_id=row[0] + 1, next_seq=row[1] + 1)
-        results: list[WriteResult | int] = []  # an int is the raw id of a duplicate
-        added: dict[str, int] = {}  # dedupe key -> index in results, for repeats in the batch
-        for item in items:
-            if isinstance(item, Probe):
-                await db.execute(
-                    "INSERT INTO meta (key, value) VALUES ('probe', ?)"
-                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (now_text(),),
-                )
-                results.append(WriteResult("probed"))
-            elif isinstance(item, Reprocess):
-                results.append(await self._reprocess(db, batch, item))
-            else:
-                key = item.raw.dedupe_key()
-                if key in known:
-                    results.append(known[key])
-                elif key in added:
-                    first = results[added[key]]
-                    assert isinstance(first, WriteResult)
-                    results.append(_as_duplicate(first))
-                else:
-                    added[key] = len(results)
-                    raw_id = batch.add_raw(item.raw, key)
-                    if isinstance(item, Accept):
-                        results.append(WriteResult("stored", batch.add_events(raw_id, item.events)))
-                    else:
-                        quarantine_id = await self._next_quarantine_id(db, batch)
-                        batch.quarantines.append((quarantine_id, raw_id, item.reason, now_text()))
-                        results.append(WriteResult("quarantined", quarantine_id=quarantine_id))
-        for sql, rows in (
-            (INSERT_RAW, batch.raws),
-            (INSERT_EVENT, batch.events),
-            (UPSERT_MESSAGE, batch.messages),
-            (INSERT_QUARANTINE, batch.quarantines),
-            (UPDATE_QUARANTINE, batch.quarantine_updates),
-        ):
-            if rows:
-                await db.executemany(sql, rows)
-        duplicates = {value for value in results if isinstance(value, int)}
-        previous = await self._previous_outcomes(db, duplicates) if duplicates else {}
-        return [previous[value] if isinstance(value, int) else value for value in results]
-
-    async def _next_quarantine_id(self, db: SQLConnection, batch: _Batch) -> int:
-        if batch.quarantines:
-            return int(batch.quarantines[-1][0]) + 1
-        (row,) = await db.fetch("SELECT coalesce(max(id), 0) + 1 FROM quarantine")
-        return int(row[0])
-
-    async def _reprocess(self, db: SQLConnection, batch: _Batch, item: Reprocess) -> WriteResult:
-        rows = await db.fetch(
-            "SELECT raw_id, state FROM quarantine WHERE id = ?", (item.quarantine_id,)
-        )
-        if not rows:
-            return WriteResult("not_found", quarantine_id=item.quarantine_id)
-        raw_id, state = int(rows[0][0]), str(rows[0][1])
-        if state == "reprocessed":
-            return (await self._previous_outcomes(db, {raw_id}))[raw_id]
-        if item.events is None:
-            batch.quarantine_updates.append(
-                ("pending", item.reason, now_text(), item.quarantine_id)
-            )
-            return WriteResult("failed_again", quarantine_id=item.quarantine_id)
-        stored = batch.add_events(raw_id, item.events)
-        batch.quarantine_updates.append(("reprocessed", None, now_text(), item.quarantine_id))
-        return WriteResult("reprocessed", stored, quarantine_id=item.quarantine_id)
-
-    async def _known_raw_ids(self, db: SQLConnection, keys: list[str]) -> dict[str, int]:
-        known: dict[str, int] = {}
-        for start in range(0, len(keys), MAX_VARIABLES):
-            chunk = keys[start : start + MAX_VARIABLES]
-            marks = ",".join("?" * len(chunk))
-            rows = await db.fetch(
-                f"SELECT dedupe_key, id FROM raw_callbacks WHERE dedupe_key IN ({marks})",  # noqa: S608
-                chunk,
-            )
-            known.update({str(key): int(raw_id) for key, raw_id in rows})
-        return known
-
-    async def _previous_outcomes(
-        self, db: SQLConnection, raw_ids: set[int]
-    ) -> dict[int, WriteResult]:
-        """What an earlier delivery of the same callback led to, as a duplicate's answer."""
-        events: dict[int, list[Event]] = {raw_id: [] for raw_id in raw_ids}
-        quarantined: dict[int, int] = {}
-        ids = sorted(raw_ids)
-        for start in range(0, len(ids), MAX_VARIABLES):
-            chunk = ids[start : start + MAX_VARIABLES]
-            marks = ",".join("?" * len(chunk))
-            rows = await db.fetch(
-                f"SELECT raw_id, seq, doc FROM events WHERE raw_id IN ({marks}) ORDER BY seq",  # noqa: S608
-                chunk,
-            )
-            for raw_id, seq, doc in rows:
-                events[int(raw_id)].append(Event.from_json(doc).with_seq(int(seq)))
-            rows = await db.fetch(
-                f"SELECT raw_id, id FROM quarantine WHERE raw_id IN ({marks})",  # noqa: S608
-                chunk,
-            )
-            quarantined.update({int(raw_id): int(entry) for raw_id, entry in rows})
-        return {
-            raw_id: WriteResult("duplicate", events[raw_id], quarantined.get(raw_id))
-            for raw_id in raw_ids
-        }
+        return await self.backend.transact(_apply(items))
 
     # Reads ---------------------------------------------------------------
 
@@ -543,6 +482,117 @@ class SQLStore:
             return await self.backend.read(sql, params)
         except self.backend.errors as error:
             raise StoreUnavailable(f"the {self.backend.name} could not be read: {error}") from error
+
+
+def _apply(items: Sequence[WriteItem]) -> Transaction[list[WriteResult]]:
+    keyed = [item for item in items if isinstance(item, Accept | Quarantine)]
+    known = yield from _known_raw_ids([item.raw.dedupe_key() for item in keyed])
+    (row,) = yield Fetch(
+        "SELECT (SELECT coalesce(max(id), 0) FROM raw_callbacks),"
+        " (SELECT coalesce(max(seq), 0) FROM events)"
+    )
+    batch = _Batch(next_raw_id=row[0] + 1, next_seq=row[1] + 1)
+    results: list[WriteResult | int] = []  # an int is the raw id of a duplicate
+    added: dict[str, int] = {}  # dedupe key -> index in results, for repeats in the batch
+    for item in items:
+        if isinstance(item, Probe):
+            yield Execute(
+                "INSERT INTO meta (key, value) VALUES ('probe', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (now_text(),),
+            )
+            results.append(WriteResult("probed"))
+        elif isinstance(item, Reprocess):
+            results.append((yield from _reprocess(batch, item)))
+        else:
+            key = item.raw.dedupe_key()
+            if key in known:
+                results.append(known[key])
+            elif key in added:
+                first = results[added[key]]
+                assert isinstance(first, WriteResult)
+                results.append(_as_duplicate(first))
+            else:
+                added[key] = len(results)
+                raw_id = batch.add_raw(item.raw, key)
+                if isinstance(item, Accept):
+                    results.append(WriteResult("stored", batch.add_events(raw_id, item.events)))
+                else:
+                    quarantine_id = yield from _next_quarantine_id(batch)
+                    batch.quarantines.append((quarantine_id, raw_id, item.reason, now_text()))
+                    results.append(WriteResult("quarantined", quarantine_id=quarantine_id))
+    for sql, rows in (
+        (INSERT_RAW, batch.raws),
+        (INSERT_EVENT, batch.events),
+        (UPSERT_MESSAGE, batch.messages),
+        (INSERT_QUARANTINE, batch.quarantines),
+        (UPDATE_QUARANTINE, batch.quarantine_updates),
+    ):
+        if rows:
+            yield ExecuteMany(sql, rows)
+    duplicates = {value for value in results if isinstance(value, int)}
+    previous = (yield from _previous_outcomes(duplicates)) if duplicates else {}
+    return [previous[value] if isinstance(value, int) else value for value in results]
+
+
+def _next_quarantine_id(batch: _Batch) -> Transaction[int]:
+    if batch.quarantines:
+        return int(batch.quarantines[-1][0]) + 1
+    (row,) = yield Fetch("SELECT coalesce(max(id), 0) + 1 FROM quarantine")
+    return int(row[0])
+
+
+def _reprocess(batch: _Batch, item: Reprocess) -> Transaction[WriteResult]:
+    rows = yield Fetch("SELECT raw_id, state FROM quarantine WHERE id = ?", (item.quarantine_id,))
+    if not rows:
+        return WriteResult("not_found", quarantine_id=item.quarantine_id)
+    raw_id, state = int(rows[0][0]), str(rows[0][1])
+    if state == "reprocessed":
+        return (yield from _previous_outcomes({raw_id}))[raw_id]
+    if item.events is None:
+        batch.quarantine_updates.append(("pending", item.reason, now_text(), item.quarantine_id))
+        return WriteResult("failed_again", quarantine_id=item.quarantine_id)
+    stored = batch.add_events(raw_id, item.events)
+    batch.quarantine_updates.append(("reprocessed", None, now_text(), item.quarantine_id))
+    return WriteResult("reprocessed", stored, quarantine_id=item.quarantine_id)
+
+
+def _known_raw_ids(keys: list[str]) -> Transaction[dict[str, int]]:
+    known: dict[str, int] = {}
+    for start in range(0, len(keys), MAX_VARIABLES):
+        chunk = keys[start : start + MAX_VARIABLES]
+        marks = ",".join("?" * len(chunk))
+        rows = yield Fetch(
+            f"SELECT dedupe_key, id FROM raw_callbacks WHERE dedupe_key IN ({marks})",  # noqa: S608
+            chunk,
+        )
+        known.update({str(key): int(raw_id) for key, raw_id in rows})
+    return known
+
+
+def _previous_outcomes(raw_ids: set[int]) -> Transaction[dict[int, WriteResult]]:
+    """What an earlier delivery of the same callback led to, as a duplicate's answer."""
+    events: dict[int, list[Event]] = {raw_id: [] for raw_id in raw_ids}
+    quarantined: dict[int, int] = {}
+    ids = sorted(raw_ids)
+    for start in range(0, len(ids), MAX_VARIABLES):
+        chunk = ids[start : start + MAX_VARIABLES]
+        marks = ",".join("?" * len(chunk))
+        rows = yield Fetch(
+            f"SELECT raw_id, seq, doc FROM events WHERE raw_id IN ({marks}) ORDER BY seq",  # noqa: S608
+            chunk,
+        )
+        for raw_id, seq, doc in rows:
+            events[int(raw_id)].append(Event.from_json(doc).with_seq(int(seq)))
+        rows = yield Fetch(
+            f"SELECT raw_id, id FROM quarantine WHERE raw_id IN ({marks})",  # noqa: S608
+            chunk,
+        )
+        quarantined.update({int(raw_id): int(entry) for raw_id, entry in rows})
+    return {
+        raw_id: WriteResult("duplicate", events[raw_id], quarantined.get(raw_id))
+        for raw_id in raw_ids
+    }
 
 
 def _fail(pending: Iterable[_Pending], error: Exception) -> None:

@@ -161,7 +161,9 @@ class Event:
 
 def format_time(moment: datetime) -> str:
     """ISO 8601 in UTC with microseconds: fixed width, so text order is time order."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def parse_time(text: str) -> datetime:

@@ -245,6 +245,7 @@ _COMPACT_TIME = re.compile(
 )
 _LONG_FRACTION = re.compile(r"(\.[0-9]{6})[0-9]+")
 _SPACE_OFFSET = re.compile(r" ([0-9]{2}:[0-9]{2})$")
+_PLAIN_ISO_LENGTH = len("2026-11-20T10:15:00")
 _DIGITS = re.compile(r"[0-9]+")
 _PLAIN_INT = re.compile(r"0|[1-9][0-9]{0,17}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -559,8 +560,9 @@ def _read_time(value: str) -> datetime | None:
     """`value` as a naive or aware time; None when it has none of the accepted forms."""
     if _ISO_TIME.fullmatch(value):
         iso = f"{value[:10]}T{value[11:]}".upper().replace(",", ".")
-        # Python 3.11 reads at most microseconds: cut longer fractions.
-        iso = _SPACE_OFFSET.sub(r"+\1", _LONG_FRACTION.sub(r"\1", iso))
+        if len(iso) > _PLAIN_ISO_LENGTH:  # plain `YYYY-MM-DDTHH:MM:SS` needs neither fix
+            # Python 3.11 reads at most microseconds: cut longer fractions.
+            iso = _SPACE_OFFSET.sub(r"+\1", _LONG_FRACTION.sub(r"\1", iso))
         return datetime.fromisoformat(iso)
     if found := _DAY_FIRST_TIME.fullmatch(value) or _COMPACT_TIME.fullmatch(value):
         return datetime(

@@ -335,7 +335,8 @@ class SQLStore:
     async def write(self, item: WriteItem) -> WriteResult:
         if self._task is None or self._task.done():
             raise StoreUnavailable("the store is not open")
-        future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
+        # The loop the writer runs on: asking asyncio for it costs a getpid() per call.
+        future: asyncio.Future[WriteResult] = self._task.get_loop().create_future()
         self._queue.put_nowait((item, future))
         # Not shielded: if the caller goes away the item is still committed, and the
         # writer skips answering a cancelled future.

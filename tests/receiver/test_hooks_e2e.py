@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 import httpx
 import orjson
+import pytest
 
 from dlrhub.cli import main as cli_main
 from tests.conftest import SOURCE_TOKEN, Running, write_config
@@ -162,6 +163,12 @@ async def test_refusals_are_json_with_the_right_status(running: Running) -> None
     wrong_method = await client.get("/hooks/nrs360/events", params=TOKEN)
     assert wrong_method.status_code == 405
     assert wrong_method.json()["error"] == "method_not_allowed"
+    assert wrong_method.headers["allow"] == "POST"
+
+    for path in ("/hooks/nrs360/nothing", "/hooks/nrs360/events/more", "/hooks/", "/hooks//dlr"):
+        answer = await client.post(path, params=TOKEN, content="a=b", headers=FORM)
+        assert answer.status_code == 404, path
+        assert set(answer.json()) == {"error", "detail"}
 
     nowhere = await client.get("/nowhere")
     assert nowhere.status_code == 404
@@ -274,3 +281,27 @@ async def test_openapi_describes_every_route(running: Running) -> None:
         assert isinstance(route, Route)
         app_paths.add(route.path.replace(":path", "").replace(":int", ""))
     assert set(document["paths"]) == app_paths
+
+
+async def test_an_unexpected_error_is_a_json_500_without_the_trace(
+    running: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    from dlrhub.receiver import hooks
+
+    def broken(raw: object, options: object) -> list[object]:
+        raise RuntimeError("boom in a normalizer")
+
+    original = hooks.NORMALIZERS["nrs360"]
+    hooks.NORMALIZERS["nrs360"] = broken  # type: ignore[assignment]
+    try:
+        answer = await post_event(running, event_form("delivered"))
+    finally:
+        hooks.NORMALIZERS["nrs360"] = original
+    assert answer.status_code == 500
+    assert answer.json() == {
+        "error": "internal_error",
+        "detail": "dlrhub hit an unexpected error; logged",
+    }
+    assert "boom" not in answer.text
+    assert any("boom in a normalizer" in record.getMessage() for record in caplog.records)
+    assert (await post_event(running, event_form("delivered"))).status_code == 200

@@ -223,3 +223,47 @@ async def test_close_commits_what_is_queued_and_leaves_nobody_waiting(
         assert missing.outcome == "not_found"
     finally:
         await reopened.close()
+
+
+async def test_a_transaction_that_fails_midway_leaves_nothing(store: SQLStore) -> None:
+    from dlrhub.store.sql import Execute, Fetch, Transaction
+
+    def half_done() -> Transaction[None]:
+        yield Execute("INSERT INTO meta (key, value) VALUES ('half', 'done')")
+        (row,) = yield Fetch("SELECT count(*) FROM meta WHERE key = 'half'")
+        assert row[0] == 1  # visible inside the transaction
+        yield Execute("INSERT INTO no_such_table VALUES (1)")
+
+    with pytest.raises(store.backend.errors):
+        await store.backend.transact(half_done())
+    assert await store.backend.read("SELECT value FROM meta WHERE key = 'half'", []) == []
+    written = await store.write(Accept(raw("after"), [status_event("m", Status.SENT, 0)]))
+    assert written.outcome == "stored"
+
+
+async def test_sqlite_writes_wait_for_another_writer_without_blocking_the_loop(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    store = SQLiteStore(tmp_path / "store.sqlite3")
+    await store.open()
+    other = sqlite3.connect(tmp_path / "store.sqlite3", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # e.g. `dlrhub quarantine reprocess` in another process
+        write = asyncio.create_task(
+            store.write(Accept(raw("waits"), [status_event("m", Status.SENT, 0)]))
+        )
+        ticks = 0
+        for _ in range(20):  # the loop keeps turning while the write waits for the lock
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 20
+        assert not write.done()
+        other.execute("COMMIT")
+        written = await asyncio.wait_for(write, 10)
+        assert written.outcome == "stored"
+        assert [e.id for e in await store.events(EventFilter())] == [written.events[0].id]
+    finally:
+        other.close()
+        await store.close()

@@ -7,10 +7,11 @@ must never reach logs, stored raw payloads or error messages.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Iterable
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
+
+from dlrhub.name_cache import cached_for_short_names
 
 REDACTED = "[REDACTED]"
 
@@ -37,9 +38,9 @@ def is_secret_parameter(name: str) -> bool:
     return name.strip().lower().replace("-", "_") in SECRET_PARAMETERS
 
 
-@functools.lru_cache(maxsize=1024)
+@cached_for_short_names
 def _is_secret_encoded_name(name: str) -> bool:
-    """`is_secret_parameter` of a still-encoded name; callbacks repeat the same few names."""
+    """`is_secret_parameter` of a still-encoded name."""
     return is_secret_parameter(unquote_plus(name))
 
 

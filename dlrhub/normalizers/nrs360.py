@@ -135,7 +135,6 @@ time needs it, is an error.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -146,6 +145,7 @@ import orjson
 
 from dlrhub.event import Event, EventType, JSONValue, Status
 from dlrhub.ids import uuid7
+from dlrhub.name_cache import cached_for_short_names
 from dlrhub.normalizers.base import (
     DEFAULT_DLR_PARAMS,
     NormalizeError,
@@ -443,9 +443,8 @@ def _parse_form(body: bytes) -> dict[str, str]:
     return fields
 
 
-@functools.lru_cache(maxsize=256)
+@cached_for_short_names
 def _decode_form_name(encoded: bytes) -> str:
-    """Field names repeat in every callback: decode each once."""
     return _decode_form_text(encoded)
 
 

@@ -23,6 +23,9 @@ HTTP_CODES = {
 }
 
 
+INTERNAL_ERROR_DETAIL = "dlrhub hit an unexpected error; it is logged"
+
+
 def error_body(code: str, detail: str) -> bytes:
     return orjson.dumps({"error": code, "detail": detail})
 
@@ -41,7 +44,7 @@ async def http_exception(request: Request, exc: Exception) -> Response:
 
 async def unexpected_exception(request: Request, exc: Exception) -> Response:
     log.error("unexpected error on %s %s: %r", request.method, request.url.path, exc)
-    return error_response(500, "internal_error", "dlrhub hit an unexpected error; it is logged")
+    return error_response(500, "internal_error", INTERNAL_ERROR_DETAIL)
 
 
 EXCEPTION_HANDLERS = {HTTPException: http_exception, Exception: unexpected_exception}

@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 from prometheus_client import Counter, Histogram
+from starlette.types import Receive, Scope, Send
 
 from dlrhub.config import Config, SourceConfig
 from dlrhub.normalizers import NORMALIZERS, NormalizeError, RawCallback
 from dlrhub.receiver.auth import verify_source_token
-from dlrhub.receiver.errors import error_body
+from dlrhub.receiver.errors import INTERNAL_ERROR_DETAIL, error_body
 from dlrhub.receiver.metrics import Metrics
 from dlrhub.redact import redact_form, redact_query
 from dlrhub.store import Accept, Quarantine, Store, StoreUnavailable, WriteItem
@@ -38,11 +38,6 @@ PREFIX = "/hooks/"
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 RETRY_AFTER_SECONDS = "5"
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +55,7 @@ KINDS = {
         HookKind("progress", "POST", JSON),
     )
 }
-PATHS = [f"{PREFIX}{{source}}/{name}" for name in KINDS]  # for the OpenAPI document
+PATHS = [f"{PREFIX}{{source}}/{name}" for name in KINDS]  # as the OpenAPI document names them
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,12 +97,12 @@ class _Headers:
     @classmethod
     def read(cls, raw: Iterable[tuple[bytes, bytes]]) -> _Headers:
         found = cls()
-        for name, value in raw:
-            if name == b"content-type":
+        for name, value in raw:  # the first of a repeated header counts, as in Starlette
+            if name == b"content-type" and not found.content_type:
                 found.content_type = value.decode("latin-1")
-            elif name == b"content-length":
+            elif name == b"content-length" and not found.content_length:
                 found.content_length = value.decode("latin-1")
-            elif name == b"authorization":
+            elif name == b"authorization" and not found.authorization:
                 found.authorization = value.decode("latin-1")
         return found
 
@@ -136,7 +131,7 @@ class Hooks:
             answer = await self.answer(scope, receive, started)
         except Exception as error:  # never a stack trace to the provider
             log.error("unexpected error on %s %s: %r", scope["method"], scope["path"], error)
-            answer = error_answer(500, "internal_error", "dlrhub hit an unexpected error; logged")
+            answer = error_answer(500, "internal_error", INTERNAL_ERROR_DETAIL)
         await send(
             {
                 "type": "http.response.start",
@@ -184,16 +179,17 @@ class Hooks:
                 503, "store_unavailable", str(error), [("Retry-After", RETRY_AFTER_SECONDS)]
             )
         duplicate = result.outcome == "duplicate"
-        quarantined = isinstance(item, Quarantine)
-        if isinstance(item, Quarantine) and not duplicate:
-            log.warning(
-                "quarantined a %s callback from source %s as entry %s: %s",
-                kind.name,
-                source.name,
-                result.quarantine_id,
-                item.reason,
-            )
-        outcome = "quarantined" if quarantined else result.outcome
+        outcome = result.outcome
+        if isinstance(item, Quarantine):
+            outcome = "quarantined"
+            if not duplicate:
+                log.warning(
+                    "quarantined a %s callback from source %s as entry %s: %s",
+                    kind.name,
+                    source.name,
+                    result.quarantine_id,
+                    item.reason,
+                )
         self._count(source.name, kind, "duplicate" if duplicate else outcome)
         self._latency[kind.name].observe(time.perf_counter() - started)
         answer: dict[str, object] = {

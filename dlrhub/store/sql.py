@@ -10,10 +10,9 @@ Reads use their own connections and never wait for the writer. SQL is written
 once, with `?` placeholders; a backend translates what its driver needs.
 
 A write transaction is a generator that yields the statements it wants run and
-receives each one's rows (`Transaction`). The backend decides how to run it:
-PostgreSQL awaits each statement; SQLite runs the whole transaction in its writer
-thread in one go, so a batch costs the event loop a single hand-over instead of
-one per statement (each hand-over waits for a busy loop's turn; see bench/README.md).
+receives each one's rows (`Transaction`), so each backend runs it its own way:
+PostgreSQL awaits each statement; SQLite runs them as plain calls on the event
+loop and hands only the COMMIT to a thread (why: `dlrhub/store/sqlite.py`).
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -44,6 +43,7 @@ from dlrhub.store.base import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+V = TypeVar("V")
 
 
 Rows = list[tuple[Any, ...]]
@@ -558,11 +558,16 @@ def _reprocess(batch: _Batch, item: Reprocess) -> Transaction[WriteResult]:
     return WriteResult("reprocessed", stored, quarantine_id=item.quarantine_id)
 
 
+def _in_chunks(values: Sequence[V]) -> Iterator[tuple[Sequence[V], str]]:
+    """`values` in pieces small enough for one `IN (...)`, each with its placeholders."""
+    for start in range(0, len(values), MAX_VARIABLES):
+        chunk = values[start : start + MAX_VARIABLES]
+        yield chunk, ",".join("?" * len(chunk))
+
+
 def _known_raw_ids(keys: list[str]) -> Transaction[dict[str, int]]:
     known: dict[str, int] = {}
-    for start in range(0, len(keys), MAX_VARIABLES):
-        chunk = keys[start : start + MAX_VARIABLES]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in _in_chunks(keys):
         rows = yield Fetch(
             f"SELECT dedupe_key, id FROM raw_callbacks WHERE dedupe_key IN ({marks})",  # noqa: S608
             chunk,
@@ -575,10 +580,7 @@ def _previous_outcomes(raw_ids: set[int]) -> Transaction[dict[int, WriteResult]]
     """What an earlier delivery of the same callback led to, as a duplicate's answer."""
     events: dict[int, list[Event]] = {raw_id: [] for raw_id in raw_ids}
     quarantined: dict[int, int] = {}
-    ids = sorted(raw_ids)
-    for start in range(0, len(ids), MAX_VARIABLES):
-        chunk = ids[start : start + MAX_VARIABLES]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in _in_chunks(sorted(raw_ids)):
         rows = yield Fetch(
             f"SELECT raw_id, seq, doc FROM events WHERE raw_id IN ({marks}) ORDER BY seq",  # noqa: S608
             chunk,

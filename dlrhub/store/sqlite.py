@@ -82,7 +82,11 @@ class _Writer:
         self._db: sqlite3.Connection | None = None
 
     async def open(self) -> None:
-        await self._call(self._connect)
+        try:
+            await self._call(self._connect)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            raise
 
     async def close(self) -> None:
         try:
@@ -122,8 +126,8 @@ class _Writer:
         try:
             for pragma in WRITER_PRAGMAS:
                 db.execute(pragma)
-            db.executescript(SCHEMA)
-            db.execute("PRAGMA busy_timeout=0")
+            db.executescript(SCHEMA)  # in the thread: may wait for another writer
+            db.execute("PRAGMA busy_timeout=0")  # from now on the loop never waits for a lock
         except BaseException:
             db.close()
             raise

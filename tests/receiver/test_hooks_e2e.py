@@ -300,7 +300,7 @@ async def test_an_unexpected_error_is_a_json_500_without_the_trace(
     assert answer.status_code == 500
     assert answer.json() == {
         "error": "internal_error",
-        "detail": "dlrhub hit an unexpected error; logged",
+        "detail": "dlrhub hit an unexpected error; it is logged",
     }
     assert "boom" not in answer.text
     assert any("boom in a normalizer" in record.getMessage() for record in caplog.records)

@@ -141,7 +141,7 @@ def run(wrk: str, args: argparse.Namespace) -> int:
             commits_after = commit_counts(server)
         stored = count_stored(work / "data" / "dlrhub.sqlite3", "measure-")
     print()
-    print(results_table(bare, hub))
+    print(results_table({"bare Starlette": bare, "dlrhub (durable)": hub}))
     print()
     print(goal_lines(bare, hub))
     transactions = commits_after[0] - commits_before[0]
@@ -235,11 +235,18 @@ token = "{SOURCE_TOKEN}"
 
 
 @contextlib.contextmanager
-def serve(command: list[str], work: Path, name: str, ready_path: str) -> Iterator[Server]:
+def serve(
+    command: list[str],
+    work: Path,
+    name: str,
+    ready_path: str,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[Server]:
     """Run `command --port <free port>` until it answers `ready_path`; stop it after."""
     port = free_port()
     log_path = work / f"{name}.log"
     env = {key: value for key, value in os.environ.items() if not key.startswith("DLRHUB_")}
+    env.update(extra_env or {})
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [*command, "--port", str(port)],
@@ -369,11 +376,11 @@ def count_stored(database: Path, prefix: str) -> int:
     return int(row[0])
 
 
-def results_table(bare: WrkResult, hub: WrkResult) -> str:
+def results_table(results: dict[str, WrkResult]) -> str:
+    """One row per server: its name, then wrk's figures."""
     rows = [
         ("server", "requests/s", "p50 ms", "p99 ms", "2xx answers", "non-2xx"),
-        ("bare Starlette", *_cells(bare)),
-        ("dlrhub (durable)", *_cells(hub)),
+        *((name, *_cells(result)) for name, result in results.items()),
     ]
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     lines = [

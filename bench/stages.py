@@ -14,7 +14,6 @@ thread, from the difference of 1/throughput). Only 127.0.0.1 is targeted.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -23,13 +22,13 @@ from ingest import (
     BENCH_DIR,
     HOST,
     UVICORN_FLAGS,
-    BenchError,
     WrkResult,
     bare_command,
     describe_machine,
     dlrhub_command,
     measure,
     results_table,
+    run_with_wrk,
     serve,
     warm_up,
     write_config,
@@ -89,25 +88,7 @@ def stage_lines(results: dict[str, WrkResult]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--duration", type=int, default=10, help="seconds of load per server")
-    parser.add_argument("--connections", type=int, default=64, help="wrk connections")
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per server")
-    args = parser.parse_args(argv)
-    if not 1 <= args.duration <= 300 or not 0 <= args.warmup <= 60:
-        parser.error("--duration must be 1-300 and --warmup 0-60 seconds")
-    if args.threads < 1 or args.connections < args.threads:
-        parser.error("--connections must be at least --threads, and --threads at least 1")
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        print("install wrk: apt-get install wrk", file=sys.stderr)
-        return 2
-    try:
-        return run(wrk, args)
-    except BenchError as error:
-        print(f"bench: {error}", file=sys.stderr)
-        return 1
+    return run_with_wrk(run, __doc__, argv)
 
 
 if __name__ == "__main__":

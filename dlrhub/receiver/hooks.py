@@ -158,14 +158,16 @@ class Hooks:
         if source is None:
             self._count("", kind, "unknown_source")
             return error_answer(404, "unknown_source", f"no source named {name!r} is configured")
+        client = scope.get("client")
+        address = client[0] if client else None
         try:
             headers = _Headers.read(scope["headers"])
-            self._check(scope, headers, kind, source)
+            self._check(scope, address, headers, kind, source)
             body = await self._read_body(receive, headers)
         except Refused as refused:
             self._count(source.name, kind, refused.outcome)
             return refused.answer
-        raw = self._raw_callback(scope, headers, kind, source, body)
+        raw = self._raw_callback(scope, address, headers, kind, source, body)
         item: WriteItem
         try:
             item = Accept(raw, NORMALIZERS[source.provider](raw, source.options))
@@ -201,9 +203,14 @@ class Hooks:
             answer["quarantine_id"] = result.quarantine_id
         return Answer(200, orjson.dumps(answer))
 
-    def _check(self, scope: Scope, headers: _Headers, kind: HookKind, source: SourceConfig) -> None:
-        client = scope.get("client")
-        address = client[0] if client else None
+    def _check(
+        self,
+        scope: Scope,
+        address: str | None,
+        headers: _Headers,
+        kind: HookKind,
+        source: SourceConfig,
+    ) -> None:
         if not source.allows(address):
             raise Refused(
                 "forbidden",
@@ -254,9 +261,14 @@ class Hooks:
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _raw_callback(
-        self, scope: Scope, headers: _Headers, kind: HookKind, source: SourceConfig, body: bytes
+        self,
+        scope: Scope,
+        address: str | None,
+        headers: _Headers,
+        kind: HookKind,
+        source: SourceConfig,
+        body: bytes,
     ) -> RawCallback:
-        client = scope.get("client")
         return RawCallback(
             source=source.name,
             provider=source.provider,
@@ -266,7 +278,7 @@ class Hooks:
             content_type=headers.content_type,
             body=redact_form(body) if kind.content_type == FORM else body,
             received_at=datetime.now(UTC),
-            remote_addr=client[0] if client else None,
+            remote_addr=address,
         )
 
     def _count(self, source: str, kind: HookKind, outcome: str) -> None:

@@ -20,12 +20,14 @@ class NormalizeError(ValueError):
     """The payload cannot be turned into events; the message says why."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RawCallback:
     """One HTTP callback as received, with secrets already removed.
 
     `kind` is the route it came in on (`events`, `dlr`, `progress`); `query` is
-    the raw query string and `body` the raw body, both redacted.
+    the raw query string and `body` the raw body, both redacted. Treat it as
+    immutable: it is not frozen only because a frozen dataclass costs several
+    times more to build, and the receiver builds one per callback.
     """
 
     source: str
@@ -43,12 +45,9 @@ class RawCallback:
     def dedupe_key(self) -> str:
         """Identity of the callback: a provider's retry of it hashes the same."""
         if not self._dedupe_key:
-            digest = hashlib.sha256()
-            for part in (self.source, self.kind, self.method, self.query):
-                digest.update(part.encode("utf-8", "surrogatepass"))
-                digest.update(b"\x00")
-            digest.update(self.body)
-            object.__setattr__(self, "_dedupe_key", digest.hexdigest())
+            parts = "\x00".join((self.source, self.kind, self.method, self.query, ""))
+            digest = hashlib.sha256(parts.encode("utf-8", "surrogatepass") + self.body)
+            self._dedupe_key = digest.hexdigest()
         return self._dedupe_key
 
 

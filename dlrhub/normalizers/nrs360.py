@@ -137,7 +137,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from urllib.parse import unquote, unquote_to_bytes
 from zoneinfo import ZoneInfo
 
@@ -432,32 +432,52 @@ def _serializable(event: Event) -> Event:
 
 
 def _parse_form(body: bytes) -> dict[str, str]:
+    # `+` is a space anywhere in a form body (a literal plus is `%2B`), so one
+    # replace serves every field; names repeat on every callback and are looked up.
+    if b"+" in body:
+        body = body.replace(b"+", b" ")
     fields: dict[str, str] = {}
     for piece in body.split(b"&"):
-        if not piece:
-            continue
         name, _, value = piece.partition(b"=")
-        field = _decode_form_name(name)
+        field = _FORM_NAMES.get(name)
+        if field is None:
+            if not piece:
+                continue
+            field = _decode_form_name(name)
         if field not in fields:
             fields[field] = _decode_form_text(value)
     return fields
 
 
-@cached_for_short_names
-def _decode_form_name(encoded: bytes) -> str:
-    return _decode_form_text(encoded)
+# The documented field names (see providers/360nrs-api.txt ~l.7982), as they arrive.
+_FORM_NAMES: Mapping[bytes, str] = {
+    name.encode(): name
+    for name in (
+        "id",
+        "channel",
+        "contactId",
+        "campaignId",
+        "formId",
+        "campaignName",
+        "event",
+        "extra",
+        "smtpResponse",
+        "eventDate",
+    )
+}
 
 
 def _decode_form_text(encoded: bytes) -> str:
-    octets = encoded
-    if b"+" in octets:
-        octets = octets.replace(b"+", b" ")
-    if b"%" in octets:
-        octets = unquote_to_bytes(octets)
+    """Percent-decoded UTF-8, else latin-1; `+` is already a space."""
+    if b"%" in encoded:
+        encoded = unquote_to_bytes(encoded)
     try:
-        return octets.decode("utf-8")
+        return encoded.decode()
     except UnicodeDecodeError:
-        return octets.decode("latin-1")
+        return encoded.decode("latin-1")
+
+
+_decode_form_name = cached_for_short_names(_decode_form_text)
 
 
 def _parse_query(query: str, *, plus_as_space: bool) -> dict[str, str]:
@@ -579,7 +599,9 @@ def _read_time(value: str) -> datetime | None:
     return None
 
 
-def _zone(timezone: str) -> ZoneInfo:
+def _zone(timezone: str) -> tzinfo:
+    if timezone == "UTC":  # the default: datetime's own UTC converts faster than ZoneInfo's
+        return UTC
     try:
         return ZoneInfo(timezone)
     except Exception as exc:  # ZoneInfoNotFoundError, ValueError, OSError, ...

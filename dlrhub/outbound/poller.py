@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 from prometheus_client import CollectorRegistry
 
 from dlrhub.config import Config
@@ -376,12 +377,10 @@ class Poller:
 
 def _with_tracking(event: Event, group: Sequence[TrackedMessage]) -> Event:
     """Fill what the provider's answer does not carry from the tracking row (ref, recipient)."""
-    import dataclasses
-
     row = next((row for row in group if row.message_id == event.message_id), None)
     if row is None:
         return event
-    return dataclasses.replace(
+    return msgspec.structs.replace(
         event,
         correlation_id=event.correlation_id or row.correlation_id,
         recipient=event.recipient or row.recipient,

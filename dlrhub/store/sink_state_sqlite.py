@@ -172,7 +172,7 @@ class SQLiteSinkState:
         cursor = await self._write(
             "INSERT INTO sink_dead_letters (sink, seq, event_id, doc, error, attempts,"
             " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (sink, event.seq, event.id, event.to_json(), error, attempts, now, now),
+            (sink, event.seq, event.id, event.to_document(), error, attempts, now, now),
         )
         return cursor
 

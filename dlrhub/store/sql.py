@@ -269,7 +269,7 @@ class _Batch:
                     event.type.value,
                     event.status.value if event.status is not None else None,
                     event.message_id,
-                    event.to_json(),
+                    event.to_document(),
                 )
             )
             if (

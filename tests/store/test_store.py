@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import random
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -124,7 +124,7 @@ async def test_message_state_is_the_lattice_maximum_whatever_the_order(
 
 async def test_engagement_events_never_change_delivery_state(store: SQLStore) -> None:
     await store.write(Accept(raw("d"), [status_event("m", Status.DELIVERED, 1)]))
-    opened = dataclasses.replace(
+    opened = msgspec.structs.replace(
         status_event("m", Status.DELIVERED, 5),
         type=EventType.MESSAGE_ENGAGEMENT,
         status=None,
@@ -141,12 +141,12 @@ async def test_engagement_events_never_change_delivery_state(store: SQLStore) ->
 )
 @given(st.lists(any_event, min_size=1, max_size=4, unique_by=lambda e: e.id))
 async def test_any_stored_event_reads_back_equal(store: SQLStore, generated: list[Event]) -> None:
-    generated = [dataclasses.replace(e, id=f"{e.id}-{uuid.uuid4()}") for e in generated]
+    generated = [msgspec.structs.replace(e, id=f"{e.id}-{uuid.uuid4()}") for e in generated]
     result = await store.write(Accept(raw(str(uuid.uuid4())), generated))
     assert result.outcome == "stored"
     read = await store.events(EventFilter(after_seq=result.events[0].seq - 1, limit=10))
     assert read == result.events
-    assert [dataclasses.replace(e, seq=0) for e in read] == generated
+    assert [msgspec.structs.replace(e, seq=0) for e in read] == generated
 
 
 async def test_quarantine_reprocess_and_failing_again(store: SQLStore) -> None:

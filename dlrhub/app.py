@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
 
 from starlette.applications import Starlette
@@ -17,6 +17,8 @@ from dlrhub.receiver.errors import EXCEPTION_HANDLERS
 from dlrhub.receiver.health import Health
 from dlrhub.receiver.hooks import PREFIX as HOOKS_PREFIX
 from dlrhub.receiver.hooks import Hooks
+from dlrhub.receiver.ingest import Ingest, Ingester
+from dlrhub.receiver.ingest_worker import IngestWorker
 from dlrhub.receiver.metrics import Metrics
 from dlrhub.receiver.openapi import openapi_document
 from dlrhub.receiver.outbound_api import OutboundApi
@@ -24,9 +26,8 @@ from dlrhub.receiver.query_api import QueryApi
 from dlrhub.store import SQLiteStore, Store
 
 
-def open_store(config: Config, metrics: Metrics | None = None) -> Store:
-    """The store the configuration names (not yet opened)."""
-    on_commit = metrics.observe_commit if metrics is not None else None
+def open_store(config: Config, on_commit: Callable[[int], None] | None = None) -> Store:
+    """The store the configuration names (not yet opened); `on_commit` gets each batch's size."""
     if config.store.backend == "postgres":
         from dlrhub.store.postgres import PostgresStore
 
@@ -68,17 +69,29 @@ class Service(Protocol):
 
 
 def create_app(
-    config: Config, store: Store | None = None, services: Sequence[Service] = ()
+    config: Config,
+    store: Store | None = None,
+    services: Sequence[Service] = (),
+    *,
+    ingest_worker: bool = False,
 ) -> DlrhubApp:
     """The ASGI app; it opens the store, then starts `services`, on startup.
 
-    Shutdown goes the other way: services stop before the store closes.
+    Shutdown goes the other way: services stop before the store closes. With
+    `ingest_worker`, callbacks are normalized and committed by a worker process
+    over its own connection to the configured store (`dlrhub serve` does this
+    unless `server.ingest_worker` is false; see dlrhub/receiver/ingest_worker.py).
     """
     metrics = Metrics()
-    store = store or open_store(config, metrics)
+    store = store or open_store(config, metrics.observe_commit)
     document = openapi_document()
     outbound = OutboundApi(config, store)  # also a service: opens the tracking tables
     services = [outbound, *services]
+    ingest: Ingester = Ingest(config, store)
+    worker: IngestWorker | None = None
+    if ingest_worker:
+        ingest = worker = IngestWorker(config, metrics)
+        services.insert(0, worker)
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(document)
@@ -100,15 +113,16 @@ def create_app(
     routes = [
         *QueryApi(config, store).routes(),
         *outbound.routes(),
-        *Health(store, metrics, outbound.readiness).routes(),
+        *Health(store, metrics, outbound.readiness, worker).routes(),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
     app = DlrhubApp(
-        Hooks(config, store, metrics),
+        Hooks(config, ingest, metrics),
         routes=routes,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.metrics = metrics
     app.state.store = store
+    app.state.ingest_worker = worker
     return app

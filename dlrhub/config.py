@@ -87,6 +87,7 @@ class ServerConfig:
     public_url: str | None = None
     forwarded_allow_ips: str | None = None
     access_log: bool = True
+    ingest_worker: bool = True  # `dlrhub serve` normalizes and commits in a second process
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +213,15 @@ def parse_config(document: Mapping[str, Any]) -> Config:
     reject_unknown(
         "server",
         server_doc,
-        {"host", "port", "max_body_bytes", "public_url", "forwarded_allow_ips", "access_log"},
+        {
+            "host",
+            "port",
+            "max_body_bytes",
+            "public_url",
+            "forwarded_allow_ips",
+            "access_log",
+            "ingest_worker",
+        },
     )
     defaults = ServerConfig()
     public_url = optional_value_at(server_doc, "public_url", "server.public_url", read_text)
@@ -234,6 +243,9 @@ def parse_config(document: Mapping[str, Any]) -> Config:
         ),
         access_log=value_at(
             server_doc, "access_log", "server.access_log", read_bool, defaults.access_log
+        ),
+        ingest_worker=value_at(
+            server_doc, "ingest_worker", "server.ingest_worker", read_bool, defaults.ingest_worker
         ),
     )
     store_doc = read_table("store", document.get("store", {}))

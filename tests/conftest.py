@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,9 +58,23 @@ class Running:
     admin: httpx.AsyncClient
 
 
+@pytest.fixture(params=["in_process", "ingest_worker"])
+async def running(config: Config, request: pytest.FixtureRequest) -> AsyncIterator[Running]:
+    """The app under Uvicorn, ingesting in its own process and through the worker process."""
+    async with run_app(config, ingest_worker=request.param == "ingest_worker") as running:
+        yield running
+
+
 @pytest.fixture
-async def running(config: Config) -> AsyncIterator[Running]:
-    app = create_app(config)
+async def running_in_process(config: Config) -> AsyncIterator[Running]:
+    """`running` for tests that patch what the receiver's own process runs."""
+    async with run_app(config, ingest_worker=False) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def run_app(config: Config, *, ingest_worker: bool) -> AsyncIterator[Running]:
+    app = create_app(config, ingest_worker=ingest_worker)
     async with (
         serve_app(app) as base_url,
         httpx.AsyncClient(base_url=base_url) as client,

@@ -100,7 +100,9 @@ def command_serve(args: argparse.Namespace) -> int:
     print(describe_endpoints(config, prepared.generated), flush=True)
     services = sink_services(config, args)
     pollers = poller_services(config)
-    app = create_app(config, services=[*services, *pollers])
+    app = create_app(
+        config, services=[*services, *pollers], ingest_worker=config.server.ingest_worker
+    )
     register_sink_metrics(app.state.metrics.registry, services)
     for poller in pollers:  # the poller writes through the app's store, metrics in its registry
         poller.bind(app.state.store, app.state.metrics.registry)

@@ -1,4 +1,4 @@
-"""`/healthz` (the process answers), `/readyz` (the store takes writes), `/metrics`."""
+"""`/healthz` (the process answers), `/readyz` (callbacks can be stored), `/metrics`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dlrhub.receiver.errors import error_response
+from dlrhub.receiver.ingest_worker import IngestWorker
 from dlrhub.receiver.metrics import Metrics
 from dlrhub.store import Probe, Store, StoreUnavailable
 
@@ -21,10 +22,12 @@ class Health:
         store: Store,
         metrics: Metrics,
         outbound: Callable[[], Awaitable[dict[str, object]]] | None = None,
+        ingest_worker: IngestWorker | None = None,
     ) -> None:
         self.store = store
         self.metrics = metrics
         self.outbound = outbound  # paused provider accounts, shown without failing readiness
+        self.ingest_worker = ingest_worker
 
     def routes(self) -> list[Route]:
         return [
@@ -41,6 +44,8 @@ class Health:
             await self.store.write(Probe())
         except StoreUnavailable as error:
             return error_response(503, "store_unavailable", str(error), {"Retry-After": "5"})
+        if self.ingest_worker is not None and (reason := self.ingest_worker.unavailable()):
+            return error_response(503, "store_unavailable", reason, {"Retry-After": "5"})
         answer: dict[str, object] = {"status": "ready", "store": "writable"}
         if self.outbound is not None:
             with contextlib.suppress(StoreUnavailable):

@@ -7,9 +7,10 @@ is a Starlette app; `dlrhub.app.DlrhubApp` sends `/hooks/` here first.
 
 Checks run cheapest first: unknown source 404, address not allowed 403, bad
 token 401 (nothing stored), wrong content type 415, body over the limit 413.
-Then the callback is normalized and committed; the 200 answer is sent only
-after the commit. A payload that cannot be normalized is quarantined and still
-answered 200: the provider would retry anything else, and a retry cannot fix it.
+Then the callback is normalized and committed (`dlrhub.receiver.ingest`); the
+200 answer is sent only after the commit. A payload that cannot be normalized is
+quarantined and still answered 200: the provider would retry anything else, and
+a retry cannot fix it.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from prometheus_client import Counter, Histogram
 from starlette.types import Receive, Scope, Send
 
 from dlrhub.config import Config, SourceConfig
-from dlrhub.normalizers import NORMALIZERS, NormalizeError, RawCallback
+from dlrhub.normalizers import RawCallback
 from dlrhub.receiver.auth import verify_source_token
 from dlrhub.receiver.errors import INTERNAL_ERROR_DETAIL, error_body
+from dlrhub.receiver.ingest import Ingester
 from dlrhub.receiver.metrics import Metrics
 from dlrhub.redact import redact_form, redact_query
-from dlrhub.store import Accept, Quarantine, Store, StoreUnavailable, WriteItem
+from dlrhub.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +118,9 @@ def _too_large(limit: int) -> Refused:
 class Hooks:
     """The ASGI app answering provider callbacks under `/hooks/`."""
 
-    def __init__(self, config: Config, store: Store, metrics: Metrics) -> None:
+    def __init__(self, config: Config, ingest: Ingester, metrics: Metrics) -> None:
         self.config = config
-        self.store = store
+        self.ingest = ingest
         self.metrics = metrics
         self._counters: dict[tuple[str, str, str], Counter] = {}
         self._latency: dict[str, Histogram] = {
@@ -168,39 +170,30 @@ class Hooks:
             self._count(source.name, kind, refused.outcome)
             return refused.answer
         raw = self._raw_callback(scope, address, headers, kind, source, body)
-        item: WriteItem
         try:
-            item = Accept(raw, NORMALIZERS[source.provider](raw, source.options))
-        except NormalizeError as error:
-            item = Quarantine(raw, str(error))
-        try:
-            result = await self.store.write(item)
+            ingested = await self.ingest(raw)
         except StoreUnavailable as error:
             self._count(source.name, kind, "store_unavailable")
             return error_answer(
                 503, "store_unavailable", str(error), [("Retry-After", RETRY_AFTER_SECONDS)]
             )
-        duplicate = result.outcome == "duplicate"
-        outcome = result.outcome
-        if isinstance(item, Quarantine):
-            outcome = "quarantined"
-            if not duplicate:
-                log.warning(
-                    "quarantined a %s callback from source %s as entry %s: %s",
-                    kind.name,
-                    source.name,
-                    result.quarantine_id,
-                    item.reason,
-                )
-        self._count(source.name, kind, "duplicate" if duplicate else outcome)
+        if ingested.reason is not None and not ingested.duplicate:
+            log.warning(
+                "quarantined a %s callback from source %s as entry %s: %s",
+                kind.name,
+                source.name,
+                ingested.quarantine_id,
+                ingested.reason,
+            )
+        self._count(source.name, kind, "duplicate" if ingested.duplicate else ingested.status)
         self._latency[kind.name].observe(time.perf_counter() - started)
         answer: dict[str, object] = {
-            "status": outcome,
-            "duplicate": duplicate,
-            "event_ids": [event.id for event in result.events],
+            "status": ingested.status,
+            "duplicate": ingested.duplicate,
+            "event_ids": ingested.event_ids,
         }
-        if result.quarantine_id is not None:
-            answer["quarantine_id"] = result.quarantine_id
+        if ingested.quarantine_id is not None:
+            answer["quarantine_id"] = ingested.quarantine_id
         return Answer(200, orjson.dumps(answer))
 
     def _check(

@@ -7,6 +7,7 @@ once the item is durably committed.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
@@ -152,6 +153,10 @@ class Store(Protocol):
 
     async def write(self, item: WriteItem) -> WriteResult:
         """Commit `item` durably (grouped with concurrent writes) and say what happened."""
+        ...
+
+    def submit(self, item: WriteItem) -> asyncio.Future[WriteResult]:
+        """`write` without a coroutine: queue `item` now, the future resolves after the commit."""
         ...
 
     async def events(self, query: EventFilter) -> list[Event]: ...

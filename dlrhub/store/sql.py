@@ -333,14 +333,17 @@ class SQLStore:
         await self.backend.close()
 
     async def write(self, item: WriteItem) -> WriteResult:
+        # Not shielded: if the caller goes away the item is still committed, and the
+        # writer skips answering a cancelled future.
+        return await self.submit(item)
+
+    def submit(self, item: WriteItem) -> asyncio.Future[WriteResult]:
         if self._task is None or self._task.done():
             raise StoreUnavailable("the store is not open")
         # The loop the writer runs on: asking asyncio for it costs a getpid() per call.
         future: asyncio.Future[WriteResult] = self._task.get_loop().create_future()
         self._queue.put_nowait((item, future))
-        # Not shielded: if the caller goes away the item is still committed, and the
-        # writer skips answering a cancelled future.
-        return await future
+        return future
 
     async def _run_writer(self) -> None:
         while True:

@@ -284,19 +284,21 @@ async def test_openapi_describes_every_route(running: Running) -> None:
 
 
 async def test_an_unexpected_error_is_a_json_500_without_the_trace(
-    running: Running, caplog: pytest.LogCaptureFixture
+    running_in_process: Running, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from dlrhub.receiver import hooks
+    from dlrhub.normalizers import NORMALIZERS
+
+    running = running_in_process
 
     def broken(raw: object, options: object) -> list[object]:
         raise RuntimeError("boom in a normalizer")
 
-    original = hooks.NORMALIZERS["nrs360"]
-    hooks.NORMALIZERS["nrs360"] = broken  # type: ignore[assignment]
+    original = NORMALIZERS["nrs360"]
+    NORMALIZERS["nrs360"] = broken  # type: ignore[assignment]
     try:
         answer = await post_event(running, event_form("delivered"))
     finally:
-        hooks.NORMALIZERS["nrs360"] = original
+        NORMALIZERS["nrs360"] = original
     assert answer.status_code == 500
     assert answer.json() == {
         "error": "internal_error",

@@ -1,0 +1,411 @@
+"""Normalizing and committing callbacks in a worker process, on a second core.
+
+Python runs one thread at a time, so in one process the receiver's HTTP work,
+the 360NRS normalizing and the SQLite statements share one core (bench/README.md
+measures each). `dlrhub serve` therefore starts one worker process
+(`server.ingest_worker = true`, the default) and the receiver hands it each
+authenticated, redacted callback over a Unix socket pair. The worker runs the
+same `Ingest` as the in-process path over its own store connection, with the
+same group commit, and answers once the commit is durable; only then does the
+receiver send the 200. Messages are length-prefixed msgpack frames, gathered into
+one `write` per event-loop turn on both sides.
+
+Failure: if the worker dies, every callback waiting on it and every new one is
+answered 503 with `Retry-After` (the provider retries) until a new worker is up;
+the receiver starts one after `RESTART_DELAY_SECONDS`, and `/readyz` says 503 in
+the meantime. The worker ignores SIGINT and SIGTERM: it stops when the receiver
+closes the socket (on shutdown, or when the receiver dies), after committing
+what it was given. The receiver and the worker write to the same store, which
+serializes writers (see dlrhub/store/sql.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from typing import cast
+
+import msgspec
+
+from dlrhub.config import Config
+from dlrhub.normalizers import RawCallback
+from dlrhub.receiver.ingest import Ingest, Ingested, ingested
+from dlrhub.receiver.metrics import Metrics
+from dlrhub.store import Store, StoreUnavailable, WriteItem, WriteResult
+
+log = logging.getLogger(__name__)
+
+RESTART_DELAY_SECONDS = 1.0
+START_TIMEOUT_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 30.0
+_LENGTH_BYTES = 4
+_COMMIT_NOTICE = 0  # a reply id that carries a commit's size, for the receiver's metrics
+
+
+class IngestWorkerError(Exception):
+    """The worker hit an unexpected error on one callback (it logged the trace)."""
+
+
+class _Request(msgspec.Struct, array_like=True):
+    id: int
+    source: str
+    provider: str
+    kind: str
+    method: str
+    query: str
+    content_type: str
+    body: bytes
+    received_at: datetime
+    remote_addr: str | None
+
+    def raw(self) -> RawCallback:
+        return RawCallback(
+            self.source,
+            self.provider,
+            self.kind,
+            self.method,
+            self.query,
+            self.content_type,
+            self.body,
+            self.received_at,
+            self.remote_addr,
+        )
+
+
+class _Reply(msgspec.Struct, array_like=True):
+    id: int
+    ingested: Ingested | None = None
+    unavailable: str | None = None  # why the store could not take it
+    committed: int = 0  # with id _COMMIT_NOTICE: how many writes one commit held
+    failed: str | None = None  # an unexpected error (a bug), logged in full by the worker
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_request = msgspec.msgpack.Decoder(_Request).decode
+_decode_reply = msgspec.msgpack.Decoder(_Reply).decode
+
+
+class _Framed(asyncio.Protocol):
+    """Length-prefixed frames in both directions; writes gathered per loop turn."""
+
+    def __init__(self, on_frame: Callable[[bytes], None]) -> None:
+        self._on_frame = on_frame
+        self._buffer = bytearray()
+        self._out: list[bytes] = []
+        self._transport: asyncio.Transport | None = None
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        start = 0
+        end = len(buffer)
+        while end - start >= _LENGTH_BYTES:
+            size = int.from_bytes(buffer[start : start + _LENGTH_BYTES], "big")
+            if end - start - _LENGTH_BYTES < size:
+                break
+            frame_start = start + _LENGTH_BYTES
+            start = frame_start + size
+            self._on_frame(bytes(buffer[frame_start:start]))
+        del buffer[:start]
+
+    def send(self, payload: bytes) -> None:
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out.append(len(payload).to_bytes(_LENGTH_BYTES, "big"))
+        self._out.append(payload)
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(b"".join(out))
+
+    def close(self) -> None:
+        self._flush()
+        if self._transport is not None:
+            self._transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+class IngestWorker:
+    """The receiver's side: an `Ingester` that hands callbacks to the worker process.
+
+    Also a service of the app (`start`, `stop`): the lifespan starts it after the
+    store is open and stops it before the store closes.
+    """
+
+    def __init__(self, config: Config, metrics: Metrics) -> None:
+        self.config = config
+        self.metrics = metrics
+        self._process: asyncio.subprocess.Process | None = None
+        self._link: _Framed | None = None
+        self._ready = False
+        self._pending: dict[int, asyncio.Future[Ingested]] = {}
+        self._next_id = _COMMIT_NOTICE + 1
+        self._stopping = False
+        self._restart: asyncio.Task[None] | None = None
+
+    async def __call__(self, raw: RawCallback) -> Ingested:
+        link = self._link
+        if link is None or not self._ready:
+            raise StoreUnavailable("the ingest worker is not running; it is being restarted")
+        request_id = self._next_id
+        self._next_id += 1
+        future: asyncio.Future[Ingested] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        link.send(
+            _encode(
+                _Request(
+                    request_id,
+                    raw.source,
+                    raw.provider,
+                    raw.kind,
+                    raw.method,
+                    raw.query,
+                    raw.content_type,
+                    raw.body,
+                    raw.received_at,
+                    raw.remote_addr,
+                )
+            )
+        )
+        try:
+            return await future
+        finally:
+            self._pending.pop(request_id, None)
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id while one is running."""
+        return self._process.pid if self._process is not None and self._ready else None
+
+    def unavailable(self) -> str | None:
+        """Why callbacks cannot be taken now (for `/readyz`), or None."""
+        return None if self._ready else "the ingest worker is not running"
+
+    async def start(self) -> None:
+        await self._spawn()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._restart is not None:
+            self._restart.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._restart
+        link, process = self._link, self._process
+        if link is not None:
+            link.close()  # the worker commits what it has, answers, then exits
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(link.closed), STOP_TIMEOUT_SECONDS)
+        if process is not None:
+            await _reap(process)
+        self._fail_pending("the receiver is shutting down")
+
+    async def _spawn(self) -> None:
+        ours, theirs = socket.socketpair()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                __name__,
+                str(theirs.fileno()),
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self._process = process
+        ready: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        try:
+            _, link = await loop.create_unix_connection(
+                lambda: _Framed(functools.partial(self._on_reply, ready)), sock=ours
+            )
+            link.send(pickle.dumps(self.config))
+            link.closed.add_done_callback(functools.partial(self._on_closed, ready))
+            self._link = link
+            failure = await asyncio.wait_for(ready, START_TIMEOUT_SECONDS)
+        except BaseException:
+            await _reap(process, 0)
+            raise
+        if failure is not None:
+            await _reap(process)
+            raise StoreUnavailable(f"the ingest worker could not start: {failure}")
+        self._ready = True
+        log.info("ingest worker started (pid %d)", process.pid)
+
+    def _on_reply(self, ready: asyncio.Future[str | None], frame: bytes) -> None:
+        reply = _decode_reply(frame)
+        if reply.id == _COMMIT_NOTICE:
+            if not ready.done():  # the first notice: the store is open, or why not
+                ready.set_result(reply.unavailable)
+            elif reply.committed:
+                self.metrics.observe_commit(reply.committed)
+            return
+        future = self._pending.get(reply.id)
+        if future is None or future.done():
+            return  # its caller went away; the callback is committed all the same
+        if reply.ingested is not None:
+            future.set_result(reply.ingested)
+        elif reply.failed is not None:
+            future.set_exception(IngestWorkerError(reply.failed))
+        else:
+            future.set_exception(StoreUnavailable(reply.unavailable or "the store failed"))
+
+    def _on_closed(self, ready: asyncio.Future[str | None], _: asyncio.Future[None]) -> None:
+        self._ready = False
+        self._link = None
+        if not ready.done():
+            ready.set_result("it exited before opening the store (see its log lines above)")
+        self._fail_pending("the ingest worker stopped before answering")
+        if not self._stopping:
+            log.error("the ingest worker stopped; starting a new one")
+            self._restart = asyncio.get_running_loop().create_task(self._respawn())
+
+    async def _respawn(self) -> None:
+        while not self._stopping:
+            if self._process is not None:
+                await _reap(self._process)
+            await asyncio.sleep(RESTART_DELAY_SECONDS)
+            try:
+                await self._spawn()
+                return
+            except (OSError, StoreUnavailable, TimeoutError) as error:
+                log.error("could not restart the ingest worker: %s", error)
+
+    def _fail_pending(self, reason: str) -> None:
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(StoreUnavailable(reason))
+
+
+async def _reap(process: asyncio.subprocess.Process, grace: float = STOP_TIMEOUT_SECONDS) -> None:
+    """Wait for the worker to exit; kill it if it does not within `grace` seconds."""
+    try:
+        await asyncio.wait_for(process.wait(), grace)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+
+
+# The worker process ------------------------------------------------------------
+
+
+class _Worker:
+    """Ingests every request frame as it arrives, answering each after its commit."""
+
+    def __init__(self, ingest: Ingest, link: _Framed) -> None:
+        self.ingest = ingest
+        self.link = link
+
+    def on_request(self, frame: bytes) -> None:
+        request = _decode_request(frame)
+        try:
+            item, future = self.ingest.submit(request.raw())
+        except StoreUnavailable as error:
+            self.link.send(_encode(_Reply(request.id, unavailable=str(error))))
+            return
+        except Exception as error:  # a bug: answer this callback, keep serving the others
+            log.exception("unexpected error on a %s callback of %s", request.kind, request.source)
+            self.link.send(_encode(_Reply(request.id, failed=repr(error))))
+            return
+        future.add_done_callback(functools.partial(self._answer, request.id, item))
+
+    def _answer(
+        self, request_id: int, item: WriteItem, future: asyncio.Future[WriteResult]
+    ) -> None:
+        error = future.exception()
+        if error is None:
+            reply = _Reply(request_id, ingested(item, future.result()))
+        else:  # the store fails writes only with StoreUnavailable
+            reply = _Reply(request_id, unavailable=str(error))
+        self.link.send(_encode(reply))
+
+
+async def _serve(sock: socket.socket) -> int:
+    from dlrhub.app import open_store  # the app module imports this one
+
+    loop = asyncio.get_running_loop()
+    settings: asyncio.Future[Config | None] = loop.create_future()  # None: the receiver left
+    worker: _Worker | None = None
+
+    def on_frame(frame: bytes) -> None:
+        if not settings.done():
+            settings.set_result(pickle.loads(frame))  # noqa: S301 (our own parent, over a socketpair)
+        elif worker is not None:
+            worker.on_request(frame)
+
+    _, link = await loop.create_unix_connection(lambda: _Framed(on_frame), sock=sock)
+
+    def on_closed(_: asyncio.Future[None]) -> None:
+        if not settings.done():
+            settings.set_result(None)
+
+    link.closed.add_done_callback(on_closed)
+    config = await settings
+    if config is None:
+        return 1
+    _configure_logging(config.log_level)
+
+    def notify_commit(size: int) -> None:
+        link.send(_encode(_Reply(_COMMIT_NOTICE, committed=size)))
+
+    store: Store = open_store(config, on_commit=notify_commit)
+    try:
+        await store.open()
+    except StoreUnavailable as error:
+        link.send(_encode(_Reply(_COMMIT_NOTICE, unavailable=str(error))))
+        link.close()
+        return 1
+    try:
+        worker = _Worker(Ingest(config, store), link)
+        link.send(_encode(_Reply(_COMMIT_NOTICE)))  # ready
+        await link.closed
+    finally:
+        await store.close()  # commits what is queued; its answers have nowhere to go
+    return 0
+
+
+def _configure_logging(level: str) -> None:
+    from dlrhub.commands.common import configure_logging
+
+    configure_logging(level)
+
+
+def main(argv: list[str]) -> int:
+    """`python -m dlrhub.receiver.ingest_worker FD`, started by `IngestWorker` only."""
+    for number in (signal.SIGINT, signal.SIGTERM):  # stop when the receiver says so
+        signal.signal(number, signal.SIG_IGN)
+    sock = socket.socket(fileno=int(argv[1]))
+    try:
+        import uvloop
+
+        return uvloop.run(_serve(sock))
+    finally:
+        with contextlib.suppress(OSError):
+            sock.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

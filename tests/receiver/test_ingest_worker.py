@@ -1,0 +1,165 @@
+"""Callbacks normalized and committed by the worker process (`server.ingest_worker`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from dlrhub.app import create_app
+from dlrhub.config import Config
+from dlrhub.normalizers import RawCallback
+from dlrhub.receiver.ingest import Ingested
+from dlrhub.receiver.ingest_worker import IngestWorker, _decode_reply, _encode, _Request, _Worker
+from dlrhub.store import StoreUnavailable
+from tests.conftest import ADMIN_TOKEN, SOURCE_TOKEN
+from tests.receiver.test_hooks_e2e import FORM, event_form
+from tests.serving import serve_app
+
+TOKEN = {"token": SOURCE_TOKEN}
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def eventually(check: object, seconds: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not await check():  # type: ignore[operator]
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_killed_worker_means_503_then_a_new_worker_takes_over(config: Config) -> None:
+    app = create_app(config, ingest_worker=True)
+    async with serve_app(app) as base_url, httpx.AsyncClient(base_url=base_url) as client:
+        worker: IngestWorker = app.state.ingest_worker
+        first_pid = worker.pid
+        assert first_pid is not None
+        post = {"params": TOKEN, "headers": FORM}
+        answer = await client.post("/hooks/nrs360/events", content=event_form("sent"), **post)
+        assert answer.json()["status"] == "stored"
+
+        os.kill(first_pid, signal.SIGKILL)
+        await eventually(lambda: _is(worker.pid, None))
+        refused = await client.post("/hooks/nrs360/events", content=event_form("delivered"), **post)
+        assert refused.status_code == 503
+        assert refused.headers["Retry-After"] == "5"
+        assert refused.json()["error"] == "store_unavailable"
+        assert (await client.get("/readyz")).status_code == 503
+
+        await eventually(lambda: _is_not(worker.pid, None))
+        assert worker.pid != first_pid
+        retried = await client.post("/hooks/nrs360/events", content=event_form("delivered"), **post)
+        assert retried.status_code == 200, retried.text
+        assert retried.json()["status"] == "stored"
+        assert (await client.get("/readyz")).status_code == 200
+        events = await client.get("/v1/events", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        assert [e["provider_status"] for e in events.json()["events"]] == ["sent", "delivered"]
+
+
+async def _is(value: object, expected: object) -> bool:
+    return value is expected
+
+
+async def _is_not(value: object, expected: object) -> bool:
+    return value is not expected
+
+
+async def test_the_worker_reports_its_commits_and_stops_with_the_app(config: Config) -> None:
+    app = create_app(config, ingest_worker=True)
+    async with serve_app(app) as base_url, httpx.AsyncClient(base_url=base_url) as client:
+        pid = app.state.ingest_worker.pid
+        answers = await asyncio.gather(
+            *(
+                client.post(
+                    "/hooks/nrs360/events",
+                    params=TOKEN,
+                    headers=FORM,
+                    content=event_form("delivered", message_id=f"m-{number}"),
+                )
+                for number in range(40)
+            )
+        )
+        assert {answer.status_code for answer in answers} == {200}
+        metrics = (await client.get("/metrics")).text
+        count_line = next(
+            line for line in metrics.splitlines() if line.startswith("dlrhub_commit_batch_size_sum")
+        )
+        assert float(count_line.split()[-1]) >= 40
+    assert pid is not None
+    for _ in range(100):
+        if not process_exists(pid):
+            break
+        await asyncio.sleep(0.05)
+    assert not process_exists(pid), "the worker outlived the app"
+
+
+class _Link:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send(self, payload: bytes) -> None:
+        self.sent.append(payload)
+
+
+class _BrokenIngest:
+    def submit(self, raw: RawCallback) -> object:
+        raise RuntimeError("boom in a normalizer")
+
+
+class _ClosedIngest:
+    def submit(self, raw: RawCallback) -> object:
+        raise StoreUnavailable("the store is not open")
+
+
+def request_frame() -> bytes:
+    return _encode(
+        _Request(
+            7,
+            "nrs360",
+            "nrs360",
+            "events",
+            "POST",
+            "",
+            FORM["Content-Type"],
+            b"x=1",
+            datetime.now(UTC),
+            "127.0.0.1",
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("ingest", "field", "text"),
+    [
+        (_BrokenIngest(), "failed", "boom in a normalizer"),
+        (_ClosedIngest(), "unavailable", "not open"),
+    ],
+)
+def test_the_worker_answers_a_callback_it_cannot_take_and_keeps_serving(
+    ingest: object, field: str, text: str
+) -> None:
+    link = _Link()
+    worker = _Worker(ingest, link)  # type: ignore[arg-type]
+    worker.on_request(request_frame())
+    worker.on_request(request_frame())  # still serving
+    replies = [_decode_reply(frame) for frame in link.sent]
+    assert [reply.id for reply in replies] == [7, 7]
+    assert all(text in getattr(reply, field) for reply in replies)
+    assert all(reply.ingested is None for reply in replies)
+
+
+def test_ingested_crosses_the_socket_unchanged() -> None:
+    from dlrhub.receiver.ingest_worker import _Reply
+
+    reply = _Reply(3, Ingested("quarantined", False, [], 12, "no 'event' field"))
+    assert _decode_reply(_encode(reply)) == reply

@@ -434,7 +434,7 @@ def _serializable(event: Event) -> Event:
 def _parse_form(body: bytes) -> dict[str, str]:
     # `+` is a space anywhere in a form body (a literal plus is `%2B`), so one
     # replace serves every field; names repeat on every callback and are looked up.
-    if b"+" in body:
+    if body.find(b"+") >= 0:  # `find`: `in` on bytes first tries the operand as an int
         body = body.replace(b"+", b" ")
     fields: dict[str, str] = {}
     for piece in body.split(b"&"):
@@ -469,7 +469,7 @@ _FORM_NAMES: Mapping[bytes, str] = {
 
 def _decode_form_text(encoded: bytes) -> str:
     """Percent-decoded UTF-8, else latin-1; `+` is already a space."""
-    if b"%" in encoded:
+    if encoded.find(b"%") >= 0:
         encoded = unquote_to_bytes(encoded)
     try:
         return encoded.decode()

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
-from prometheus_client import Counter, Histogram
 from starlette.types import Receive, Scope, Send
 
 from dlrhub.config import Config, SourceConfig
@@ -122,10 +121,7 @@ class Hooks:
         self.config = config
         self.ingest = ingest
         self.metrics = metrics
-        self._counters: dict[tuple[str, str, str], Counter] = {}
-        self._latency: dict[str, Histogram] = {
-            name: metrics.ingest_seconds.labels(name) for name in KINDS
-        }
+        metrics.expect_ingest_kinds(KINDS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -186,7 +182,7 @@ class Hooks:
                 ingested.reason,
             )
         self._count(source.name, kind, "duplicate" if ingested.duplicate else ingested.status)
-        self._latency[kind.name].observe(time.perf_counter() - started)
+        self.metrics.observe_ingest(kind.name, time.perf_counter() - started)
         answer: dict[str, object] = {
             "status": ingested.status,
             "duplicate": ingested.duplicate,
@@ -275,8 +271,4 @@ class Hooks:
         )
 
     def _count(self, source: str, kind: HookKind, outcome: str) -> None:
-        key = (source, kind.name, outcome)
-        counter = self._counters.get(key)
-        if counter is None:  # `labels()` takes a lock and validates; once per key is enough
-            counter = self._counters[key] = self.metrics.callbacks.labels(*key)
-        counter.inc()
+        self.metrics.count_callback(source, kind.name, outcome)

@@ -9,12 +9,22 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dlrhub.app import create_app
 from dlrhub.config import Config
 from dlrhub.normalizers import RawCallback
 from dlrhub.receiver.ingest import Ingested
-from dlrhub.receiver.ingest_worker import IngestWorker, _decode_reply, _encode, _Request, _Worker
+from dlrhub.receiver.ingest_worker import (
+    FRAMES_PER_TURN,
+    IngestWorker,
+    _decode_reply,
+    _encode,
+    _Framed,
+    _Request,
+    _Worker,
+)
 from dlrhub.store import StoreUnavailable
 from tests.conftest import ADMIN_TOKEN, SOURCE_TOKEN
 from tests.receiver.test_hooks_e2e import FORM, event_form
@@ -163,3 +173,58 @@ def test_ingested_crosses_the_socket_unchanged() -> None:
 
     reply = _Reply(3, Ingested("quarantined", False, [], 12, "no 'event' field"))
     assert _decode_reply(_encode(reply)) == reply
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+@given(
+    st.lists(st.binary(max_size=40), max_size=30),
+    st.lists(st.integers(1, 50), min_size=1, max_size=10),
+)
+@settings(deadline=None)
+def test_frames_arrive_whole_and_in_order_however_the_stream_is_cut(
+    payloads: list[bytes], cuts: list[int]
+) -> None:
+    async def scenario() -> list[bytes]:
+        received: list[bytes] = []
+        sender = _Framed(received.append)
+        sender.connection_made(_Transport())  # type: ignore[arg-type]
+        for payload in payloads:
+            sender.send(payload)
+        await asyncio.sleep(0)  # the flush runs on the next turn
+        stream = b"".join(sender._transport.written)  # type: ignore[union-attr]
+        receiver = _Framed(received.append)
+        position, index = 0, 0
+        while position < len(stream):
+            size = cuts[index % len(cuts)]
+            receiver.data_received(stream[position : position + size])
+            position, index = position + size, index + 1
+        for _ in range(len(payloads) + 1):  # frames beyond one turn's share come later
+            await asyncio.sleep(0)
+        return received
+
+    assert asyncio.run(scenario()) == payloads
+
+
+async def test_a_burst_of_frames_is_handed_on_a_turn_at_a_time() -> None:
+    received: list[bytes] = []
+    link = _Framed(received.append)
+    burst = b"".join(len(p).to_bytes(4, "big") + p for p in [b"x"] * (FRAMES_PER_TURN * 2 + 1))
+    link.data_received(burst)
+    assert len(received) == FRAMES_PER_TURN  # the store's writer may start a commit now
+    await asyncio.sleep(0)
+    assert len(received) == FRAMES_PER_TURN * 2
+    await asyncio.sleep(0)
+    assert len(received) == FRAMES_PER_TURN * 2 + 1

@@ -228,6 +228,20 @@ DLR_FIELDS: tuple[str, ...] = (
     "timestamp",
 )
 
+# The fields of an event notification (see providers/360nrs-api.txt ~l.7982).
+EVENT_FIELDS: tuple[str, ...] = (
+    "id",
+    "channel",
+    "contactId",
+    "campaignId",
+    "formId",
+    "campaignName",
+    "event",
+    "extra",
+    "smtpResponse",
+    "eventDate",
+)
+
 REDACTED_PARAM = "token"
 
 _ISO_TIME = re.compile(
@@ -449,22 +463,8 @@ def _parse_form(body: bytes) -> dict[str, str]:
     return fields
 
 
-# The documented field names (see providers/360nrs-api.txt ~l.7982), as they arrive.
-_FORM_NAMES: Mapping[bytes, str] = {
-    name.encode(): name
-    for name in (
-        "id",
-        "channel",
-        "contactId",
-        "campaignId",
-        "formId",
-        "campaignName",
-        "event",
-        "extra",
-        "smtpResponse",
-        "eventDate",
-    )
-}
+# The field names as they arrive, looked up rather than decoded.
+_FORM_NAMES: Mapping[bytes, str] = {name.encode(): name for name in EVENT_FIELDS}
 
 
 def _decode_form_text(encoded: bytes) -> str:

@@ -31,7 +31,6 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import datetime
 from typing import cast
 
 import msgspec
@@ -62,28 +61,7 @@ class IngestWorkerError(Exception):
 
 class _Request(msgspec.Struct, array_like=True):
     id: int
-    source: str
-    provider: str
-    kind: str
-    method: str
-    query: str
-    content_type: str
-    body: bytes
-    received_at: datetime
-    remote_addr: str | None
-
-    def raw(self) -> RawCallback:
-        return RawCallback(
-            self.source,
-            self.provider,
-            self.kind,
-            self.method,
-            self.query,
-            self.content_type,
-            self.body,
-            self.received_at,
-            self.remote_addr,
-        )
+    raw: RawCallback  # msgspec encodes the dataclass by field name
 
 
 class _Reply(msgspec.Struct, array_like=True):
@@ -187,22 +165,7 @@ class IngestWorker:
         self._next_id += 1
         future: asyncio.Future[Ingested] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
-        link.send(
-            _encode(
-                _Request(
-                    request_id,
-                    raw.source,
-                    raw.provider,
-                    raw.kind,
-                    raw.method,
-                    raw.query,
-                    raw.content_type,
-                    raw.body,
-                    raw.received_at,
-                    raw.remote_addr,
-                )
-            )
-        )
+        link.send(_encode(_Request(request_id, raw)))
         try:
             return await future
         finally:
@@ -340,12 +303,14 @@ class _Worker:
     def on_request(self, frame: bytes) -> None:
         request = _decode_request(frame)
         try:
-            item, future = self.ingest.submit(request.raw())
+            item, future = self.ingest.submit(request.raw)
         except StoreUnavailable as error:
             self.link.send(_encode(_Reply(request.id, unavailable=str(error))))
             return
         except Exception as error:  # a bug: answer this callback, keep serving the others
-            log.exception("unexpected error on a %s callback of %s", request.kind, request.source)
+            log.exception(
+                "unexpected error on a %s callback of %s", request.raw.kind, request.raw.source
+            )
             self.link.send(_encode(_Reply(request.id, failed=repr(error))))
             return
         future.add_done_callback(functools.partial(self._answer, request.id, item))

@@ -10,6 +10,7 @@ from typing import Any
 
 from dlrhub import __version__
 from dlrhub.event import EventType, Status
+from dlrhub.normalizers import nrs360
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -70,21 +71,7 @@ def _hook(summary: str, body: dict[str, Any] | None, extra_params: list[Any]) ->
 def openapi_document() -> dict[str, Any]:
     event_form = {
         "type": "object",
-        "properties": {
-            name: {"type": "string"}
-            for name in (
-                "id",
-                "channel",
-                "contactId",
-                "campaignId",
-                "formId",
-                "campaignName",
-                "event",
-                "extra",
-                "smtpResponse",
-                "eventDate",
-            )
-        },
+        "properties": {name: {"type": "string"} for name in nrs360.EVENT_FIELDS},
         "required": ["event"],
     }
     dlr_params = [

@@ -13,22 +13,10 @@ from hypothesis import strategies as st
 
 from dlrhub.event import Event, Status
 from dlrhub.normalizers.base import DEFAULT_DLR_PARAMS, NormalizeError, RawCallback, SourceOptions
-from dlrhub.normalizers.nrs360 import ENGAGEMENT_EVENTS, EVENT_STATUSES, normalize
+from dlrhub.normalizers.nrs360 import ENGAGEMENT_EVENTS, EVENT_FIELDS, EVENT_STATUSES, normalize
 
 EXAMPLES = settings(max_examples=300, deadline=None)
 
-EVENT_FIELDS = [
-    "id",
-    "channel",
-    "contactId",
-    "campaignId",
-    "formId",
-    "campaignName",
-    "event",
-    "extra",
-    "smtpResponse",
-    "eventDate",
-]
 
 # Any code point, lone surrogates included: a receiver may hand those over.
 any_text = st.text(st.characters(exclude_categories=()))

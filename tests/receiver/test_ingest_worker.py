@@ -135,15 +135,17 @@ def request_frame() -> bytes:
     return _encode(
         _Request(
             7,
-            "nrs360",
-            "nrs360",
-            "events",
-            "POST",
-            "",
-            FORM["Content-Type"],
-            b"x=1",
-            datetime.now(UTC),
-            "127.0.0.1",
+            RawCallback(
+                "nrs360",
+                "nrs360",
+                "events",
+                "POST",
+                "",
+                FORM["Content-Type"],
+                b"x=1",
+                datetime.now(UTC),
+                "127.0.0.1",
+            ),
         )
     )
 

@@ -165,6 +165,7 @@ class IngestWorker:
         self._next_id += 1
         future: asyncio.Future[Ingested] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
+        raw.dedupe_key()  # hashed here, where there is CPU to spare; it travels with `raw`
         link.send(_encode(_Request(request_id, raw)))
         try:
             return await future

@@ -230,3 +230,15 @@ async def test_a_burst_of_frames_is_handed_on_a_turn_at_a_time() -> None:
     assert len(received) == FRAMES_PER_TURN * 2
     await asyncio.sleep(0)
     assert len(received) == FRAMES_PER_TURN * 2 + 1
+
+
+def test_the_callback_and_its_dedupe_key_cross_the_socket_unchanged() -> None:
+    from dlrhub.receiver.ingest_worker import _decode_request
+
+    raw = RawCallback(
+        "nrs360", "nrs360", "dlr", "GET", "status=1&ref=a", "", b"", datetime.now(UTC), None
+    )
+    key = raw.dedupe_key()
+    crossed = _decode_request(_encode(_Request(9, raw))).raw
+    assert crossed == raw
+    assert crossed._dedupe_key == key  # the worker does not hash it again

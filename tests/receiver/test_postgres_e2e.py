@@ -20,8 +20,11 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 async def test_two_receivers_store_each_callback_once(tmp_path: Path) -> None:
     async with fresh_schema() as schema:
         store = f'[store]\nbackend = "postgres"\ndsn = "{POSTGRES_DSN}"\nschema = "{schema}"\n'
-        apps = [
-            create_app(load_config(write_config(tmp_path / name, extra=store), env={}))
+        apps = [  # the second one ingests through its worker process
+            create_app(
+                load_config(write_config(tmp_path / name, extra=store), env={}),
+                ingest_worker=name == "b",
+            )
             for name in ("a", "b")
         ]
         async with (

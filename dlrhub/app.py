@@ -87,11 +87,10 @@ def create_app(
     document = openapi_document()
     outbound = OutboundApi(config, store)  # also a service: opens the tracking tables
     services = [outbound, *services]
-    ingest: Ingester = Ingest(config, store)
-    worker: IngestWorker | None = None
-    if ingest_worker:
-        ingest = worker = IngestWorker(config, metrics)
-        services.insert(0, worker)
+    worker = IngestWorker(config, metrics) if ingest_worker else None
+    ingest: Ingester = worker if worker is not None else Ingest(config, store)
+    if worker is not None:
+        services.insert(0, worker)  # started after the store opens, stopped before it closes
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(document)

@@ -216,8 +216,8 @@ class IngestWorker:
         finally:
             theirs.close()
         self._process = process
-        ready: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         loop = asyncio.get_running_loop()
+        ready: asyncio.Future[str | None] = loop.create_future()
         try:
             _, link = await loop.create_unix_connection(
                 lambda: _Framed(functools.partial(self._on_reply, ready)), sock=ours
@@ -254,12 +254,14 @@ class IngestWorker:
             future.set_exception(StoreUnavailable(reply.unavailable or "the store failed"))
 
     def _on_closed(self, ready: asyncio.Future[str | None], _: asyncio.Future[None]) -> None:
-        self._ready = False
+        was_running, self._ready = self._ready, False
         self._link = None
         if not ready.done():
             ready.set_result("it exited before opening the store (see its log lines above)")
         self._fail_pending("the ingest worker stopped before answering")
-        if not self._stopping:
+        # A worker that never got ready is `_spawn`'s failure: its caller (start, or the
+        # restart loop) handles it. Restarting here too would add a loop per failure.
+        if was_running and not self._stopping:
             log.error("the ingest worker stopped; starting a new one")
             self._restart = asyncio.get_running_loop().create_task(self._respawn())
 

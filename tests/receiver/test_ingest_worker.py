@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dlrhub.app import create_app
-from dlrhub.config import Config
+from dlrhub.config import Config, load_config
 from dlrhub.normalizers import RawCallback
 from dlrhub.receiver.ingest import Ingested
 from dlrhub.receiver.ingest_worker import (
@@ -25,10 +26,11 @@ from dlrhub.receiver.ingest_worker import (
     _Request,
     _Worker,
 )
+from dlrhub.receiver.metrics import Metrics
 from dlrhub.store import StoreUnavailable
-from tests.conftest import ADMIN_TOKEN, SOURCE_TOKEN
+from tests.conftest import ADMIN_TOKEN, SOURCE_TOKEN, write_config
 from tests.receiver.test_hooks_e2e import FORM, event_form
-from tests.serving import serve_app
+from tests.serving import free_port, serve_app
 
 TOKEN = {"token": SOURCE_TOKEN}
 
@@ -242,3 +244,14 @@ def test_the_callback_and_its_dedupe_key_cross_the_socket_unchanged() -> None:
     crossed = _decode_request(_encode(_Request(9, raw))).raw
     assert crossed == raw
     assert crossed._dedupe_key == key  # the worker does not hash it again
+
+
+async def test_a_worker_that_cannot_open_the_store_fails_the_start_once(tmp_path: Path) -> None:
+    dsn = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing_listens_here"
+    store = f'[store]\nbackend = "postgres"\ndsn = "{dsn}"\n'
+    worker = IngestWorker(load_config(write_config(tmp_path, extra=store), env={}), Metrics())
+    with pytest.raises(StoreUnavailable, match="could not start"):
+        await worker.start()
+    assert worker.pid is None
+    assert worker._restart is None  # the failed start is the caller's, not a restart loop's
+    assert worker.unavailable() is not None

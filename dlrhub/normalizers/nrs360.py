@@ -144,7 +144,6 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from dlrhub.event import Event, EventType, JSONValue, Status
-from dlrhub.ids import uuid7
 from dlrhub.name_cache import cached_for_short_names
 from dlrhub.normalizers.base import (
     DEFAULT_DLR_PARAMS,
@@ -152,6 +151,7 @@ from dlrhub.normalizers.base import (
     RawCallback,
     SourceOptions,
 )
+from dlrhub.normalizers.exchange import event_id
 
 PROVIDER = "nrs360"
 DLR_CHANNEL = "sms"
@@ -309,7 +309,7 @@ def normalize_event_notification(raw: RawCallback, options: SourceOptions) -> Ev
 
     event_date = _present(fields.get("eventDate"))
     return Event(
-        id=_event_id(raw, 0),
+        id=event_id(raw, 0),
         source=raw.source,
         provider=PROVIDER,
         type=event_type,
@@ -351,7 +351,7 @@ def normalize_delivery_receipt(raw: RawCallback, options: SourceOptions) -> Even
         if name not in mapped_names and name.lower() != REDACTED_PARAM
     }
     return Event(
-        id=_event_id(raw, 0),
+        id=event_id(raw, 0),
         source=raw.source,
         provider=PROVIDER,
         type=EventType.MESSAGE_STATUS,
@@ -411,7 +411,7 @@ def normalize_progress_notification(raw: RawCallback, options: SourceOptions) ->
         break
 
     return Event(
-        id=_event_id(raw, 0),
+        id=event_id(raw, 0),
         source=raw.source,
         provider=PROVIDER,
         type=EventType.JOB_PROGRESS,
@@ -430,10 +430,6 @@ _NORMALIZERS_BY_KIND: Mapping[str, Callable[[RawCallback, SourceOptions], Event]
     "dlr": normalize_delivery_receipt,
     "progress": normalize_progress_notification,
 }
-
-
-def _event_id(raw: RawCallback, index: int) -> str:
-    return uuid7(raw.received_at, f"{raw.dedupe_key()}/{index}".encode())
 
 
 def _serializable(event: Event) -> Event:

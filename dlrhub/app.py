@@ -26,8 +26,17 @@ from dlrhub.receiver.query_api import QueryApi
 from dlrhub.store import SQLiteStore, Store
 
 
-def open_store(config: Config, on_commit: Callable[[int], None] | None = None) -> Store:
-    """The store the configuration names (not yet opened); `on_commit` gets each batch's size."""
+def open_store(
+    config: Config,
+    on_commit: Callable[[int], None] | None = None,
+    *,
+    blocking_commit: bool = False,
+) -> Store:
+    """The store the configuration names (not yet opened); `on_commit` gets each batch's size.
+
+    `blocking_commit`: for a process whose loop does nothing but store writes (the
+    ingest worker); the SQLite store then commits on the loop (see `SQLiteStore`).
+    """
     if config.store.backend == "postgres":
         from dlrhub.store.postgres import PostgresStore
 
@@ -38,7 +47,12 @@ def open_store(config: Config, on_commit: Callable[[int], None] | None = None) -
             max_batch=config.store.max_batch,
             on_commit=on_commit,
         )
-    return SQLiteStore(config.sqlite_path, max_batch=config.store.max_batch, on_commit=on_commit)
+    return SQLiteStore(
+        config.sqlite_path,
+        max_batch=config.store.max_batch,
+        on_commit=on_commit,
+        blocking_commit=blocking_commit,
+    )
 
 
 class DlrhubApp(Starlette):

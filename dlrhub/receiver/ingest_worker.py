@@ -30,6 +30,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections import deque
 from collections.abc import Callable
 from typing import cast
 
@@ -47,11 +48,13 @@ RESTART_DELAY_SECONDS = 1.0
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 30.0
 _LENGTH_BYTES = 4
-# Frames handled per event-loop turn. Taking every buffered frame at once let the
-# receiver and the worker settle into one convoy of all 64 benchmark connections,
-# each process idle while the other worked; small turns let the store's writer
-# start a commit while the rest are still being normalized (bench/README.md).
-FRAMES_PER_TURN = 8
+# Frames handled per event-loop turn, hence at most one commit's worth: the worker
+# commits on its own loop (`blocking_commit`), so each turn normalizes, commits and
+# answers up to this many. Taking every buffered frame at once let the receiver and
+# the worker settle into one convoy of all 64 benchmark connections, each process
+# idle while the other worked; 8 per turn made commits small and dear, 32 keeps
+# both processes busy (bench/README.md has the measurements).
+FRAMES_PER_TURN = 32
 _COMMIT_NOTICE = 0  # a reply id that carries a commit's size, for the receiver's metrics
 
 
@@ -86,7 +89,9 @@ class _Framed(asyncio.Protocol):
         self._scheduled = False
         self._out: list[bytes] = []
         self._transport: asyncio.Transport | None = None
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # Kept: asking asyncio for the running loop costs a getpid() per call.
+        self.loop = asyncio.get_running_loop()
+        self.closed: asyncio.Future[None] = self.loop.create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -106,7 +111,7 @@ class _Framed(asyncio.Protocol):
         while end - start >= _LENGTH_BYTES:
             if taken == FRAMES_PER_TURN:
                 self._scheduled = True
-                asyncio.get_running_loop().call_soon(self._take_frames)
+                self.loop.call_soon(self._take_frames)
                 break
             size = int.from_bytes(buffer[start : start + _LENGTH_BYTES], "big")
             if end - start - _LENGTH_BYTES < size:
@@ -119,17 +124,18 @@ class _Framed(asyncio.Protocol):
 
     def send(self, payload: bytes) -> None:
         if not self._out:
-            asyncio.get_running_loop().call_soon(self._flush)
+            self.loop.call_soon(self.flush)
         self._out.append(len(payload).to_bytes(_LENGTH_BYTES, "big"))
         self._out.append(payload)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Write what `send` gathered (also called directly, to write it now)."""
         out, self._out = self._out, []
-        if self._transport is not None and not self._transport.is_closing():
+        if out and self._transport is not None and not self._transport.is_closing():
             self._transport.write(b"".join(out))
 
     def close(self) -> None:
-        self._flush()
+        self.flush()
         if self._transport is not None:
             self._transport.close()
 
@@ -163,7 +169,7 @@ class IngestWorker:
             raise StoreUnavailable("the ingest worker is not running; it is being restarted")
         request_id = self._next_id
         self._next_id += 1
-        future: asyncio.Future[Ingested] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Ingested] = link.loop.create_future()
         self._pending[request_id] = future
         raw.dedupe_key()  # hashed here, where there is CPU to spare; it travels with `raw`
         link.send(_encode(_Request(request_id, raw)))
@@ -297,11 +303,26 @@ async def _reap(process: asyncio.subprocess.Process, grace: float = STOP_TIMEOUT
 
 
 class _Worker:
-    """Ingests every request frame as it arrives, answering each after its commit."""
+    """Ingests every request frame as it arrives, answering each after its commit.
+
+    The answers of a commit are written at once, from the store's `on_commit`,
+    before the loop reads more frames. Left to the futures' callbacks they waited
+    a loop turn, behind the normalizing of the next frames, and the receiver idled
+    meanwhile. The callbacks stay for what no commit answers (a store failure).
+    The store resolves writes in the order they were submitted, so the resolved
+    ones are always at the head of `_waiting`.
+    """
 
     def __init__(self, ingest: Ingest, link: _Framed) -> None:
         self.ingest = ingest
         self.link = link
+        self._waiting: deque[tuple[int, WriteItem, asyncio.Future[WriteResult]]] = deque()
+
+    def on_commit(self, size: int) -> None:
+        """The store's `on_commit`: the commit notice and the answers, in one write now."""
+        self.link.send(_encode(_Reply(_COMMIT_NOTICE, committed=size)))
+        self._answer_done()
+        self.link.flush()
 
     def on_request(self, frame: bytes) -> None:
         request = _decode_request(frame)
@@ -316,17 +337,22 @@ class _Worker:
             )
             self.link.send(_encode(_Reply(request.id, failed=repr(error))))
             return
-        future.add_done_callback(functools.partial(self._answer, request.id, item))
+        self._waiting.append((request.id, item, future))
+        future.add_done_callback(self._on_done)
 
-    def _answer(
-        self, request_id: int, item: WriteItem, future: asyncio.Future[WriteResult]
-    ) -> None:
-        error = future.exception()
-        if error is None:
-            reply = _Reply(request_id, ingested(item, future.result()))
-        else:  # the store fails writes only with StoreUnavailable
-            reply = _Reply(request_id, unavailable=str(error))
-        self.link.send(_encode(reply))
+    def _on_done(self, _: asyncio.Future[WriteResult]) -> None:
+        self._answer_done()
+
+    def _answer_done(self) -> None:
+        waiting = self._waiting
+        while waiting and waiting[0][2].done():
+            request_id, item, future = waiting.popleft()
+            error = future.exception()
+            if error is None:
+                reply = _Reply(request_id, ingested(item, future.result()))
+            else:  # the store fails writes only with StoreUnavailable
+                reply = _Reply(request_id, unavailable=str(error))
+            self.link.send(_encode(reply))
 
 
 async def _serve(sock: socket.socket) -> int:
@@ -354,10 +380,11 @@ async def _serve(sock: socket.socket) -> int:
         return 1
     _configure_logging(config.log_level)
 
-    def notify_commit(size: int) -> None:
-        link.send(_encode(_Reply(_COMMIT_NOTICE, committed=size)))
+    def on_commit(size: int) -> None:
+        if worker is not None:  # always: only the worker's callbacks are committed
+            worker.on_commit(size)
 
-    store: Store = open_store(config, on_commit=notify_commit)
+    store: Store = open_store(config, on_commit=on_commit, blocking_commit=True)
     try:
         await store.open()
     except StoreUnavailable as error:

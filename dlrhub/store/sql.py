@@ -372,11 +372,14 @@ class SQLStore:
                 log.exception("store write of %d item(s) failed unexpectedly", len(items))
                 _fail(pending, StoreUnavailable(f"the store could not commit: {error!r}"))
                 continue
-            if self.on_commit is not None:
-                self.on_commit(len(items))
             for (_, future), result in zip(pending, results, strict=True):
                 if not future.done():
                     future.set_result(result)
+            # After the results: what `on_commit` schedules runs after the callers'
+            # callbacks (the ingest worker's notice goes out in the same write as the
+            # answers, before the loop reads more input).
+            if self.on_commit is not None:
+                self.on_commit(len(items))
 
     def _fail_queued(self, error: StoreUnavailable) -> None:
         while not self._queue.empty():

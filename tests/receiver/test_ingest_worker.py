@@ -13,11 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlrhub.app import create_app
+from dlrhub.app import create_app, open_store
 from dlrhub.config import Config, load_config
 from dlrhub.normalizers import RawCallback
-from dlrhub.receiver.ingest import Ingested
+from dlrhub.receiver.ingest import Ingest, Ingested
 from dlrhub.receiver.ingest_worker import (
+    _COMMIT_NOTICE,
     FRAMES_PER_TURN,
     IngestWorker,
     _decode_reply,
@@ -133,10 +134,10 @@ class _ClosedIngest:
         raise StoreUnavailable("the store is not open")
 
 
-def request_frame() -> bytes:
+def request_frame(request_id: int = 7, body: bytes = b"x=1") -> bytes:
     return _encode(
         _Request(
-            7,
+            request_id,
             RawCallback(
                 "nrs360",
                 "nrs360",
@@ -144,12 +145,72 @@ def request_frame() -> bytes:
                 "POST",
                 "",
                 FORM["Content-Type"],
-                b"x=1",
+                body,
                 datetime.now(UTC),
                 "127.0.0.1",
             ),
         )
     )
+
+
+class _WritingLink(_Link):
+    """A link that keeps each write (`flush`) apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[list[bytes]] = []
+
+    def flush(self) -> None:
+        if self.sent:
+            self.writes.append(self.sent)
+            self.sent = []
+
+
+async def test_a_commit_answers_all_its_callbacks_in_one_write_at_once(config: Config) -> None:
+    link = _WritingLink()
+    worker: _Worker | None = None
+
+    def on_commit(size: int) -> None:
+        assert worker is not None
+        worker.on_commit(size)
+
+    store = open_store(config, on_commit=on_commit, blocking_commit=True)
+    await store.open()
+    try:
+        worker = _Worker(Ingest(config, store), link)  # type: ignore[arg-type]
+        for number in range(1, 6):
+            form = event_form("delivered", message_id=f"m-{number}")
+            worker.on_request(request_frame(number, form.encode()))
+        assert link.sent == []  # nothing is answered before its commit
+        await eventually(lambda: _is_not(link.writes or None, None))
+        notice, *answers = [_decode_reply(frame) for frame in link.writes[0]]
+        assert (notice.id, notice.committed) == (_COMMIT_NOTICE, 5)
+        assert [answer.id for answer in answers] == [1, 2, 3, 4, 5]
+        assert all(answer.ingested is not None for answer in answers)
+        for _ in range(3):  # the futures' own callbacks run later and find nothing left
+            await asyncio.sleep(0)
+        assert (len(link.writes), link.sent) == (1, [])
+    finally:
+        await store.close()
+
+
+async def test_a_commit_that_fails_answers_its_callbacks_unavailable(config: Config) -> None:
+    import sqlite3
+
+    link = _WritingLink()
+    store = open_store(config, blocking_commit=True)
+    await store.open()
+    try:
+        with sqlite3.connect(config.sqlite_path) as other:
+            other.execute("DROP TABLE events")  # every insert of an event now fails
+        worker = _Worker(Ingest(config, store), link)  # type: ignore[arg-type]
+        worker.on_request(request_frame(3, event_form("delivered").encode()))
+        await eventually(lambda: _is_not(link.sent or None, None))
+        (reply,) = [_decode_reply(frame) for frame in link.sent]
+        assert reply.id == 3
+        assert reply.unavailable is not None and "could not commit" in reply.unavailable
+    finally:
+        await store.close()
 
 
 @pytest.mark.parametrize(

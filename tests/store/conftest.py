@@ -13,15 +13,21 @@ from dlrhub.store.postgres import PostgresStore
 from tests.postgres import POSTGRES_DSN, fresh_schema
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "sqlite_blocking_commit", "postgres"])
 async def make_store(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[Callable[..., SQLStore]]:
-    """Each call gives a new, unopened store over the same data."""
-    if request.param == "sqlite":
+    """Each call gives a new, unopened store over the same data.
+
+    `sqlite_blocking_commit` is the SQLite store as the ingest worker runs it.
+    """
+    if request.param.startswith("sqlite"):
+        blocking_commit = request.param == "sqlite_blocking_commit"
 
         def sqlite(**options: Any) -> SQLStore:
-            return SQLiteStore(tmp_path / "store.sqlite3", **options)
+            return SQLiteStore(
+                tmp_path / "store.sqlite3", blocking_commit=blocking_commit, **options
+            )
 
         yield sqlite
         return

@@ -267,3 +267,33 @@ async def test_sqlite_writes_wait_for_another_writer_without_blocking_the_loop(
     finally:
         other.close()
         await store.close()
+
+
+async def test_a_blocking_commit_store_waits_for_another_writer_then_commits(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+    import threading
+
+    store = SQLiteStore(tmp_path / "store.sqlite3", blocking_commit=True)
+    await store.open()
+    other = sqlite3.connect(
+        tmp_path / "store.sqlite3", isolation_level=None, check_same_thread=False
+    )
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the lock for a while
+        other.execute("INSERT INTO meta (key, value) VALUES ('other', 'first')")
+        release = threading.Timer(0.3, other.execute, ["COMMIT"])
+        release.start()
+        written = await asyncio.wait_for(
+            store.write(Accept(raw("waits"), [status_event("m", Status.SENT, 0)])), 10
+        )
+        release.join()
+        assert written.outcome == "stored"
+        assert [e.id for e in await store.events(EventFilter())] == [written.events[0].id]
+        assert await store.backend.read("SELECT value FROM meta WHERE key = 'other'", []) == [
+            ("first",)
+        ]
+    finally:
+        other.close()
+        await store.close()

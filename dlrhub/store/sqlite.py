@@ -47,17 +47,26 @@ from dlrhub.store.sql import (
 
 SCHEMA = SCHEMA_TEMPLATE.format(bigint="INTEGER", bytes="BLOB")
 BUSY_TIMEOUT_MS = 10_000
+# WAL pages after which a commit also checkpoints (SQLite's default is 1,000, 4 MiB).
+# A page rewritten by many commits (the tail of each table and index) is copied
+# into the database once per checkpoint, so fewer, larger checkpoints copy less:
+# 4,000 (16 MiB of WAL) gave the ingest benchmark 6-10 % more callbacks per second,
+# and its p99 went from about 15 to 25 ms (the commit that checkpoints takes longer).
+WAL_AUTOCHECKPOINT_PAGES = 4_000
 
 
 def _pragmas(*, synchronous: str = "FULL", query_only: bool = False) -> list[str]:
     """WAL lets readers run beside the one writer; `busy_timeout` makes a second
-    writer (a CLI command, the sink worker) wait for the lock instead of failing."""
+    writer (a CLI command, the sink worker) wait for the lock instead of failing.
+    Every writer checkpoints at the same WAL size: one with SQLite's default would
+    checkpoint for all of them at a quarter of it."""
     if query_only:
         return [f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}", "PRAGMA query_only=ON"]
     return [
         f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
         "PRAGMA journal_mode=WAL",
         f"PRAGMA synchronous={synchronous}",
+        f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}",
     ]
 
 

@@ -33,9 +33,13 @@ async def test_sink_metrics_on_the_metrics_page(tmp_path: Path) -> None:
             )
             assert answer.status_code == 200
         text = ""
+        caught_up = (
+            'dlrhub_sink_delivered_total{sink="archive"} 5.0',
+            'dlrhub_sink_lag_events{sink="archive"} 0.0',  # measured every control_interval
+        )
         for _ in range(200):
             text = (await client.get("/metrics")).text
-            if 'dlrhub_sink_delivered_total{sink="archive"} 5.0' in text:
+            if all(line in text for line in caught_up):
                 break
             await asyncio.sleep(0.05)
     assert 'dlrhub_sink_delivered_total{sink="archive"} 5.0' in text

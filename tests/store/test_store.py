@@ -297,3 +297,35 @@ async def test_a_blocking_commit_store_waits_for_another_writer_then_commits(
     finally:
         other.close()
         await store.close()
+
+
+@pytest.mark.parametrize("blocking_commit", [False, True])
+async def test_sqlite_checkpoints_the_wal_at_16_mib_not_sqlites_4(
+    tmp_path: Path, blocking_commit: bool
+) -> None:
+    """Fewer, larger checkpoints copy each often-rewritten page less often."""
+    from dlrhub.store.sqlite import WAL_AUTOCHECKPOINT_PAGES
+
+    path = tmp_path / "store.sqlite3"
+    wal = path.with_name(path.name + "-wal")
+    store = SQLiteStore(path, blocking_commit=blocking_commit)
+    await store.open()
+    try:
+        largest = 0
+        for batch in range(60):  # about 4,000 pages of WAL
+            await asyncio.gather(
+                *(
+                    store.write(
+                        Accept(raw(f"b{batch}-{n}" * 40), [status_event(f"m{n}", Status.SENT, 0)])
+                    )
+                    for n in range(50)
+                )
+            )
+            largest = max(largest, wal.stat().st_size)
+    finally:
+        await store.close()
+    page_and_header = 4096 + 24
+    # SQLite's default would have checkpointed and reused the WAL from its start at
+    # about 1,000 pages; dlrhub's writers let it grow past that.
+    assert largest > 1_500 * page_and_header
+    assert largest < (WAL_AUTOCHECKPOINT_PAGES + 500) * page_and_header

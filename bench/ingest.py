@@ -416,7 +416,7 @@ def goal_lines(bare: WrkResult, hub: WrkResult) -> str:
     throughput_met = "met" if fraction >= THROUGHPUT_GOAL else "NOT met"
     latency_met = "met" if hub.p99_ms < P99_GOAL_MS else "NOT met"
     return (
-        f"dlrhub / bare throughput: {fraction:.2f} (goal >= {THROUGHPUT_GOAL}: {throughput_met})\n"
+        f"dlrhub / bare throughput: {fraction:.3f} (goal >= {THROUGHPUT_GOAL}: {throughput_met})\n"
         f"dlrhub p99: {hub.p99_ms:.2f} ms (goal < {P99_GOAL_MS:.0f} ms: {latency_met})"
     )
 

@@ -375,9 +375,8 @@ class SQLStore:
             for (_, future), result in zip(pending, results, strict=True):
                 if not future.done():
                     future.set_result(result)
-            # After the results: what `on_commit` schedules runs after the callers'
-            # callbacks (the ingest worker's notice goes out in the same write as the
-            # answers, before the loop reads more input).
+            # After the results, so that `on_commit` may answer the callers at once: the
+            # ingest worker writes its answers there, before its loop reads more input.
             if self.on_commit is not None:
                 self.on_commit(len(items))
 

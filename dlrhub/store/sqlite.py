@@ -90,7 +90,8 @@ async def connect_sqlite(
 
 
 class _Writer:
-    """The write connection, and the thread that commits (and waits for locks) on it."""
+    """The write connection, and the thread that commits (and waits for locks) on it,
+    or, with `blocking_commit`, the loop itself."""
 
     def __init__(self, path: Path, *, blocking_commit: bool = False) -> None:
         self.path = path
@@ -120,8 +121,8 @@ class _Writer:
             result = run_transaction(transaction, functools.partial(_run_statement, db))
             await self._slow(functools.partial(db.execute, "COMMIT"))
         except BaseException:
-            # In the thread, after anything it still runs (a COMMIT whose caller was
-            # cancelled goes on): the connection is never used by two threads at once.
+            # Where the COMMIT runs, after anything it still runs there (a COMMIT whose
+            # caller was cancelled goes on): never two threads on the connection at once.
             await asyncio.shield(self._slow(functools.partial(_roll_back, db)))
             raise
         return result

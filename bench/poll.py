@@ -34,16 +34,16 @@ from typing import Any
 import orjson
 
 from dlrhub.config import Config, parse_config
-from dlrhub.outbound.onurix import OnurixClient
 from dlrhub.outbound.poller import Poller
 from dlrhub.outbound.sending import Outbound, TrackRequest
 from dlrhub.outbound.transport import Exchange, Transport
+from dlrhub.providers.onurix.client import OnurixClient
 from dlrhub.store import SQLiteStore
 from dlrhub.store.tracking_sqlite import SQLiteTrackingStore
 
 FAKE = """
 import sys, uvicorn
-from dlrhub.testing.onurix import FakeOnurix
+from dlrhub.providers.onurix.fake import FakeOnurix
 fake = FakeOnurix(latency=float(sys.argv[2]), answer_unknown=True, progression=("Enviado",))
 uvicorn.run(fake.app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
             access_log=False, lifespan="off")

@@ -12,13 +12,15 @@ Only for measuring: it replaces the 360NRS normalizer in this process's registry
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 from dlrhub.app import create_app
 from dlrhub.config import load_config
 from dlrhub.event import Event
-from dlrhub.normalizers import NORMALIZERS, RawCallback, SourceOptions
+from dlrhub.normalizers import RawCallback, SourceOptions
+from dlrhub.providers import PROVIDERS
 from dlrhub.store import Accept, WriteItem, WriteResult
 
 
@@ -43,7 +45,7 @@ stage = os.environ.get("BENCH_STAGE", "normalize")
 if stage not in ("receive", "normalize"):
     raise SystemExit(f"BENCH_STAGE must be receive or normalize, not {stage!r}")
 if stage == "receive":
-    NORMALIZERS["nrs360"] = no_events
+    PROVIDERS["nrs360"] = dataclasses.replace(PROVIDERS["nrs360"], normalize=no_events)  # type: ignore[index]
 app = create_app(
     load_config(Path(os.environ["BENCH_CONFIG"]), env={}),
     store=AnsweringStore(),  # type: ignore[arg-type]

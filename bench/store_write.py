@@ -24,7 +24,8 @@ from pathlib import Path
 
 import uvloop
 
-from dlrhub.normalizers import NORMALIZERS, RawCallback, SourceOptions
+from dlrhub.normalizers import RawCallback, SourceOptions
+from dlrhub.providers import PROVIDERS
 from dlrhub.store import Accept, SQLiteStore, SQLStore
 from dlrhub.store.postgres import PostgresStore
 
@@ -47,7 +48,7 @@ def callback(number: int) -> Accept:
         received_at=datetime.now(UTC),
         remote_addr="127.0.0.1",
     )
-    return Accept(raw, NORMALIZERS["nrs360"](raw, SourceOptions()))
+    return Accept(raw, PROVIDERS["nrs360"].normalize(raw, SourceOptions()))
 
 
 async def measure(store: SQLStore, writers: int, writes: int) -> str:

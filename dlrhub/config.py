@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from dlrhub.event import Status
-from dlrhub.normalizers import DEFAULT_DLR_PARAMS, NORMALIZERS, PROVIDER_ALIASES, SourceOptions
+from dlrhub.normalizers import SourceOptions
 from dlrhub.outbound.settings import OutboundConfig, parse_outbound
+from dlrhub.providers import PROVIDERS, source_providers
 from dlrhub.redact import redact_dsn
 from dlrhub.settings_values import (
     ConfigError as ConfigError,
@@ -61,6 +62,9 @@ NAMED_TABLES = ("sources", "sinks", "accounts")
 
 @dataclass(frozen=True, slots=True)
 class SourceConfig:
+    """A `[[sources]]` entry. `token` is its credential, under the key its provider's
+    `SourceSpec.secret_key` names (`token`, or Twilio's `auth_token`)."""
+
     name: str
     provider: str
     token: str
@@ -282,35 +286,31 @@ def parse_config(document: Mapping[str, Any]) -> Config:
     )
 
 
+SOURCE_KEYS = {"name", "provider", "allow_ips", "status_map", "timezone"}
+
+
 def _source(path: str, item: Any) -> SourceConfig:
     table = read_table(path, item)
-    reject_unknown(
-        path,
-        table,
-        {
-            "name",
-            "provider",
-            "token",
-            "allow_ips",
-            "dlr_params",
-            "status_map",
-            "timezone",
-            "dlr_plus_as_space",
-        },
+    provider = read_choice(
+        path, table, "provider", source_providers(), "a known provider that pushes callbacks"
     )
+    spec = PROVIDERS[provider].source
+    assert spec is not None  # source_providers() lists only providers with a SourceSpec
+    receipt_keys = {"dlr_params", "dlr_plus_as_space"} if spec.dlr_params is not None else set()
+    reject_unknown(path, table, SOURCE_KEYS | {spec.secret_key} | receipt_keys)
     name = read_name(path, table)
-    receivable = {alias: code for alias, code in PROVIDER_ALIASES.items() if code in NORMALIZERS}
-    provider = read_choice(path, table, "provider", receivable, "a known provider")
-    token = value_at(table, "token", f"{path}.token", read_secret, None)
+    token = value_at(table, spec.secret_key, f"{path}.{spec.secret_key}", read_secret, None)
     if token is None:
-        raise ConfigError(f"{path}.token", "is required: 16 or more URL-safe characters")
+        raise ConfigError(
+            f"{path}.{spec.secret_key}", "is required: 16 or more URL-safe characters"
+        )
     allow_ips = tuple(
         read_network(f"{path}.allow_ips[{i}]", value)
         for i, value in enumerate(read_list(f"{path}.allow_ips", table.get("allow_ips", [])))
     )
-    dlr_params = dict(DEFAULT_DLR_PARAMS)
+    dlr_params = dict(spec.dlr_params or {})
     params_doc = read_table(f"{path}.dlr_params", table.get("dlr_params", {}))
-    reject_unknown(f"{path}.dlr_params", params_doc, set(DEFAULT_DLR_PARAMS))
+    reject_unknown(f"{path}.dlr_params", params_doc, set(dlr_params))
     for key, value in params_doc.items():
         dlr_params[key] = read_text(f"{path}.dlr_params.{key}", value)
     status_map = {}

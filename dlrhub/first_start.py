@@ -1,9 +1,10 @@
-"""Zero-configuration start: a default 360NRS source and an admin token.
+"""Zero-configuration start: a default source and an admin token.
 
-With no `[[sources]]` configured, `dlrhub serve` creates one 360NRS source
-named `nrs360`; without `DLRHUB_ADMIN_TOKEN` it makes an admin token. Both
-secrets are random and persisted (mode 0600) in the data directory, so the
-URLs given to the provider keep working across restarts.
+With no `[[sources]]` configured, `dlrhub serve` creates one source of the
+registry's default provider (360NRS), named after it; without
+`DLRHUB_ADMIN_TOKEN` it makes an admin token. Both secrets are random and
+persisted (mode 0600) in the data directory, so the URLs given to the provider
+keep working across restarts.
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ import secrets
 from pathlib import Path
 
 from dlrhub.config import Config, SourceConfig
+from dlrhub.providers import DEFAULT_PROVIDER
 
-DEFAULT_SOURCE = "nrs360"
+DEFAULT_SOURCE = DEFAULT_PROVIDER.name
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Prepared:
     config: Config
-    generated: list[str]  # what was created now: "admin token", "source nrs360"
+    generated: list[str]  # what was created now: "admin token", "source <name>"
 
 
 def prepare(config: Config) -> Prepared:
@@ -33,7 +35,7 @@ def prepare(config: Config) -> Prepared:
             generated.append("admin token")
     if not config.sources:
         token, created = _persisted_secret(config.data_dir / f"source-{DEFAULT_SOURCE}.token")
-        source = SourceConfig(name=DEFAULT_SOURCE, provider="nrs360", token=token)
+        source = SourceConfig(name=DEFAULT_SOURCE, provider=DEFAULT_PROVIDER.name, token=token)
         config = dataclasses.replace(config, sources=(source,))
         if created:
             generated.append(f"source {DEFAULT_SOURCE}")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dlrhub.config import Config
-from dlrhub.normalizers import NORMALIZERS, NormalizeError, SourceOptions
+from dlrhub.normalizers import NormalizeError, SourceOptions
+from dlrhub.providers import PROVIDERS
 from dlrhub.store import QuarantineEntry, Reprocess, Store, WriteResult
 
 
@@ -11,12 +12,12 @@ async def reprocess_entry(store: Store, config: Config, entry: QuarantineEntry) 
     """Store the events if it now normalizes; otherwise record the new reason."""
     source = config.source(entry.raw.source)
     options = source.options if source is not None else SourceOptions()
-    normalizer = NORMALIZERS.get(entry.raw.provider)
-    if normalizer is None:
+    provider = PROVIDERS.get(entry.raw.provider)
+    if provider is None:
         reason = f"provider {entry.raw.provider!r} has no normalizer in this version"
         return await store.write(Reprocess(entry.id, None, reason))
     try:
-        events = normalizer(entry.raw, options)
+        events = provider.normalize(entry.raw, options)
     except NormalizeError as error:
         return await store.write(Reprocess(entry.id, None, str(error)))
     return await store.write(Reprocess(entry.id, events))

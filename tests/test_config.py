@@ -95,9 +95,14 @@ def test_config_path_from_the_environment(tmp_path: Path) -> None:
         ("[server]\ncolour = 1\n", {}, "server.colour: unknown key"),
         ("[[sources]]\nprovider = '360nrs'\n", {}, "sources[0].name: is required"),
         (
-            f"[[sources]]\nname = 'a'\nprovider = 'twilio'\ntoken = '{TOKEN}'\n",
+            f"[[sources]]\nname = 'a'\nprovider = 'carrier-pigeon'\ntoken = '{TOKEN}'\n",
             {},
-            "sources[0].provider: 'twilio' is not a known provider",
+            "sources[0].provider: 'carrier-pigeon' is not a known provider",
+        ),
+        (
+            f"[[sources]]\nname = 'a'\nprovider = 'onurix'\ntoken = '{TOKEN}'\n",
+            {},
+            "sources[0].provider: 'onurix' is not a known provider that pushes callbacks",
         ),
         ("[[sources]]\nname = 'a'\nprovider = '360nrs'\ntoken = 'short'\n", {}, "sources[0].token"),
         (

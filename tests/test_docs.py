@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_nrs360_provider_page_is_the_module_docstring() -> None:
-    module = ast.parse((ROOT / "dlrhub/normalizers/nrs360.py").read_text(encoding="utf-8"))
+    module = ast.parse((ROOT / "dlrhub/providers/nrs360/callbacks.py").read_text(encoding="utf-8"))
     docstring = ast.get_docstring(module)
     page = (ROOT / "docs/providers/nrs360.md").read_text(encoding="utf-8")
     assert page == f"# {docstring}\n", "regenerate docs/providers/nrs360.md from the docstring"

@@ -19,6 +19,8 @@ from dlrhub.commands.common import (
 )
 from dlrhub.config import Config
 from dlrhub.event import Status
+from dlrhub.providers import PROVIDERS
+from dlrhub.providers.base import load
 
 
 def add_outbound_commands(
@@ -75,10 +77,12 @@ def add_outbound_commands(
     backfill = commands.add_parser(
         "backfill",
         parents=[common],
-        help="fill a gap of 360NRS callbacks from its events report",
-        description="Fetch a sending's events report (CSV) and store the events missing.",
+        help="fill a gap of callbacks from the provider's events report",
+        description="Fetch a sending's events report and store the events missing.",
     )
-    backfill.add_argument("--account", required=True, help="a 360NRS [[accounts]] name")
+    backfill.add_argument(
+        "--account", required=True, help="an [[accounts]] name whose provider has reports"
+    )
     backfill.add_argument("--sending-id", required=True)
     backfill.add_argument("--after", required=True, help="ISO 8601 start")
     backfill.add_argument("--before", required=True, help="ISO 8601 end")
@@ -190,7 +194,8 @@ def command_poll(args: argparse.Namespace) -> int:
     config = config_from(args)
     configure_logging(config.log_level)
     if not any(account.pollable for account in config.outbound.accounts):
-        raise CliError("no [[accounts]] can be polled (onurix, uvox or 360nrs, poll = true)")
+        pollable = sorted(name for name, p in PROVIDERS.items() if p.account and p.account.pollable)
+        raise CliError(f"no [[accounts]] can be polled ({', '.join(pollable)}; poll = true)")
 
     async def run() -> None:
         store = open_store(config)
@@ -278,9 +283,15 @@ def command_poll_resume(args: argparse.Namespace) -> int:
 
 def command_backfill(args: argparse.Namespace) -> int:
     from dlrhub.event import parse_time
-    from dlrhub.outbound.backfill import backfill_sending
 
     config = config_from(args)
+    account = config.outbound.account(args.account)
+    if account is None:
+        raise CliError(f"no [[accounts]] named {args.account!r}", EXIT_USAGE)
+    provider = PROVIDERS[account.provider]
+    if provider.backfill is None:
+        raise CliError(f"{provider.title} has no events report to backfill from", EXIT_USAGE)
+    backfill_sending: Any = load(provider.backfill)
     try:
         after, before = parse_time(args.after), parse_time(args.before)
     except ValueError:

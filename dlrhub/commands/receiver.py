@@ -22,6 +22,7 @@ from dlrhub.commands.outbound import poller_services
 from dlrhub.commands.sinks import register_sink_metrics, sink_services
 from dlrhub.config import Config
 from dlrhub.event import Event, EventType, Status
+from dlrhub.providers import DEFAULT_PROVIDER, PROVIDERS
 from dlrhub.store import EventFilter, Store
 
 
@@ -134,21 +135,13 @@ def describe_endpoints(config: Config, generated: list[str]) -> str:
     base = config.server.public_url or f"http://{config.server.host}:{config.server.port}"
     lines = [f"dlrhub {__version__} listening on {base} (store: {config.store_label})", ""]
     for source in config.sources:
-        params = source.options.dlr_params
-        dlr_query = "&".join(
-            f"{params[field]}={escape}"
-            for field, escape in (("status", "%d"), ("phone", "%P"), ("sender", "%p"))
-        )
+        provider = PROVIDERS[source.provider]
         hook = f"{base}/hooks/{source.name}"
-        token = f"token={source.token}"
-        lines += [
-            f"Source {source.name!r} ({source.provider}):",
-            f"  event notifications (POST):      {hook}/events?{token}",
-            "  delivery receipts (notificationUrl, GET; put your own ref):",
-            f"    {hook}/dlr?{token}&{dlr_query}&{params['ref']}=<your-ref>",
-            f"  progress notifications (POST):   {hook}/progress?{token}",
-            "",
-        ]
+        lines.append(f"Source {source.name!r} ({source.provider}):")
+        urls = provider.source.urls(hook, source.token, source.options) if provider.source else []
+        for label, url in urls:
+            lines += [f"  {label}:", f"    {url}"]
+        lines.append("")
     if "admin token" in generated:
         lines.append(f"Admin token (generated, kept in {config.data_dir}/admin.token):")
         lines.append(f"  {config.admin_token}")
@@ -288,7 +281,10 @@ def command_check_config(args: argparse.Namespace) -> int:
     print(f"configuration is valid: data_dir={config.data_dir}, store={config.store_label}")
     print(f"listen on {config.server.host}:{config.server.port}")
     if not config.sources:
-        print("no sources: 'dlrhub serve' will create the 360NRS source 'nrs360'")
+        print(
+            f"no sources: 'dlrhub serve' will create the {DEFAULT_PROVIDER.title}"
+            f" source {DEFAULT_PROVIDER.name!r}"
+        )
     for source in config.sources:
         allow = ", ".join(str(network) for network in source.allow_ips) or "any address"
         print(f"source {source.name}: provider {source.provider}, allow {allow}")

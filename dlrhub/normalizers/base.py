@@ -51,26 +51,15 @@ class RawCallback:
         return self._dedupe_key
 
 
-# Default names of the query parameters of a delivery receipt (GET on the
-# notificationUrl). Only status, phone, sender and ref are in the default URL
-# template; the others are read when present under these names.
-DEFAULT_DLR_PARAMS: Mapping[str, str] = {
-    "status": "status",
-    "phone": "phone",
-    "sender": "sender",
-    "ref": "ref",
-    "message_id": "id",
-    "smsc_id": "smsc_id",
-    "smsc_reply": "reply",
-    "timestamp": "ts",
-}
-
-
 @dataclass(frozen=True, slots=True)
 class SourceOptions:
-    """Per-source choices where provider documents are silent (see README)."""
+    """Per-source choices where provider documents are silent (see README).
 
-    dlr_params: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_DLR_PARAMS))
+    `dlr_params` renames receipt parameters; a name it does not give keeps the
+    provider's default (each provider's `SourceSpec.dlr_params`).
+    """
+
+    dlr_params: Mapping[str, str] = field(default_factory=dict)
     status_map: Mapping[str, Status] = field(default_factory=dict)
     timezone: str = "UTC"
     dlr_plus_as_space: bool = False

@@ -1,4 +1,4 @@
-"""What every provider client offers, and the factory that builds one per account."""
+"""What every provider client offers; `dlrhub.providers.client_for` builds one per account."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import httpx
-
-from dlrhub.outbound.settings import AccountConfig
+from dlrhub.outbound.account import AccountConfig
 from dlrhub.outbound.transport import Exchange, Transport
 
 
@@ -44,17 +42,3 @@ class ProviderClient(Protocol):
         ...
 
     async def aclose(self) -> None: ...
-
-
-def client_for(account: AccountConfig, http: httpx.AsyncClient | None = None) -> ProviderClient:
-    """The client of the account's provider."""
-    from dlrhub.outbound import conectaline, nrs360, onurix, uvox
-
-    transport = Transport(account, http)
-    if account.provider == "nrs360":
-        return nrs360.Nrs360Client(account, transport)
-    if account.provider == "onurix":
-        return onurix.OnurixClient(account, transport)
-    if account.provider == "uvox":
-        return uvox.UvoxClient(account, transport)
-    return conectaline.ConectalineClient(account, transport)

@@ -40,8 +40,8 @@ from prometheus_client import CollectorRegistry
 
 from dlrhub.config import Config
 from dlrhub.event import Event, EventType, Status
-from dlrhub.normalizers import NORMALIZERS, NormalizeError
-from dlrhub.outbound.clients import ProviderClient, client_for
+from dlrhub.normalizers import NormalizeError
+from dlrhub.outbound.clients import ProviderClient
 from dlrhub.outbound.errors import (
     ProviderAnswerError,
     ProviderAuthError,
@@ -52,6 +52,7 @@ from dlrhub.outbound.poll_metrics import PollMetrics
 from dlrhub.outbound.ratelimit import RateLimiter
 from dlrhub.outbound.schedule import expired, next_poll_at
 from dlrhub.outbound.settings import AccountConfig, PollerConfig
+from dlrhub.providers import PROVIDERS, client_for
 from dlrhub.store import Accept, Quarantine, Store, StoreUnavailable
 from dlrhub.store.tracking import PollOutcome, TrackedMessage, TrackingStore
 from dlrhub.store.tracking_sqlite import SQLiteTrackingStore
@@ -322,7 +323,7 @@ class Poller:
         now = self.now()
         raw = exchange.raw(account, "poll")
         try:
-            events = NORMALIZERS[account.provider](raw, account.options)
+            events = PROVIDERS[account.provider].normalize(raw, account.options)
         except NormalizeError as error:
             self.metrics.polls.labels(account.name, "bad_answer").inc()
             await self.store.write(Quarantine(raw, str(error)))

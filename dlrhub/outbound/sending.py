@@ -17,15 +17,15 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from urllib.parse import quote
 
 from dlrhub.config import Config
 from dlrhub.event import Event, EventType, Status
-from dlrhub.normalizers import NORMALIZERS, NormalizeError
-from dlrhub.outbound.clients import OutboundMessage, ProviderClient, client_for
+from dlrhub.normalizers import NormalizeError
+from dlrhub.outbound.clients import OutboundMessage, ProviderClient
 from dlrhub.outbound.errors import ProviderAnswerError
 from dlrhub.outbound.poller import Clock, utc_now
 from dlrhub.outbound.settings import AccountConfig
+from dlrhub.providers import PROVIDERS, client_for
 from dlrhub.store import Accept, Quarantine, Store
 from dlrhub.store.tracking import NewTracking, TrackedMessage, TrackingStore
 
@@ -135,7 +135,7 @@ class Outbound:
         for exchange in exchanges:
             raw = exchange.raw(account, "send")
             try:
-                events = NORMALIZERS[account.provider](raw, account.options)
+                events = PROVIDERS[account.provider].normalize(raw, account.options)
             except NormalizeError as error:
                 await self.store.write(Quarantine(raw, str(error)))
                 raise ProviderAnswerError(
@@ -210,7 +210,9 @@ class Outbound:
 
     def _notification_urls(self, account: AccountConfig, refs: Sequence[str]) -> tuple[str, ...]:
         source_name = account.setting("source")
-        if account.provider != "nrs360" or not source_name:
+        spec = PROVIDERS[account.provider].account
+        notification_url = spec.notification_url if spec is not None else None
+        if notification_url is None or not source_name:
             return ()
         source = self.config.source(source_name)
         if source is None:
@@ -220,12 +222,8 @@ class Outbound:
             )
         server = self.config.server
         base = server.public_url or f"http://{server.host}:{server.port}"
-        names = source.options.dlr_params
-        template = (
-            f"{base}/hooks/{source.name}/dlr?token={source.token}"
-            f"&{names['status']}=%d&{names['phone']}=%P&{names['sender']}=%p"
-        )
-        return tuple(f"{template}&{names['ref']}={quote(ref, safe='')}" for ref in refs)
+        hook = f"{base}/hooks/{source.name}"
+        return tuple(notification_url(hook, source.token, source.options, ref) for ref in refs)
 
 
 def _check_send(
@@ -249,18 +247,17 @@ def _check_send(
             raise SendRefused("bad_request", f"ref {ref[:80]!r} is not 1-64 URL-safe characters")
     if texts is not None and len(texts) != len(recipients):
         raise SendRefused("bad_request", "give one text per recipient in 'texts', or none")
-    if (
-        texts is not None
-        and account.provider not in ("conectaline", "uvox")
-        and len(set(texts)) > 1
-    ):
+    spec = PROVIDERS[account.provider].account
+    if texts is not None and not (spec and spec.distinct_texts) and len(set(texts)) > 1:
         raise SendRefused("bad_request", f"{account.provider} sends one text to everyone")
     if not (text or texts) and channel != "call":
         raise SendRefused("bad_request", "the text is empty")
     if len(text) > MAX_TEXT:
         raise SendRefused("bad_request", f"the text is over {MAX_TEXT} characters")
-    if channel not in ("sms", "call") or (channel == "call" and account.provider != "onurix"):
-        raise SendRefused("bad_request", "channel is 'sms' ('call' only through Onurix)")
+    channels = spec.channels if spec else frozenset({"sms"})
+    if channel not in channels:
+        offered = " or ".join(repr(name) for name in sorted(channels))
+        raise SendRefused("bad_request", f"channel is {offered} through {account.provider}")
 
 
 def _sent(event: Event) -> SentMessage:

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dlrhub.event import Status
-from dlrhub.normalizers.base import SourceOptions
+from dlrhub.outbound.account import AccountConfig as AccountConfig
+from dlrhub.providers import PROVIDERS, account_providers
 from dlrhub.settings_values import (
     ConfigError,
     read_bool,
@@ -32,38 +33,6 @@ from dlrhub.settings_values import (
     value_at,
 )
 
-PROVIDERS = ("nrs360", "onurix", "uvox", "conectaline")
-PROVIDER_NAMES = {"360nrs": "nrs360", "nrs360": "nrs360"} | {name: name for name in PROVIDERS[1:]}
-
-DEFAULT_BASE_URLS = {
-    "nrs360": "https://dashboard.360nrs.com/api/rest",
-    "onurix": "https://www.onurix.com/api/v1",
-    "uvox": "https://my.unityvox.com/api/get-api/v1",
-    "conectaline": "https://apisms.conectaline.com/v1",
-}
-# Providers with a status endpoint the poller can ask.
-POLLABLE = frozenset({"nrs360", "onurix", "uvox"})
-# Provider statuses after which the provider never says anything new, by provider.
-DEFAULT_STOP_STATUSES: Mapping[str, tuple[str, ...]] = {"uvox": ("013",)}
-# Ids one status request can carry (360NRS takes several, comma separated).
-DEFAULT_GROUP_SIZES = {"nrs360": 50, "onurix": 1, "uvox": 1, "conectaline": 1}
-
-# Keys each provider's account reads, besides the common ones.
-PROVIDER_KEYS: Mapping[str, frozenset[str]] = {
-    "nrs360": frozenset({"username", "password", "sender", "source"}),
-    "onurix": frozenset({"client", "key", "country_code"}),
-    "uvox": frozenset({"accountnumber", "apikey", "sender", "status_path", "apikey_in"}),
-    "conectaline": frozenset(
-        {"api_token", "email", "password", "configuration_name", "token_renew_margin"}
-    ),
-}
-REQUIRED_KEYS: Mapping[str, tuple[tuple[str, ...], ...]] = {
-    "nrs360": (("username",), ("password",)),
-    "onurix": (("client",), ("key",)),
-    "uvox": (("accountnumber",), ("apikey",)),
-    "conectaline": (("configuration_name",),),
-}
-SECRET_KEYS = frozenset({"password", "key", "apikey", "api_token"})
 COMMON_KEYS = frozenset(
     {
         "name",
@@ -80,45 +49,6 @@ COMMON_KEYS = frozenset(
         "stop_statuses",
     }
 )
-
-
-@dataclass(frozen=True, slots=True)
-class AccountConfig:
-    """One provider account. `settings` holds the provider's own keys (credentials too)."""
-
-    name: str
-    provider: str
-    base_url: str
-    settings: Mapping[str, str] = field(default_factory=dict)
-    timeout: float = 10.0
-    retries: int = 3
-    backoff: float = 0.5
-    rate_limit: float = 5.0  # requests per second to the provider; 0 means no limit
-    concurrency: int = 4
-    poll: bool = True
-    group_size: int = 1
-    status_map: Mapping[str, Status] = field(default_factory=dict)
-    stop_statuses: tuple[str, ...] = ()
-
-    @property
-    def pollable(self) -> bool:
-        return self.poll and self.provider in POLLABLE
-
-    @property
-    def options(self) -> SourceOptions:
-        """What the provider's normalizer is given for this account's answers."""
-        return SourceOptions(status_map=self.status_map, timezone="UTC")
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        """Credential values, to be scrubbed from any text that leaves a client."""
-        return tuple(value for key, value in self.settings.items() if key in SECRET_KEYS)
-
-    def setting(self, key: str, default: str | None = None) -> str | None:
-        return self.settings.get(key, default)
-
-    def __repr__(self) -> str:  # never show credentials in a traceback or a log
-        return f"AccountConfig(name={self.name!r}, provider={self.provider!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,26 +132,25 @@ def _poller(value: Any) -> PollerConfig:
 def _account(path: str, item: Any) -> AccountConfig:
     table = read_table(path, item)
     name = read_name(path, table)
-    provider = read_choice(path, table, "provider", PROVIDER_NAMES, "a provider")
-    reject_unknown(path, table, set(COMMON_KEYS | PROVIDER_KEYS[provider]))
+    provider = read_choice(path, table, "provider", account_providers(), "a provider")
+    spec = PROVIDERS[provider].account
+    assert spec is not None  # account_providers() lists only providers with an AccountSpec
+    keys = spec.keys | ({"source"} if spec.notification_url else set())
+    reject_unknown(path, table, set(COMMON_KEYS | keys))
     settings = {
         key: read_text(f"{path}.{key}", value)
-        if key != "token_renew_margin"
+        if key not in spec.durations
         else str(read_duration(f"{path}.{key}", value))
         for key, value in table.items()
-        if key in PROVIDER_KEYS[provider]
+        if key in keys
     }
-    for alternatives in REQUIRED_KEYS[provider]:
+    for alternatives in spec.required:
         if not any(settings.get(key) for key in alternatives):
             raise ConfigError(f"{path}.{alternatives[0]}", f"is required for {provider}")
-    if provider == "conectaline" and not (
-        settings.get("api_token") or (settings.get("email") and settings.get("password"))
-    ):
-        raise ConfigError(f"{path}.api_token", "is required, or email and password (login)")
-    if settings.get("apikey_in", "query") not in ("query", "header"):
-        raise ConfigError(f"{path}.apikey_in", "must be 'query' or 'header'")
+    for key, problem in spec.check(settings):
+        raise ConfigError(f"{path}.{key}", problem)
     base_url = value_at(table, "base_url", f"{path}.base_url", read_text, None)
-    base_url = base_url or DEFAULT_BASE_URLS[provider]
+    base_url = base_url or spec.base_url
     if not re.match(r"^https?://[^/?#\s]+", base_url):
         raise ConfigError(f"{path}.base_url", f"{base_url!r} is not an http(s) URL")
     status_map = {}
@@ -239,7 +168,7 @@ def _account(path: str, item: Any) -> AccountConfig:
         for i, value in enumerate(
             read_list(
                 f"{path}.stop_statuses",
-                table.get("stop_statuses", list(DEFAULT_STOP_STATUSES.get(provider, ()))),
+                table.get("stop_statuses", list(spec.stop_statuses)),
             )
         )
     )
@@ -262,8 +191,10 @@ def _account(path: str, item: Any) -> AccountConfig:
             "group_size",
             f"{path}.group_size",
             read_positive_int,
-            DEFAULT_GROUP_SIZES[provider],
+            spec.group_size,
         ),
         status_map=status_map,
         stop_statuses=stop_statuses,
+        can_poll=spec.pollable,
+        secret_keys=spec.secret_keys,
     )

@@ -24,8 +24,8 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from dlrhub.normalizers.base import RawCallback
+from dlrhub.outbound.account import AccountConfig
 from dlrhub.outbound.errors import ProviderError, ProviderUnavailable
-from dlrhub.outbound.settings import AccountConfig
 from dlrhub.redact import REDACTED, redact_query, redact_text
 
 log = logging.getLogger(__name__)

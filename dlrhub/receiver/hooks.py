@@ -1,12 +1,17 @@
-"""Provider callback routes: `/hooks/{source}/events|dlr|progress`, as a plain ASGI app.
+"""Provider callback routes: `/hooks/{source}/{kind}`, as a plain ASGI app.
+
+The routes a source serves, and how its callbacks authenticate, are its
+provider's (`dlrhub.providers`); nothing here knows a provider.
 
 This is the hot path, so it reads the ASGI scope itself instead of going through
 Starlette's routing, middleware and `Request` (that alone cost about a third of
 the bare app's time per request; see bench/README.md). The rest of the service
 is a Starlette app; `dlrhub.app.DlrhubApp` sends `/hooks/` here first.
 
-Checks run cheapest first: unknown source 404, address not allowed 403, bad
-token 401 (nothing stored), wrong content type 415, body over the limit 413.
+Checks run cheapest first: unknown source or route 404, wrong method 405,
+address not allowed 403, bad token 401 (nothing stored), wrong content type
+415, body over the limit 413; a check that reads the body (a signature) runs
+after the body is read and answers 401 or 403.
 Then the callback is normalized and committed (`dlrhub.receiver.ingest`); the
 200 answer is sent only after the commit. A payload that cannot be normalized is
 quarantined and still answered 200: the provider would retry anything else, and
@@ -18,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
@@ -26,7 +31,8 @@ from starlette.types import Receive, Scope, Send
 
 from dlrhub.config import Config, SourceConfig
 from dlrhub.normalizers import RawCallback
-from dlrhub.receiver.auth import verify_source_token
+from dlrhub.providers import PROVIDERS
+from dlrhub.providers.base import FORM, Authenticator, HookRequest, Route
 from dlrhub.receiver.errors import INTERNAL_ERROR_DETAIL, error_body
 from dlrhub.receiver.ingest import Ingester
 from dlrhub.receiver.metrics import Metrics
@@ -36,27 +42,20 @@ from dlrhub.store import StoreUnavailable
 log = logging.getLogger(__name__)
 
 PREFIX = "/hooks/"
-FORM = "application/x-www-form-urlencoded"
-JSON = "application/json"
 RETRY_AFTER_SECONDS = "5"
+TEXT = b"text/plain; charset=utf-8"
 
 
-@dataclass(frozen=True, slots=True)
-class HookKind:
-    name: str
-    method: str
-    content_type: str | None  # None: no body expected (GET)
-
-
-KINDS = {
-    kind.name: kind
-    for kind in (
-        HookKind("events", "POST", FORM),
-        HookKind("dlr", "GET", None),
-        HookKind("progress", "POST", JSON),
-    )
-}
-PATHS = [f"{PREFIX}{{source}}/{name}" for name in KINDS]  # as the OpenAPI document names them
+# Every route kind some provider serves, in registry order.
+KINDS = tuple(
+    {
+        route.kind: None
+        for provider in PROVIDERS.values()
+        if provider.source is not None
+        for route in provider.source.routes
+    }
+)
+PATHS = [f"{PREFIX}{{source}}/{kind}" for kind in KINDS]  # as the OpenAPI document names them
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +65,7 @@ class Answer:
     status: int
     body: bytes
     headers: tuple[tuple[bytes, bytes], ...] = ()
+    content_type: bytes = b"application/json"
 
 
 def error_answer(
@@ -89,22 +89,29 @@ class Refused(Exception):
 
 @dataclass(slots=True)
 class _Headers:
-    """The few request headers the hooks read, found in one pass."""
+    """The few request headers the hooks read, found in one pass.
+
+    `wanted` holds those the source's authenticator reads, by their lower-case name.
+    """
 
     content_type: str = ""
     content_length: str = ""
-    authorization: str = ""
+    wanted: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def read(cls, raw: Iterable[tuple[bytes, bytes]]) -> _Headers:
+    def read(cls, raw: Iterable[tuple[bytes, bytes]], wanted: tuple[str, ...]) -> _Headers:
         found = cls()
         for name, value in raw:  # the first of a repeated header counts, as in Starlette
-            if name == b"content-type" and not found.content_type:
-                found.content_type = value.decode("latin-1")
-            elif name == b"content-length" and not found.content_length:
-                found.content_length = value.decode("latin-1")
-            elif name == b"authorization" and not found.authorization:
-                found.authorization = value.decode("latin-1")
+            if name == b"content-type":
+                if not found.content_type:
+                    found.content_type = value.decode("latin-1")
+            elif name == b"content-length":
+                if not found.content_length:
+                    found.content_length = value.decode("latin-1")
+            else:
+                text = name.decode("latin-1")
+                if text in wanted and text not in found.wanted:
+                    found.wanted[text] = value.decode("latin-1")
         return found
 
 
@@ -121,7 +128,14 @@ class Hooks:
         self.config = config
         self.ingest = ingest
         self.metrics = metrics
-        metrics.expect_ingest_kinds(KINDS)
+        # The routes of each configured source, found once: the hot path does one lookup.
+        self.routes: dict[str, tuple[SourceConfig, Authenticator, dict[str, Route]]] = {}
+        for source in config.sources:
+            spec = PROVIDERS[source.provider].source
+            if spec is not None:
+                routes = {route.kind: route for route in spec.routes}
+                self.routes[source.name] = (source, spec.auth, routes)
+                metrics.expect_ingest_kinds(routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -135,7 +149,7 @@ class Hooks:
                 "type": "http.response.start",
                 "status": answer.status,
                 "headers": [
-                    (b"content-type", b"application/json"),
+                    (b"content-type", answer.content_type),
                     (b"content-length", str(len(answer.body)).encode("latin-1")),
                     *answer.headers,
                 ],
@@ -145,44 +159,52 @@ class Hooks:
 
     async def answer(self, scope: Scope, receive: Receive, started: float) -> Answer:
         name, _, kind_name = scope["path"][len(PREFIX) :].partition("/")
-        kind = KINDS.get(kind_name)
-        if kind is None or not name:
-            return error_answer(404, "not_found", "Not Found")
-        if scope["method"] != kind.method:
-            return error_answer(
-                405, "method_not_allowed", "Method Not Allowed", [("Allow", kind.method)]
-            )
-        source = self.config.source(name)
-        if source is None:
-            self._count("", kind, "unknown_source")
+        found = self.routes.get(name)
+        if found is None:
+            if not name or kind_name not in KINDS:
+                return error_answer(404, "not_found", "Not Found")
+            self._count("", kind_name, "unknown_source")
             return error_answer(404, "unknown_source", f"no source named {name!r} is configured")
+        source, auth, routes = found
+        route = routes.get(kind_name)
+        if route is None:
+            return error_answer(404, "not_found", "Not Found")
+        if scope["method"] not in route.methods:
+            allowed = ", ".join(route.methods)
+            return error_answer(
+                405, "method_not_allowed", "Method Not Allowed", [("Allow", allowed)]
+            )
         client = scope.get("client")
         address = client[0] if client else None
         try:
-            headers = _Headers.read(scope["headers"])
-            self._check(scope, address, headers, kind, source)
+            headers = _Headers.read(scope["headers"], auth.headers)
+            self._check(scope, address, headers, route, source, auth)
             body = await self._read_body(receive, headers)
+            if auth.needs_body:
+                self._authenticate(scope, headers, source, auth, body)
         except Refused as refused:
-            self._count(source.name, kind, refused.outcome)
+            self._count(source.name, route.kind, refused.outcome)
             return refused.answer
-        raw = self._raw_callback(scope, address, headers, kind, source, body)
+        raw = self._raw_callback(scope, address, headers, route, source, body)
         try:
             ingested = await self.ingest(raw)
         except StoreUnavailable as error:
-            self._count(source.name, kind, "store_unavailable")
+            self._count(source.name, route.kind, "store_unavailable")
             return error_answer(
                 503, "store_unavailable", str(error), [("Retry-After", RETRY_AFTER_SECONDS)]
             )
         if ingested.reason is not None and not ingested.duplicate:
             log.warning(
                 "quarantined a %s callback from source %s as entry %s: %s",
-                kind.name,
+                route.kind,
                 source.name,
                 ingested.quarantine_id,
                 ingested.reason,
             )
-        self._count(source.name, kind, "duplicate" if ingested.duplicate else ingested.status)
-        self.metrics.observe_ingest(kind.name, time.perf_counter() - started)
+        self._count(source.name, route.kind, "duplicate" if ingested.duplicate else ingested.status)
+        self.metrics.observe_ingest(route.kind, time.perf_counter() - started)
+        if route.ack is not None:
+            return Answer(200, route.ack, content_type=TEXT)
         answer: dict[str, object] = {
             "status": ingested.status,
             "duplicate": ingested.duplicate,
@@ -197,35 +219,72 @@ class Hooks:
         scope: Scope,
         address: str | None,
         headers: _Headers,
-        kind: HookKind,
+        route: Route,
         source: SourceConfig,
+        auth: Authenticator,
     ) -> None:
         if not source.allows(address):
             raise Refused(
                 "forbidden",
                 error_answer(403, "forbidden", f"address {address} may not call this source"),
             )
-        if not verify_source_token(scope["query_string"], headers.authorization, source.token):
-            raise Refused(
-                "unauthorized",
-                error_answer(
-                    401,
-                    "unauthorized",
-                    "missing or wrong source token (use ?token=... or HTTP Basic)",
-                    [("WWW-Authenticate", 'Basic realm="dlrhub"')],
-                ),
-            )
-        if kind.content_type is not None:
+        if not auth.needs_body:
+            self._authenticate(scope, headers, source, auth, b"")
+        if route.content_type is not None and scope["method"] != "GET":
             given_type = headers.content_type.split(";")[0].strip().lower()
-            if given_type != kind.content_type:
+            if given_type != route.content_type:
                 raise Refused(
                     "unsupported_media_type",
                     error_answer(
                         415,
                         "unsupported_media_type",
-                        f"expected Content-Type {kind.content_type}, got {given_type or 'none'}",
+                        f"expected Content-Type {route.content_type}, got {given_type or 'none'}",
                     ),
                 )
+
+    def _authenticate(
+        self,
+        scope: Scope,
+        headers: _Headers,
+        source: SourceConfig,
+        auth: Authenticator,
+        body: bytes,
+    ) -> None:
+        request = HookRequest(
+            method=scope["method"],
+            url=self._called_url(scope) if auth.needs_body else "",
+            query_string=scope["query_string"],
+            headers=headers.wanted,
+            body=body,
+        )
+        if auth(request, source.token):
+            return
+        if auth.challenge is None:
+            raise Refused(
+                "forbidden",
+                error_answer(403, "forbidden", "missing or wrong signature of the callback"),
+            )
+        raise Refused(
+            "unauthorized",
+            error_answer(
+                401,
+                "unauthorized",
+                "missing or wrong source token (use ?token=... or HTTP Basic)",
+                [("WWW-Authenticate", auth.challenge)],
+            ),
+        )
+
+    def _called_url(self, scope: Scope) -> str:
+        """The URL as the provider called it: from `server.public_url`, never the Host header."""
+        query = scope["query_string"].decode("latin-1")
+        path = scope.get("root_path", "") + scope["path"]
+        base = self.config.server.public_url
+        if base is None:
+            host, port = scope.get("server") or ("127.0.0.1", 80)
+            scheme = scope.get("scheme", "http")
+            default = {"http": 80, "https": 443}.get(scheme)
+            base = f"{scheme}://{host}" + ("" if port == default else f":{port}")
+        return f"{base}{path}?{query}" if query else f"{base}{path}"
 
     async def _read_body(self, receive: Receive, headers: _Headers) -> bytes:
         limit = self.config.server.max_body_bytes
@@ -254,21 +313,21 @@ class Hooks:
         scope: Scope,
         address: str | None,
         headers: _Headers,
-        kind: HookKind,
+        route: Route,
         source: SourceConfig,
         body: bytes,
     ) -> RawCallback:
         return RawCallback(
             source=source.name,
             provider=source.provider,
-            kind=kind.name,
+            kind=route.kind,
             method=scope["method"],
             query=redact_query(scope["query_string"].decode("latin-1")),
             content_type=headers.content_type,
-            body=redact_form(body) if kind.content_type == FORM else body,
+            body=redact_form(body) if route.content_type == FORM and body else body,
             received_at=datetime.now(UTC),
             remote_addr=address,
         )
 
-    def _count(self, source: str, kind: HookKind, outcome: str) -> None:
-        self.metrics.count_callback(source, kind.name, outcome)
+    def _count(self, source: str, kind: str, outcome: str) -> None:
+        self.metrics.count_callback(source, kind, outcome)

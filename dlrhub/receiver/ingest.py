@@ -14,7 +14,8 @@ from typing import Literal, Protocol
 import msgspec
 
 from dlrhub.config import Config
-from dlrhub.normalizers import NORMALIZERS, NormalizeError, RawCallback, SourceOptions
+from dlrhub.normalizers import NormalizeError, RawCallback, SourceOptions
+from dlrhub.providers import PROVIDERS
 from dlrhub.store import Accept, Quarantine, Store, WriteItem, WriteResult
 
 
@@ -50,7 +51,7 @@ class Ingest:
     def item(self, raw: RawCallback) -> WriteItem:
         """What to store for `raw`: its events, or a quarantine entry saying why there are none."""
         try:
-            return Accept(raw, NORMALIZERS[raw.provider](raw, self._options[raw.source]))
+            return Accept(raw, PROVIDERS[raw.provider].normalize(raw, self._options[raw.source]))
         except NormalizeError as error:
             return Quarantine(raw, str(error))
 

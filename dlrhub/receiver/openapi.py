@@ -10,7 +10,8 @@ from typing import Any
 
 from dlrhub import __version__
 from dlrhub.event import EventType, Status
-from dlrhub.normalizers import nrs360
+from dlrhub.providers import PROVIDERS
+from dlrhub.providers.base import Route
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -68,18 +69,37 @@ def _hook(summary: str, body: dict[str, Any] | None, extra_params: list[Any]) ->
     return operation
 
 
+def _route_operation(route: Route, summary: str, method: str) -> dict[str, Any]:
+    properties = {name: {"type": "string"} for name in route.fields}
+    if method == "GET" or route.content_type is None:
+        params = [
+            _query(name, "A receipt parameter (names are configurable).") for name in route.fields
+        ]
+        return _hook(summary, None, params)
+    schema: dict[str, Any] = {"type": "object"}
+    if properties:
+        schema["properties"] = properties
+    return _hook(summary, {route.content_type: {"schema": schema}}, [])
+
+
+def hook_paths() -> dict[str, Any]:
+    """`/hooks/{source}/{kind}` for every route of every provider; routes of the same
+    kind from several providers share a path, their summaries joined."""
+    paths: dict[str, Any] = {}
+    for provider in PROVIDERS.values():
+        for route in provider.source.routes if provider.source else ():
+            path = paths.setdefault(f"/hooks/{{source}}/{route.kind}", {})
+            for method in route.methods:
+                summary = route.summary or f"{provider.title} {route.kind} callback"
+                operation = path.get(method.lower())
+                if operation is not None:
+                    operation["summary"] += f"; {summary}"
+                    continue
+                path[method.lower()] = _route_operation(route, summary, method)
+    return paths
+
+
 def openapi_document() -> dict[str, Any]:
-    event_form = {
-        "type": "object",
-        "properties": {name: {"type": "string"} for name in nrs360.EVENT_FIELDS},
-        "required": ["event"],
-    }
-    dlr_params = [
-        _query("status", "Delivery status (%d): Kannel number or word."),
-        _query("phone", "Recipient (%P)."),
-        _query("sender", "Sender (%p)."),
-        _query("ref", "Your correlation reference."),
-    ]
     nullable_text = {"type": ["string", "null"]}
     return {
         "openapi": "3.1.0",
@@ -89,23 +109,7 @@ def openapi_document() -> dict[str, Any]:
             "description": "Receives provider callbacks, stores them durably, answers queries.",
         },
         "paths": {
-            "/hooks/{source}/events": {
-                "post": _hook(
-                    "360NRS event notification",
-                    {"application/x-www-form-urlencoded": {"schema": event_form}},
-                    [],
-                )
-            },
-            "/hooks/{source}/dlr": {
-                "get": _hook("360NRS delivery receipt on notificationUrl", None, dlr_params)
-            },
-            "/hooks/{source}/progress": {
-                "post": _hook(
-                    "360NRS JSON progress notification",
-                    {"application/json": {"schema": {"type": "object"}}},
-                    [],
-                )
-            },
+            **hook_paths(),
             "/v1/events": {
                 "get": {
                     "summary": "Events in store order, paged by seq",
@@ -113,7 +117,7 @@ def openapi_document() -> dict[str, Any]:
                     "security": ADMIN,
                     "parameters": [
                         _query("source", "Source name."),
-                        _query("provider", "Provider code name (nrs360, ...)."),
+                        _query("provider", f"Provider code name ({', '.join(PROVIDERS)})."),
                         _query("message_id", "Provider message id."),
                         _query("type", "Event type.", {"enum": [t.value for t in EventType]}),
                         _query("status", "Common status.", {"enum": [s.value for s in Status]}),

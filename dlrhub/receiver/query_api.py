@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from dlrhub.config import Config
 from dlrhub.event import EventType, Status
-from dlrhub.normalizers import PROVIDER_ALIASES
+from dlrhub.providers import ALIASES
 from dlrhub.receiver.auth import Endpoint, require_admin
 from dlrhub.receiver.errors import error_response
 from dlrhub.reprocess import reprocess_entry
@@ -71,7 +71,7 @@ class QueryApi:
         provider = params.get("provider")
         query = EventFilter(
             source=params.get("source"),
-            provider=PROVIDER_ALIASES.get(provider, provider) if provider else None,
+            provider=ALIASES.get(provider, provider) if provider else None,
             message_id=params.get("message_id"),
             type=_enum(EventType, "type", params.get("type")),
             status=_enum(Status, "status", params.get("status")),
@@ -86,7 +86,7 @@ class QueryApi:
 
     async def get_message(self, request: Request) -> Response:
         provider = request.path_params["provider"]
-        provider = PROVIDER_ALIASES.get(provider, provider)
+        provider = ALIASES.get(provider, provider)
         message_id = request.path_params["message_id"]
         state = await self.store.message(provider, message_id)
         history = await self.store.events(

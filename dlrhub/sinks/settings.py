@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from dlrhub.event import Event, EventType, Status
-from dlrhub.normalizers import PROVIDER_ALIASES
+from dlrhub.providers import ALIASES
 from dlrhub.settings_values import (
     ConfigError,
     read_choice,
@@ -150,9 +150,9 @@ def _filter(path: str, value: Any) -> SinkFilter:
 
     providers = set()
     for index, text in enumerate(texts("providers")):
-        provider = PROVIDER_ALIASES.get(text.lower())
+        provider = ALIASES.get(text.lower())
         if provider is None:
-            known = ", ".join(sorted(PROVIDER_ALIASES))
+            known = ", ".join(sorted(ALIASES))
             raise ConfigError(
                 f"{path}.providers[{index}]", f"{text!r} is not a known provider ({known})"
             )

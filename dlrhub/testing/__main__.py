@@ -1,9 +1,11 @@
-"""Serve the four fake providers on loopback for a local demo (Ctrl-C to stop).
+"""Serve every provider's fake on loopback for a local demo (Ctrl-C to stop).
 
     python -m dlrhub.testing [--port 9100] [--latency 0.02]
 
-Onurix on PORT, UVox on PORT+1, Conectaline on PORT+2, 360NRS on PORT+3; the
-credentials each fake accepts are printed, ready for `[[accounts]]`.
+Each provider dlrhub sends through gets a fake on consecutive ports from PORT,
+in the registry's order (360NRS on PORT, Onurix PORT+1, UVox PORT+2,
+Conectaline PORT+3); its `base_url` and the credentials it accepts are printed,
+ready for `[[accounts]]`.
 """
 
 from __future__ import annotations
@@ -13,38 +15,24 @@ import asyncio
 
 import uvicorn
 
-from dlrhub.testing.conectaline import FakeConectaline
-from dlrhub.testing.nrs360 import FakeNrs360
-from dlrhub.testing.onurix import FakeOnurix
-from dlrhub.testing.uvox import FakeUvox
+from dlrhub.providers import PROVIDERS
 
 
 async def serve(port: int, latency: float) -> None:
-    onurix, uvox = FakeOnurix(latency=latency), FakeUvox(latency=latency)
-    conectaline, nrs360 = FakeConectaline(latency=latency), FakeNrs360(latency=latency)
-    fakes: list[tuple[FakeOnurix | FakeUvox | FakeConectaline | FakeNrs360, str, str]] = [
-        (onurix, "/api/v1", f'client = "{onurix.client}"\nkey = "{onurix.key}"'),
-        (
-            uvox,
-            "/api/get-api/v1",
-            f'accountnumber = "{uvox.accountnumber}"\napikey = "{uvox.apikey}"',
-        ),
-        (
-            conectaline,
-            "/v1",
-            f'email = "{conectaline.email}"\npassword = "{conectaline.password}"\n'
-            f'configuration_name = "{conectaline.configuration_name}"',
-        ),
-        (nrs360, "/api/rest", f'username = "{nrs360.username}"\npassword = "{nrs360.password}"'),
-    ]
     servers = []
-    for offset, (fake, path, credentials) in enumerate(fakes):
-        name = type(fake).__name__.removeprefix("Fake").lower()
-        print(f'# {name}: base_url = "http://127.0.0.1:{port + offset}{path}"\n{credentials}\n')
+    offset = 0
+    for provider in PROVIDERS.values():
+        if provider.account is None or provider.fake is None:
+            continue
+        fake = provider.fake_class()(latency=latency)
+        base_url = f"http://127.0.0.1:{port + offset}{fake.base_path}"
+        settings = "\n".join(f'{key} = "{value}"' for key, value in fake.account_settings().items())
+        print(f'# {provider.name}: base_url = "{base_url}"\n{settings}\n')
         config = uvicorn.Config(
             fake.app, host="127.0.0.1", port=port + offset, log_level="warning", lifespan="off"
         )
         servers.append(uvicorn.Server(config))
+        offset += 1
     await asyncio.gather(*(server.serve() for server in servers))
 
 

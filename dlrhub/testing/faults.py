@@ -17,9 +17,10 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 from urllib.parse import parse_qsl
 
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -49,11 +50,24 @@ class RecordedRequest:
 
 @dataclass
 class FakeProvider:
-    """Base of the fakes: `latency` on every answer, faults, and the request log."""
+    """Base of the fakes: `latency` on every answer, faults, and the request log.
 
+    `base_path` is where the provider's API lives under the fake's address, and
+    `account_settings()` the `[[accounts]]` keys that the fake accepts.
+    """
+
+    base_path: ClassVar[str] = ""
     latency: float = 0.0
     requests: list[RecordedRequest] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
+
+    @property
+    def app(self) -> Starlette:
+        """The fake's ASGI app, to serve with Uvicorn."""
+        raise NotImplementedError
+
+    def account_settings(self) -> dict[str, str]:
+        return {}
 
     def inject(self, fault: Fault) -> None:
         self.faults.append(fault)

@@ -13,12 +13,12 @@ import pytest
 from dlrhub.config import Config, parse_config
 from dlrhub.event import Event
 from dlrhub.outbound.settings import AccountConfig, parse_outbound
+from dlrhub.providers.conectaline.fake import FakeConectaline
+from dlrhub.providers.nrs360.fake import FakeNrs360
+from dlrhub.providers.onurix.fake import FakeOnurix
+from dlrhub.providers.uvox.fake import FakeUvox
 from dlrhub.store import EventFilter, SQLiteStore
 from dlrhub.store.tracking_sqlite import SQLiteTrackingStore
-from dlrhub.testing.conectaline import FakeConectaline
-from dlrhub.testing.nrs360 import FakeNrs360
-from dlrhub.testing.onurix import FakeOnurix
-from dlrhub.testing.uvox import FakeUvox
 from tests.conftest import ADMIN_TOKEN, SOURCE_TOKEN
 from tests.serving import serve_app
 

@@ -10,8 +10,8 @@ import orjson
 from hypothesis import strategies as st
 
 from dlrhub.event import Event, Status
-from dlrhub.normalizers import NORMALIZERS
 from dlrhub.normalizers.base import NormalizeError, RawCallback, SourceOptions
+from dlrhub.providers import PROVIDERS
 
 any_text = st.text(st.characters(exclude_categories=()), max_size=30)
 json_text = st.text(
@@ -75,7 +75,7 @@ def raw_callbacks(
 
 def check_events_or_error(provider: str, raw: RawCallback, given: SourceOptions) -> None:
     try:
-        events = NORMALIZERS[provider](raw, given)
+        events = PROVIDERS[provider].normalize(raw, given)
     except NormalizeError:
         return
     for event in events:

@@ -17,8 +17,8 @@ import orjson
 import pytest
 
 from dlrhub.event import Event, Status
-from dlrhub.normalizers import NORMALIZERS
 from dlrhub.normalizers.base import NormalizeError, RawCallback, SourceOptions
+from dlrhub.providers import PROVIDERS
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 RECEIVED_AT = datetime(2025, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
@@ -60,7 +60,7 @@ def assert_subset(expected: Any, actual: Any, where: str) -> None:
 def check_case(path: Path, provider: str) -> list[Event]:
     case = orjson.loads(path.read_bytes())
     raw = raw_of(case, provider)
-    normalize = NORMALIZERS[provider]
+    normalize = PROVIDERS[provider].normalize
     if "error" in case:
         with pytest.raises(NormalizeError) as caught:
             normalize(raw, options_of(case))

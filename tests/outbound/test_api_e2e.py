@@ -14,8 +14,8 @@ import pytest
 from dlrhub.app import create_app
 from dlrhub.config import Config
 from dlrhub.outbound.poller import Poller
-from dlrhub.testing.onurix import FakeOnurix
-from dlrhub.testing.uvox import FakeUvox
+from dlrhub.providers.onurix.fake import FakeOnurix
+from dlrhub.providers.uvox.fake import FakeUvox
 from tests.conftest import ADMIN_TOKEN
 from tests.outbound.conftest import outbound_config
 from tests.serving import serve_app

@@ -9,11 +9,11 @@ from pathlib import Path
 import httpx
 
 from dlrhub.app import create_app
-from dlrhub.outbound.backfill import backfill_sending
 from dlrhub.outbound.sending import Outbound
+from dlrhub.providers.nrs360.backfill import backfill_sending
+from dlrhub.providers.nrs360.fake import FakeNrs360
 from dlrhub.store import EventFilter
 from dlrhub.store.tracking_sqlite import SQLiteTrackingStore
-from dlrhub.testing.nrs360 import FakeNrs360
 from tests.conftest import ADMIN_TOKEN, SOURCE_TOKEN
 from tests.outbound.conftest import outbound_config
 from tests.serving import serve_app

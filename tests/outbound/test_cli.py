@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from dlrhub.cli import main as cli_main
-from dlrhub.testing.onurix import FakeOnurix
+from dlrhub.providers.onurix.fake import FakeOnurix
 
 
 def write_config(directory: Path, base: str, fake: FakeOnurix, key: str | None = None) -> Path:

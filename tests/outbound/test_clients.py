@@ -8,24 +8,24 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dlrhub.event import Status
-from dlrhub.normalizers import NORMALIZERS
 from dlrhub.normalizers.base import NormalizeError
-from dlrhub.outbound.clients import OutboundMessage, client_for
-from dlrhub.outbound.conectaline import ConectalineClient
+from dlrhub.outbound.clients import OutboundMessage
 from dlrhub.outbound.errors import (
     NotSupported,
     ProviderAuthError,
     ProviderRejected,
     ProviderUnavailable,
 )
-from dlrhub.outbound.nrs360 import Nrs360Client
 from dlrhub.outbound.settings import AccountConfig
 from dlrhub.outbound.transport import Exchange
-from dlrhub.testing.conectaline import FakeConectaline
+from dlrhub.providers import PROVIDERS, client_for
+from dlrhub.providers.conectaline.client import ConectalineClient
+from dlrhub.providers.conectaline.fake import FakeConectaline
+from dlrhub.providers.nrs360.client import Nrs360Client
+from dlrhub.providers.nrs360.fake import FakeNrs360
+from dlrhub.providers.onurix.fake import FakeOnurix
+from dlrhub.providers.uvox.fake import FakeUvox
 from dlrhub.testing.faults import Fault
-from dlrhub.testing.nrs360 import FakeNrs360
-from dlrhub.testing.onurix import FakeOnurix
-from dlrhub.testing.uvox import FakeUvox
 from tests.outbound.conftest import make_account
 
 
@@ -39,7 +39,7 @@ def events_of(provider: str, kind: str, exchanges: list[Exchange], account_name:
     return [
         event
         for exchange in exchanges
-        for event in NORMALIZERS[provider](exchange.raw(account, kind), account.options)
+        for event in PROVIDERS[provider].normalize(exchange.raw(account, kind), account.options)
     ]
 
 

@@ -13,8 +13,8 @@ from dlrhub.config import Config
 from dlrhub.event import Status
 from dlrhub.outbound.poller import Poller
 from dlrhub.outbound.sending import Outbound, TrackRequest
-from dlrhub.testing.onurix import FakeOnurix
-from dlrhub.testing.uvox import FakeUvox
+from dlrhub.providers.onurix.fake import FakeOnurix
+from dlrhub.providers.uvox.fake import FakeUvox
 from tests.outbound.conftest import Clock, Stores, all_events, outbound_config
 
 

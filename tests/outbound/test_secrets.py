@@ -16,11 +16,11 @@ import pytest
 from dlrhub.app import create_app
 from dlrhub.outbound.errors import ProviderError
 from dlrhub.outbound.poller import Poller
-from dlrhub.testing.conectaline import FakeConectaline
+from dlrhub.providers.conectaline.fake import FakeConectaline
+from dlrhub.providers.nrs360.fake import FakeNrs360
+from dlrhub.providers.onurix.fake import FakeOnurix
+from dlrhub.providers.uvox.fake import FakeUvox
 from dlrhub.testing.faults import Fault
-from dlrhub.testing.nrs360 import FakeNrs360
-from dlrhub.testing.onurix import FakeOnurix
-from dlrhub.testing.uvox import FakeUvox
 from tests.conftest import ADMIN_TOKEN, SOURCE_TOKEN
 from tests.outbound.conftest import outbound_config
 from tests.serving import serve_app

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.datastructures import QueryParams
 
-from dlrhub.receiver.auth import basic_password, query_token, verify_source_token
+from dlrhub.providers.token import basic_password, query_token, verify_source_token
 
 QUERY_PIECES = st.sampled_from(
     ["token", "Token", "tok%65n", "token%3D", "t+oken", "=", "&", "%", "%zz", "+", "x", "é", ""]

@@ -286,19 +286,21 @@ async def test_openapi_describes_every_route(running: Running) -> None:
 async def test_an_unexpected_error_is_a_json_500_without_the_trace(
     running_in_process: Running, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from dlrhub.normalizers import NORMALIZERS
+    import dataclasses
+
+    from dlrhub.providers import PROVIDERS
 
     running = running_in_process
 
     def broken(raw: object, options: object) -> list[object]:
         raise RuntimeError("boom in a normalizer")
 
-    original = NORMALIZERS["nrs360"]
-    NORMALIZERS["nrs360"] = broken  # type: ignore[assignment]
+    original = PROVIDERS["nrs360"]
+    PROVIDERS["nrs360"] = dataclasses.replace(original, normalize=broken)  # type: ignore[index]
     try:
         answer = await post_event(running, event_form("delivered"))
     finally:
-        NORMALIZERS["nrs360"] = original
+        PROVIDERS["nrs360"] = original  # type: ignore[index]
     assert answer.status_code == 500
     assert answer.json() == {
         "error": "internal_error",

@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import httpx
 import orjson
 
-from dlrhub.normalizers.nrs360_reports import REFS_KEY
+from dlrhub.outbound.account import AccountConfig
 from dlrhub.outbound.clients import OutboundMessage
 from dlrhub.outbound.errors import (
     ProviderAuthError,
@@ -32,8 +32,8 @@ from dlrhub.outbound.errors import (
     ProviderRejected,
     ProviderUnavailable,
 )
-from dlrhub.outbound.settings import AccountConfig
 from dlrhub.outbound.transport import Exchange, Transport
+from dlrhub.providers.nrs360.answers import REFS_KEY
 from dlrhub.redact import redact_query
 
 SEND = "sms"

@@ -1,4 +1,4 @@
-"""Tests of `dlrhub.normalizers.onurix`: recorded answers in `tests/data/onurix/`."""
+"""Tests of `dlrhub.providers.onurix.answers`: recorded answers in `tests/data/onurix/`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from dlrhub.event import Status
 from dlrhub.normalizers.exchange import status_key
-from dlrhub.normalizers.onurix import STATE_STATUSES
+from dlrhub.providers.onurix.answers import STATE_STATUSES
 from tests.outbound.recorded import case_files, check_case
 
 CASES = case_files("onurix")

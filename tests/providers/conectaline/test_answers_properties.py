@@ -1,4 +1,4 @@
-"""Property tests of `dlrhub.normalizers.conectaline`: events or `NormalizeError`, always."""
+"""Property tests of `dlrhub.providers.conectaline.answers`: events or `NormalizeError`, always."""
 
 from __future__ import annotations
 

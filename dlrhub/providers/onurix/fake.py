@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -37,6 +38,7 @@ class FakeMessage:
 
 @dataclass
 class FakeOnurix(FakeProvider):
+    base_path: ClassVar[str] = "/api/v1"
     client: str = "1234"
     key: str = "onurix-key-0123456789"
     progression: tuple[str, ...] = DEFAULT_PROGRESSION
@@ -45,6 +47,9 @@ class FakeOnurix(FakeProvider):
     dispatches: dict[str, list[str]] = field(default_factory=dict)
     answer_unknown: bool = False  # answer any id as a message (benchmarks), not 400
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def account_settings(self) -> dict[str, str]:
+        return {"client": self.client, "key": self.key}
 
     def error_body(self, status: int) -> bytes:
         return b'{"error": "520", "msg": "Error interno del sistema"}'

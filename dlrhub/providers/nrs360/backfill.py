@@ -23,10 +23,10 @@ from urllib.parse import urlencode
 from dlrhub.event import Event
 from dlrhub.normalizers import NormalizeError
 from dlrhub.normalizers.exchange import MESSAGE_ID_PARAM
-from dlrhub.normalizers.nrs360_reports import normalize_events_report, report_row_csv, report_rows
 from dlrhub.outbound.errors import ProviderAnswerError
-from dlrhub.outbound.nrs360 import Nrs360Client
 from dlrhub.outbound.sending import Outbound, SendRefused
+from dlrhub.providers.nrs360.answers import normalize_events_report, report_row_csv, report_rows
+from dlrhub.providers.nrs360.client import Nrs360Client
 from dlrhub.store import Accept, EventFilter, Quarantine
 from dlrhub.store.base import WriteResult
 

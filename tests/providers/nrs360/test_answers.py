@@ -1,4 +1,4 @@
-"""Tests of `dlrhub.normalizers.nrs360_reports`, on answers in `tests/data/nrs360_reports/`."""
+"""Tests of `dlrhub.providers.nrs360.answers`, on answers in `tests/data/nrs360_reports/`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import orjson
 import pytest
 
 from dlrhub.event import Status
-from dlrhub.normalizers import NORMALIZERS
-from dlrhub.normalizers.nrs360_reports import report_row_csv, report_rows
+from dlrhub.providers import PROVIDERS
+from dlrhub.providers.nrs360.answers import report_row_csv, report_rows
 from tests.outbound.recorded import DATA, case_files, check_case, options_of, raw_of
 
 CASES = case_files("nrs360_reports")
@@ -35,5 +35,5 @@ def test_a_row_written_alone_reads_back_the_same() -> None:
 
 def test_callbacks_still_reach_the_callback_normalizer() -> None:
     case = orjson.loads((DATA / "nrs360" / "dlr_kannel_1.json").read_bytes())
-    (event,) = NORMALIZERS["nrs360"](raw_of(case, "nrs360"), options_of(case))
+    (event,) = PROVIDERS["nrs360"].normalize(raw_of(case, "nrs360"), options_of(case))
     assert event.status is Status.DELIVERED

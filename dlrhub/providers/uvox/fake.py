@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -56,6 +57,7 @@ def answer(code: str, **extra: object) -> JSONResponse:
 
 @dataclass
 class FakeUvox(FakeProvider):
+    base_path: ClassVar[str] = "/api/get-api/v1"
     accountnumber: str = "100200"
     apikey: str = "uvox-key-0123456789"
     status_path: str = f"{BASE}/sms-status"
@@ -63,6 +65,9 @@ class FakeUvox(FakeProvider):
     no_credit: bool = False
     queries: dict[str, int] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(48))
+
+    def account_settings(self) -> dict[str, str]:
+        return {"accountnumber": self.accountnumber, "apikey": self.apikey}
 
     def error_body(self, status: int) -> bytes:
         return bytes(answer("500").body)

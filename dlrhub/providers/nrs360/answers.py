@@ -21,13 +21,13 @@ The answer is 202 (all accepted) or 207 (per recipient) with `result[]`, or
 `scheduledAt` and `expiresAt` (accepted) or `error_code` and `error_message`.
 `message_id` is the item's `id`, else the ref. Note: a delivery receipt on the
 `notificationUrl` carries the ref, not 360NRS's id, so its event's `message_id`
-is the ref (see nrs360.py); the tracking table links both.
+is the ref (see callbacks.py); the tracking table links both.
 
 ## `poll` — `GET /api/rest/sms/<id,id,...>` (~l.305)
 
 `data[]` of `{id, from, to, campaignId, sendingId, isDelivered, events[] {type,
 date}}`: one event per `events[]` item, read with the table of 360NRS event
-notifications (nrs360.py: `sent`, `delivered`, ... engagement ones without a
+notifications (callbacks.py: `sent`, `delivered`, ... engagement ones without a
 status; unknown ones `unknown`), `occurred_at` = `date`.
 
 ## `report` — `GET /api/rest/sendings/<id>/reports/events` (~l.8027)
@@ -56,7 +56,6 @@ from typing import Any
 import orjson
 
 from dlrhub.event import Event, EventType, JSONValue, Status
-from dlrhub.normalizers import nrs360
 from dlrhub.normalizers.base import NormalizeError, RawCallback, SourceOptions
 from dlrhub.normalizers.exchange import (
     CHANNEL_PARAM,
@@ -68,6 +67,7 @@ from dlrhub.normalizers.exchange import (
     request_params,
     text_of,
 )
+from dlrhub.providers.nrs360 import callbacks as nrs360
 
 PROVIDER = nrs360.PROVIDER
 REFS_KEY = "dlrhubRefs"
@@ -91,7 +91,7 @@ _MAX_ROWS = 1_000_000
 
 
 def normalize(raw: RawCallback, options: SourceOptions) -> list[Event]:
-    """Every 360NRS kind: dlrhub's own exchanges here, callbacks in nrs360.py."""
+    """Every 360NRS kind: dlrhub's own exchanges here, callbacks in callbacks.py."""
     if raw.kind == "send":
         return checked(normalize_send_answer(raw, options))
     if raw.kind == "poll":

@@ -24,6 +24,7 @@ import httpx
 import orjson
 
 from dlrhub.normalizers.exchange import CHANNEL_PARAM, REFS_PARAM
+from dlrhub.outbound.account import AccountConfig
 from dlrhub.outbound.clients import OutboundMessage
 from dlrhub.outbound.errors import (
     ProviderAuthError,
@@ -31,7 +32,6 @@ from dlrhub.outbound.errors import (
     ProviderRejected,
     ProviderUnavailable,
 )
-from dlrhub.outbound.settings import AccountConfig
 from dlrhub.outbound.transport import Exchange, Transport, encode_request
 
 SEND_SMS = "send-sms"

@@ -22,6 +22,7 @@ import itertools
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 import httpx
 import orjson
@@ -76,6 +77,7 @@ def error(code: int, description: str, status: int) -> JSONResponse:
 
 @dataclass
 class FakeNrs360(FakeProvider):
+    base_path: ClassVar[str] = "/api/rest"
     username: str = "dlrhub"
     password: str = "nrs360-api-pass-0123"  # noqa: S105 (the fake's demo credential)
     progression: tuple[str, ...] = ("sent", "delivered")
@@ -83,6 +85,9 @@ class FakeNrs360(FakeProvider):
     events_url: str | None = None
     messages: dict[str, FakeSms] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(100001))
+
+    def account_settings(self) -> dict[str, str]:
+        return {"username": self.username, "password": self.password}
 
     def error_body(self, status: int) -> bytes:
         return b'{"error": {"code": 101, "description": "Internal Database error"}}'

@@ -1,4 +1,4 @@
-"""Property tests of `dlrhub.normalizers.nrs360_reports`: events or `NormalizeError`, always."""
+"""Property tests of `dlrhub.providers.nrs360.answers`: events or `NormalizeError`, always."""
 
 from __future__ import annotations
 

@@ -29,6 +29,7 @@ import httpx
 import orjson
 
 from dlrhub.normalizers.exchange import REFS_PARAM
+from dlrhub.outbound.account import AccountConfig
 from dlrhub.outbound.clients import OutboundMessage
 from dlrhub.outbound.errors import (
     NotSupported,
@@ -37,7 +38,6 @@ from dlrhub.outbound.errors import (
     ProviderRejected,
     ProviderUnavailable,
 )
-from dlrhub.outbound.settings import AccountConfig
 from dlrhub.outbound.transport import Exchange, Transport, encode_request
 
 LOGIN = "login"

@@ -14,6 +14,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 import orjson
 from starlette.applications import Starlette
@@ -32,6 +33,7 @@ def error(message: str, status: int) -> JSONResponse:
 
 @dataclass
 class FakeConectaline(FakeProvider):
+    base_path: ClassVar[str] = "/v1"
     email: str = "api@example.com"
     password: str = "conectaline-pass-0123"  # noqa: S105 (the fake's demo credential)
     api_token: str = "conectaline-token-0123456789"  # noqa: S105
@@ -41,6 +43,13 @@ class FakeConectaline(FakeProvider):
     logins: int = 0
     pushes: list[dict[str, object]] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def account_settings(self) -> dict[str, str]:
+        return {
+            "email": self.email,
+            "password": self.password,
+            "configuration_name": self.configuration_name,
+        }
 
     def error_body(self, status: int) -> bytes:
         return b'{"error": {"message": "Internal server error"}}'

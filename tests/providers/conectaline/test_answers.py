@@ -1,4 +1,4 @@
-"""Tests of `dlrhub.normalizers.conectaline`: recorded answers in `tests/data/conectaline/`."""
+"""Tests of `dlrhub.providers.conectaline.answers` on recorded answers (tests/data/conectaline/)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests of `dlrhub.normalizers.uvox`: recorded answers in `tests/data/uvox/`."""
+"""Tests of `dlrhub.providers.uvox.answers`: recorded answers in `tests/data/uvox/`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dlrhub.normalizers.uvox import answer_code
+from dlrhub.providers.uvox.answers import answer_code
 from tests.outbound.recorded import case_files, check_case
 
 CASES = case_files("uvox")

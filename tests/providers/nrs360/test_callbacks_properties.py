@@ -1,4 +1,4 @@
-"""Property tests of `dlrhub.normalizers.nrs360`: any input gives events or a
+"""Property tests of `dlrhub.providers.nrs360.callbacks`: any input gives events or a
 `NormalizeError`, and every event survives a JSON round trip."""
 
 from __future__ import annotations
@@ -12,8 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dlrhub.event import Event, Status
-from dlrhub.normalizers.base import DEFAULT_DLR_PARAMS, NormalizeError, RawCallback, SourceOptions
-from dlrhub.normalizers.nrs360 import ENGAGEMENT_EVENTS, EVENT_FIELDS, EVENT_STATUSES, normalize
+from dlrhub.normalizers.base import NormalizeError, RawCallback, SourceOptions
+from dlrhub.providers.nrs360.callbacks import (
+    DEFAULT_DLR_PARAMS,
+    ENGAGEMENT_EVENTS,
+    EVENT_FIELDS,
+    EVENT_STATUSES,
+    normalize,
+)
 
 EXAMPLES = settings(max_examples=300, deadline=None)
 

@@ -145,12 +145,7 @@ import orjson
 
 from dlrhub.event import Event, EventType, JSONValue, Status
 from dlrhub.name_cache import cached_for_short_names
-from dlrhub.normalizers.base import (
-    DEFAULT_DLR_PARAMS,
-    NormalizeError,
-    RawCallback,
-    SourceOptions,
-)
+from dlrhub.normalizers.base import NormalizeError, RawCallback, SourceOptions
 from dlrhub.normalizers.exchange import event_id
 
 PROVIDER = "nrs360"
@@ -214,6 +209,20 @@ DLR_WORD_STATUSES: Mapping[str, Status] = {
     "deleted": Status.FAILED,
     "fallido": Status.FAILED,
     "unknown": Status.UNKNOWN,
+}
+
+# Default names of the query parameters of a delivery receipt (GET on the
+# notificationUrl). Only status, phone, sender and ref are in the default URL
+# template; the others are read when present under these names.
+DEFAULT_DLR_PARAMS: Mapping[str, str] = {
+    "status": "status",
+    "phone": "phone",
+    "sender": "sender",
+    "ref": "ref",
+    "message_id": "id",
+    "smsc_id": "smsc_id",
+    "smsc_reply": "reply",
+    "timestamp": "ts",
 }
 
 # Fields of a delivery receipt that `SourceOptions.dlr_params` can rename.

@@ -1,4 +1,4 @@
-"""Property tests of `dlrhub.normalizers.uvox`: any answer gives events or `NormalizeError`."""
+"""Properties of `dlrhub.providers.onurix.answers`: any answer gives events or `NormalizeError`."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ from hypothesis import given, settings
 from dlrhub.normalizers.base import RawCallback, SourceOptions
 from tests.outbound.properties import bodies, check_events_or_error, options, queries, raw_callbacks
 
-KEYS = ["code", "status", "id", "to", "statusmessage", "resultstring", "version"]
-PARAMS = ["messageId", "to", "from", "dlrhub_refs", "apikey"]
+KEYS = ["id", "status", "state", "data", "phone", "credits", "error", "msg", "dispatch_id"]
+PARAMS = ["phone", "id", "dlrhub_refs", "dlrhub_channel", "client", "key"]
 
 
 @settings(max_examples=400, deadline=None)
 @given(
-    raw=raw_callbacks("uvox", ["send", "poll"], queries(PARAMS), bodies(KEYS)),
+    raw=raw_callbacks("onurix", ["send", "poll"], queries(PARAMS), bodies(KEYS)),
     given_options=options,
 )
 def test_any_answer_gives_events_or_a_normalize_error(
     raw: RawCallback, given_options: SourceOptions
 ) -> None:
-    check_events_or_error("uvox", raw, given_options)
+    check_events_or_error("onurix", raw, given_options)

@@ -1,4 +1,4 @@
-"""Tests of `dlrhub.normalizers.nrs360`.
+"""Tests of `dlrhub.providers.nrs360.callbacks`.
 
 Most cases are recorded payloads in `tests/data/nrs360/`, one JSON file each:
 `kind`, `method`, `content_type`, `query`, `body` (raw text, sent as UTF-8),
@@ -21,9 +21,9 @@ import pytest
 from dlrhub.event import Event, EventType, Status
 from dlrhub.ids import uuid7
 from dlrhub.normalizers.base import NormalizeError, RawCallback, SourceOptions
-from dlrhub.normalizers.nrs360 import ENGAGEMENT_EVENTS, EVENT_STATUSES, normalize
+from dlrhub.providers.nrs360.callbacks import ENGAGEMENT_EVENTS, EVENT_STATUSES, normalize
 
-CASES_DIR = Path(__file__).resolve().parents[1] / "data" / "nrs360"
+CASES_DIR = Path(__file__).resolve().parents[2] / "data" / "nrs360"
 CASE_FILES = sorted(CASES_DIR.glob("*.json"))
 RECEIVED_AT = datetime(2025, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 SOURCE = "nrs360-test"

@@ -28,7 +28,7 @@ import httpx
 import orjson
 
 from dlrhub.normalizers.exchange import REFS_PARAM
-from dlrhub.normalizers.uvox import BAD_KEY, INTERNAL_PROBLEM, POLL_STATUSES, answer_code
+from dlrhub.outbound.account import AccountConfig
 from dlrhub.outbound.clients import OutboundMessage
 from dlrhub.outbound.errors import (
     ProviderAnswerError,
@@ -37,8 +37,8 @@ from dlrhub.outbound.errors import (
     ProviderRejected,
     ProviderUnavailable,
 )
-from dlrhub.outbound.settings import AccountConfig
 from dlrhub.outbound.transport import Exchange, Transport, encode_request
+from dlrhub.providers.uvox.answers import BAD_KEY, INTERNAL_PROBLEM, POLL_STATUSES, answer_code
 
 SEND_PATH = "sms-api"
 DEFAULT_STATUS_PATH = "sms-status"

@@ -19,9 +19,15 @@ from dlrhub.sinks.settings import RetryPolicy
 class Retries:
     """The retries of one batch, from its first attempt until it is acknowledged or given up."""
 
-    def __init__(self, policy: RetryPolicy, uniform: Callable[[float, float], float]) -> None:
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        uniform: Callable[[float, float], float],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.policy = policy
         self.uniform = uniform
+        self.clock = clock
         self.attempts = 0
         self._unavailable = 0
         self._first_failure: float | None = None
@@ -34,7 +40,7 @@ class Retries:
     def after_failure(self, error: Exception) -> float | None:
         """Seconds to wait before the next attempt, or None: give the batch up."""
         self.attempts += 1
-        now = time.monotonic()
+        now = self.clock()
         first_failure = self._first_failure = (
             self._first_failure if self._first_failure is not None else now
         )

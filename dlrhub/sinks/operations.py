@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from dlrhub.config import Config
 from dlrhub.event import format_time
-from dlrhub.sinks.engine import head_seq
+from dlrhub.sinks.lag import head_seq
 from dlrhub.sinks.settings import SinkConfig
 from dlrhub.store.base import EventFilter, Store
 from dlrhub.store.sink_state import ReplayJob, SinkState, SinkStateStore

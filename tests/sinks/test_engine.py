@@ -14,7 +14,8 @@ from dlrhub.sinks.base import (
     SinkGone,
     SinkUnavailable,
 )
-from dlrhub.sinks.engine import SinkRunner, head_seq
+from dlrhub.sinks.engine import SinkRunner
+from dlrhub.sinks.lag import head_seq
 from dlrhub.sinks.operations import queue_replay, retry_dead_letters, set_paused
 from dlrhub.sinks.service import SinkService
 from dlrhub.sinks.settings import SinkConfig
@@ -270,15 +271,6 @@ async def test_start_at_end_skips_history(tmp_path: Path) -> None:
         finally:
             await running.stop()
         assert [e.id for e in sink.delivered] == [e.id for e in fresh]
-
-
-async def test_head_seq_finds_the_last_event(tmp_path: Path) -> None:
-    config = config_for(tmp_path)
-    async with harness(config) as h:
-        assert await head_seq(h.store) == 0
-        await ingest(h.store, make_events(1234))
-        assert await head_seq(h.store) == 1234
-        assert await head_seq(h.store, known=1000) == 1234
 
 
 def test_runner_page_size_is_bounded(tmp_path: Path) -> None:

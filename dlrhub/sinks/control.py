@@ -1,0 +1,75 @@
+"""Whether a runner may deliver now: stop, pause and disable, and cutting waits short.
+
+Pause and disable come from the sink state (`dlrhub sinks pause|resume`, read
+every control interval) or from the sink itself (`SinkPaused`, `SinkGone`).
+Like `stop()`, they wake every wait, so they take effect before the next
+attempt instead of after a backoff of up to a minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from dlrhub.sinks.reporting import SinkStats, log
+from dlrhub.store.sink_state import SinkStateStore
+
+
+class Interrupted(Exception):
+    """Stop delivering now: the runner is stopping, or the sink was paused or disabled."""
+
+
+class Control:
+    """The runner's stop, pause and disable flags, and the event that cuts its waits short."""
+
+    def __init__(self, name: str, state: SinkStateStore, stats: SinkStats) -> None:
+        self.name = name
+        self.state = state
+        self.stats = stats
+        self.stopping = False
+        self.paused = False
+        self.disabled: str | None = None
+        self._wake = asyncio.Event()  # set on stop, pause or disable: cut sleeps short
+
+    @property
+    def held(self) -> bool:
+        """Paused or disabled: nothing is delivered until an operator resumes the sink."""
+        return self.paused or bool(self.disabled)
+
+    def stop(self) -> None:
+        self.stopping = True
+        self._wake.set()
+
+    def apply(self, paused: bool, disabled: str | None) -> None:
+        """Take the pause and disable flags as the sink state holds them."""
+        self.paused, self.disabled = paused, disabled
+        if paused or disabled or self.stopping:
+            self._wake.set()
+            self.stats.state = "disabled" if disabled else "paused" if paused else self.stats.state
+        else:
+            self._wake.clear()
+
+    async def pause(self, reason: str) -> None:
+        """The sink reported a problem at its end: hold it until `dlrhub sinks resume`."""
+        log.error("sink %s is paused until 'dlrhub sinks resume': %s", self.name, reason)
+        await self.state.set_paused(self.name, True)
+        self.apply(True, self.disabled)
+
+    async def disable(self, reason: str) -> None:
+        """The sink said it is gone: hold it until `dlrhub sinks resume`."""
+        log.error("sink %s is disabled until 'dlrhub sinks resume': %s", self.name, reason)
+        await self.state.disable(self.name, reason)
+        self.apply(self.paused, reason)
+
+    async def idle(self, seconds: float) -> None:
+        """Wait `seconds`, or less if the runner is stopped, paused or disabled meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+
+    async def sleep_or_interrupt(self, seconds: float) -> None:
+        await self.idle(seconds)
+        self.raise_if_interrupted()
+
+    def raise_if_interrupted(self) -> None:
+        if self.stopping or self.paused or self.disabled:
+            raise Interrupted

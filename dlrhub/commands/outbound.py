@@ -31,14 +31,15 @@ def add_outbound_commands(
         "send",
         parents=[common],
         help="send through a provider account and track the messages",
-        description="Send an SMS (or an Onurix call) through an [[accounts]] entry.",
+        description="Send an SMS (or a voice call, where the provider offers one) through an"
+        " [[accounts]] entry.",
     )
     send.add_argument("--account", required=True, help="the [[accounts]] name")
     send.add_argument("--to", action="append", required=True, help="recipient (repeatable)")
     send.add_argument("--text", required=True)
     send.add_argument("--from", dest="sender", help="sender name or number")
     send.add_argument("--ref", action="append", help="your ref per recipient (repeatable)")
-    send.add_argument("--call", action="store_true", help="a voice call (Onurix)")
+    send.add_argument("--call", action="store_true", help="a voice call (channel 'call')")
     send.add_argument(
         "--option", action="append", default=[], help="provider parameter NAME=VALUE (repeatable)"
     )

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from dlrhub.app import create_app
 from dlrhub.config import load_config
-from dlrhub.event import Event
-from dlrhub.normalizers import RawCallback, SourceOptions
+from dlrhub.event import Event, RawCallback
+from dlrhub.normalizers import SourceOptions
 from dlrhub.providers import PROVIDERS
 from dlrhub.store import Accept, WriteItem, WriteResult
 

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import uvloop
 
-from dlrhub.normalizers import RawCallback, SourceOptions
+from dlrhub.event import RawCallback
+from dlrhub.normalizers import SourceOptions
 from dlrhub.providers import PROVIDERS
 from dlrhub.store import Accept, SQLiteStore, SQLStore
 from dlrhub.store.postgres import PostgresStore

@@ -9,6 +9,8 @@ kept in the log.
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -153,3 +155,34 @@ def parse_time(text: str) -> datetime:
 def epoch_micros(moment: datetime) -> int:
     delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+@dataclass(slots=True)
+class RawCallback:
+    """One HTTP callback as received, with secrets already removed.
+
+    `kind` is the route it came in on (`events`, `dlr`, `progress`); `query` is
+    the raw query string and `body` the raw body, both redacted. Treat it as
+    immutable: it is not frozen only because a frozen dataclass costs several
+    times more to build, and the receiver builds one per callback.
+    """
+
+    source: str
+    provider: str
+    kind: str
+    method: str
+    query: str
+    content_type: str
+    body: bytes
+    received_at: datetime
+    remote_addr: str | None = None
+
+    _dedupe_key: str = field(init=False, repr=False, compare=False, default="")
+
+    def dedupe_key(self) -> str:
+        """Identity of the callback: a provider's retry of it hashes the same."""
+        if not self._dedupe_key:
+            parts = "\x00".join((self.source, self.kind, self.method, self.query, ""))
+            digest = hashlib.sha256(parts.encode("utf-8", "surrogatepass") + self.body)
+            self._dedupe_key = digest.hexdigest()
+        return self._dedupe_key

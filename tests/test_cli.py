@@ -16,8 +16,7 @@ import orjson
 import pytest
 
 from dlrhub.cli import main as cli_main
-from dlrhub.event import Event, EventType, Status
-from dlrhub.normalizers import RawCallback
+from dlrhub.event import Event, EventType, RawCallback, Status
 from dlrhub.store import Accept, SQLiteStore
 from tests.serving import free_port
 

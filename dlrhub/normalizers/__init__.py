@@ -5,6 +5,6 @@ Each provider's own normalizers live in its folder under `dlrhub/providers/`.
 
 from __future__ import annotations
 
-from dlrhub.normalizers.base import NormalizeError, Normalizer, RawCallback, SourceOptions
+from dlrhub.normalizers.base import NormalizeError, Normalizer, SourceOptions
 
-__all__ = ["NormalizeError", "Normalizer", "RawCallback", "SourceOptions"]
+__all__ = ["NormalizeError", "Normalizer", "SourceOptions"]

@@ -32,9 +32,9 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from dlrhub.event import Event, JSONValue, Status
+from dlrhub.event import Event, JSONValue, RawCallback, Status
 from dlrhub.ids import uuid7
-from dlrhub.normalizers.base import NormalizeError, RawCallback, SourceOptions
+from dlrhub.normalizers.base import NormalizeError, SourceOptions
 
 REFS_PARAM = "dlrhub_refs"
 CHANNEL_PARAM = "dlrhub_channel"

@@ -23,7 +23,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
-from dlrhub.normalizers.base import RawCallback
+from dlrhub.event import RawCallback
 from dlrhub.outbound.account import AccountConfig
 from dlrhub.outbound.errors import ProviderError, ProviderUnavailable
 from dlrhub.redact import REDACTED, redact_query, redact_text

@@ -30,7 +30,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from dlrhub.config import Config, SourceConfig
-from dlrhub.normalizers import RawCallback
+from dlrhub.event import RawCallback
 from dlrhub.providers import PROVIDERS
 from dlrhub.providers.base import FORM, Authenticator, HookRequest, Route
 from dlrhub.receiver.errors import INTERNAL_ERROR_DETAIL, error_body

@@ -14,7 +14,8 @@ from typing import Literal, Protocol
 import msgspec
 
 from dlrhub.config import Config
-from dlrhub.normalizers import NormalizeError, RawCallback, SourceOptions
+from dlrhub.event import RawCallback
+from dlrhub.normalizers import NormalizeError, SourceOptions
 from dlrhub.providers import PROVIDERS
 from dlrhub.store import Accept, Quarantine, Store, WriteItem, WriteResult
 

@@ -37,7 +37,7 @@ from typing import cast
 import msgspec
 
 from dlrhub.config import Config
-from dlrhub.normalizers import RawCallback
+from dlrhub.event import RawCallback
 from dlrhub.receiver.ingest import Ingest, Ingested, ingested
 from dlrhub.receiver.metrics import Metrics
 from dlrhub.store import Store, StoreUnavailable, WriteItem, WriteResult

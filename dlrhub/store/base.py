@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
-from dlrhub.event import Event, EventType, Status
-from dlrhub.normalizers.base import RawCallback
+from dlrhub.event import Event, EventType, RawCallback, Status
 
 
 class StoreUnavailable(Exception):

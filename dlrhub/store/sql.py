@@ -25,8 +25,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
-from dlrhub.event import Event, EventType, Status, epoch_micros, format_time, parse_time
-from dlrhub.normalizers.base import RawCallback
+from dlrhub.event import (
+    Event,
+    EventType,
+    RawCallback,
+    Status,
+    epoch_micros,
+    format_time,
+    parse_time,
+)
 from dlrhub.store.base import (
     Accept,
     EventFilter,

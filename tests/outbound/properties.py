@@ -9,8 +9,8 @@ from urllib.parse import urlencode
 import orjson
 from hypothesis import strategies as st
 
-from dlrhub.event import Event, Status
-from dlrhub.normalizers.base import NormalizeError, RawCallback, SourceOptions
+from dlrhub.event import Event, RawCallback, Status
+from dlrhub.normalizers.base import NormalizeError, SourceOptions
 from dlrhub.providers import PROVIDERS
 
 any_text = st.text(st.characters(exclude_categories=()), max_size=30)

@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 import pytest
 
-from dlrhub.event import Event, Status
-from dlrhub.normalizers.base import NormalizeError, RawCallback, SourceOptions
+from dlrhub.event import Event, RawCallback, Status
+from dlrhub.normalizers.base import NormalizeError, SourceOptions
 from dlrhub.providers import PROVIDERS
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from dlrhub.app import create_app, open_store
 from dlrhub.config import Config, load_config
-from dlrhub.normalizers import RawCallback
+from dlrhub.event import RawCallback
 from dlrhub.receiver.ingest import Ingest, Ingested
 from dlrhub.receiver.ingest_worker import (
     _COMMIT_NOTICE,

@@ -25,8 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dlrhub.config import Config, load_config
-from dlrhub.event import Event, EventType, Status
-from dlrhub.normalizers.base import RawCallback
+from dlrhub.event import Event, EventType, RawCallback, Status
 from dlrhub.sinks.service import SinkService
 from dlrhub.store import Accept, SQLiteStore
 from dlrhub.store.sink_state_sqlite import SQLiteSinkState

@@ -14,8 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dlrhub.event import Event, EventType, Status
-from dlrhub.normalizers import RawCallback
+from dlrhub.event import Event, EventType, RawCallback, Status
 from dlrhub.store import (
     Accept,
     EventFilter,

@@ -28,8 +28,8 @@ from typing import Any
 
 import orjson
 
-from dlrhub.event import Event, EventType, Status
-from dlrhub.normalizers.base import NormalizeError, RawCallback, SourceOptions
+from dlrhub.event import Event, EventType, RawCallback, Status
+from dlrhub.normalizers.base import NormalizeError, SourceOptions
 from dlrhub.normalizers.exchange import (
     REFS_PARAM,
     checked,

@@ -55,8 +55,8 @@ from typing import Any
 
 import orjson
 
-from dlrhub.event import Event, EventType, JSONValue, Status
-from dlrhub.normalizers.base import NormalizeError, RawCallback, SourceOptions
+from dlrhub.event import Event, EventType, JSONValue, RawCallback, Status
+from dlrhub.normalizers.base import NormalizeError, SourceOptions
 from dlrhub.normalizers.exchange import (
     CHANNEL_PARAM,
     MESSAGE_ID_PARAM,

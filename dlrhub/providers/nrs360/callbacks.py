@@ -143,9 +143,9 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from dlrhub.event import Event, EventType, JSONValue, Status
+from dlrhub.event import Event, EventType, JSONValue, RawCallback, Status
 from dlrhub.name_cache import cached_for_short_names
-from dlrhub.normalizers.base import NormalizeError, RawCallback, SourceOptions
+from dlrhub.normalizers.base import NormalizeError, SourceOptions
 from dlrhub.normalizers.exchange import event_id
 
 PROVIDER = "nrs360"

@@ -61,8 +61,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dlrhub.event import Event, EventType, Status
-from dlrhub.normalizers.base import NormalizeError, RawCallback, SourceOptions
+from dlrhub.event import Event, EventType, RawCallback, Status
+from dlrhub.normalizers.base import NormalizeError, SourceOptions
 from dlrhub.normalizers.exchange import (
     CHANNEL_PARAM,
     REFS_PARAM,

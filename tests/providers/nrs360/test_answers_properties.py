@@ -6,7 +6,8 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlrhub.normalizers.base import RawCallback, SourceOptions
+from dlrhub.event import RawCallback
+from dlrhub.normalizers.base import SourceOptions
 from tests.outbound.properties import (
     any_text,
     bodies,

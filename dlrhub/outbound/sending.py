@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -32,6 +32,19 @@ from dlrhub.store.tracking import NewTracking, TrackedMessage, TrackingStore
 REF = re.compile(r"^[A-Za-z0-9._~:-]{1,64}$")
 MAX_RECIPIENTS = 10_000
 MAX_TEXT = 5_000
+
+
+# What a send may ask of each provider: its `AccountSpec` in the registry says.
+def _sends_distinct_texts(provider: str) -> bool:
+    """Whether the provider can send each recipient its own text (`texts`)."""
+    spec = PROVIDERS[provider].account
+    return spec is not None and spec.distinct_texts
+
+
+def _channels(provider: str) -> frozenset[str]:
+    """The channels a send through this provider may use."""
+    spec = PROVIDERS[provider].account
+    return spec.channels if spec is not None else frozenset({"sms"})
 
 
 class SendRefused(ValueError):
@@ -226,6 +239,18 @@ class Outbound:
         return tuple(notification_url(hook, source.token, source.options, ref) for ref in refs)
 
 
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """What `_check_send` checks: a send as dlrhub was asked for it."""
+
+    provider: str
+    recipients: Sequence[str]
+    text: str
+    refs: Sequence[str]
+    channel: str
+    texts: Sequence[str] | None
+
+
 def _check_send(
     account: AccountConfig,
     recipients: list[str],
@@ -234,30 +259,80 @@ def _check_send(
     channel: str,
     texts: Sequence[str] | None,
 ) -> None:
-    if not recipients or any(not recipient for recipient in recipients):
+    """Raise `SendRefused` for the first of `SEND_CHECKS` the request fails."""
+    request = SendRequest(account.provider, recipients, text, refs, channel, texts)
+    for check in SEND_CHECKS:
+        check(request)
+
+
+def _check_recipients_given(request: SendRequest) -> None:
+    if not request.recipients or any(not recipient for recipient in request.recipients):
         raise SendRefused("bad_request", "give at least one recipient, none of them blank")
-    if len(recipients) > MAX_RECIPIENTS:
+
+
+def _check_recipient_count(request: SendRequest) -> None:
+    if len(request.recipients) > MAX_RECIPIENTS:
         raise SendRefused("bad_request", f"at most {MAX_RECIPIENTS} recipients per send")
-    if any("," in recipient for recipient in recipients):
+
+
+def _check_no_comma_in_recipients(request: SendRequest) -> None:
+    if any("," in recipient for recipient in request.recipients):
         raise SendRefused("bad_request", "a recipient may not contain ','")
-    if len(refs) != len(recipients) or len(set(refs)) != len(refs):
+
+
+def _check_one_ref_each(request: SendRequest) -> None:
+    refs = request.refs
+    if len(refs) != len(request.recipients) or len(set(refs)) != len(refs):
         raise SendRefused("bad_request", "give one distinct ref per recipient, or none")
-    for ref in refs:
+
+
+def _check_refs_url_safe(request: SendRequest) -> None:
+    for ref in request.refs:
         if not REF.match(ref):
             raise SendRefused("bad_request", f"ref {ref[:80]!r} is not 1-64 URL-safe characters")
-    if texts is not None and len(texts) != len(recipients):
+
+
+def _check_one_text_each(request: SendRequest) -> None:
+    if request.texts is not None and len(request.texts) != len(request.recipients):
         raise SendRefused("bad_request", "give one text per recipient in 'texts', or none")
-    spec = PROVIDERS[account.provider].account
-    if texts is not None and not (spec and spec.distinct_texts) and len(set(texts)) > 1:
-        raise SendRefused("bad_request", f"{account.provider} sends one text to everyone")
-    if not (text or texts) and channel != "call":
+
+
+def _check_distinct_texts_allowed(request: SendRequest) -> None:
+    texts = request.texts
+    if texts is not None and not _sends_distinct_texts(request.provider) and len(set(texts)) > 1:
+        raise SendRefused("bad_request", f"{request.provider} sends one text to everyone")
+
+
+def _check_text_given(request: SendRequest) -> None:
+    if not (request.text or request.texts) and request.channel != "call":
         raise SendRefused("bad_request", "the text is empty")
-    if len(text) > MAX_TEXT:
+
+
+def _check_text_length(request: SendRequest) -> None:
+    if len(request.text) > MAX_TEXT:
         raise SendRefused("bad_request", f"the text is over {MAX_TEXT} characters")
-    channels = spec.channels if spec else frozenset({"sms"})
-    if channel not in channels:
+
+
+def _check_channel(request: SendRequest) -> None:
+    channels = _channels(request.provider)
+    if request.channel not in channels:
         offered = " or ".join(repr(name) for name in sorted(channels))
-        raise SendRefused("bad_request", f"channel is {offered} through {account.provider}")
+        raise SendRefused("bad_request", f"channel is {offered} through {request.provider}")
+
+
+# In this order: when several things are wrong, the first check decides what the user reads.
+SEND_CHECKS: tuple[Callable[[SendRequest], None], ...] = (
+    _check_recipients_given,
+    _check_recipient_count,
+    _check_no_comma_in_recipients,
+    _check_one_ref_each,
+    _check_refs_url_safe,
+    _check_one_text_each,
+    _check_distinct_texts_allowed,
+    _check_text_given,
+    _check_text_length,
+    _check_channel,
+)
 
 
 def _sent(event: Event) -> SentMessage:

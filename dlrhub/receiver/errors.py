@@ -43,6 +43,9 @@ async def http_exception(request: Request, exc: Exception) -> Response:
 
 
 async def unexpected_exception(request: Request, exc: Exception) -> Response:
+    # One line, no trace: Starlette re-raises the error after this answer, and the
+    # server logs the trace ("Exception in ASGI application"). `log.exception` here
+    # would log it twice. (`/hooks/` answers its own 500s: see `Hooks.__call__`.)
     log.error("unexpected error on %s %s: %r", request.method, request.url.path, exc)
     return error_response(500, "internal_error", INTERNAL_ERROR_DETAIL)
 

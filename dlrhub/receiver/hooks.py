@@ -35,6 +35,7 @@ from dlrhub.providers import PROVIDERS
 from dlrhub.providers.base import FORM, Authenticator, HookRequest, Route
 from dlrhub.receiver.errors import INTERNAL_ERROR_DETAIL, error_body
 from dlrhub.receiver.ingest import Ingester
+from dlrhub.receiver.ingest_worker import IngestWorkerError
 from dlrhub.receiver.metrics import Metrics
 from dlrhub.redact import redact_form, redact_query
 from dlrhub.store import StoreUnavailable
@@ -141,8 +142,11 @@ class Hooks:
         started = time.perf_counter()
         try:
             answer = await self.answer(scope, receive, started)
-        except Exception as error:  # never a stack trace to the provider
-            log.error("unexpected error on %s %s: %r", scope["method"], scope["path"], error)
+        except IngestWorkerError as error:  # the worker logged the trace, in its process
+            log.error("unexpected error on %s %s: %s", scope["method"], scope["path"], error)
+            answer = error_answer(500, "internal_error", INTERNAL_ERROR_DETAIL)
+        except Exception as error:  # never a stack trace to the provider; to the log, once
+            log.exception("unexpected error on %s %s: %r", scope["method"], scope["path"], error)
             answer = error_answer(500, "internal_error", INTERNAL_ERROR_DETAIL)
         await send(
             {

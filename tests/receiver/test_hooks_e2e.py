@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -12,7 +13,15 @@ import orjson
 import pytest
 
 from dlrhub.cli import main as cli_main
+from dlrhub.config import Config
+from dlrhub.event import RawCallback
+from dlrhub.receiver.hooks import Hooks
+from dlrhub.receiver.ingest import Ingested
+from dlrhub.receiver.ingest_worker import IngestWorkerError
+from dlrhub.receiver.metrics import Metrics
+from dlrhub.store import SQLiteStore
 from tests.conftest import SOURCE_TOKEN, Running, write_config
+from tests.serving import serve_app
 
 TOKEN = {"token": SOURCE_TOKEN}
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -309,3 +318,73 @@ async def test_an_unexpected_error_is_a_json_500_without_the_trace(
     assert "boom" not in answer.text
     assert any("boom in a normalizer" in record.getMessage() for record in caplog.records)
     assert (await post_event(running, event_form("delivered"))).status_code == 200
+
+
+def traces_of(caplog: pytest.LogCaptureFixture, text: str) -> list[logging.LogRecord]:
+    """The log records that carry a traceback of an error whose text has `text`."""
+    return [
+        record
+        for record in caplog.records
+        if record.exc_info is not None and text in str(record.exc_info[1])
+    ]
+
+
+async def test_a_hooks_500_logs_the_trace_once(
+    running_in_process: Running, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from dlrhub.providers import PROVIDERS
+
+    def broken(raw: object, options: object) -> list[object]:
+        raise RuntimeError("boom in a normalizer")
+
+    broken_provider = dataclasses.replace(PROVIDERS["nrs360"], normalize=broken)
+    monkeypatch.setitem(PROVIDERS, "nrs360", broken_provider)  # type: ignore[arg-type]
+    answer = await post_event(running_in_process, event_form("delivered"))
+    assert answer.status_code == 500
+    (record,) = traces_of(caplog, "boom in a normalizer")
+    assert record.name == "dlrhub.receiver.hooks"
+    assert "POST /hooks/nrs360/events" in record.getMessage()
+
+
+async def test_a_hooks_500_from_the_worker_logs_no_second_trace(
+    config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The worker logs the trace in its own process; the receiver says which request."""
+
+    async def failing(raw: RawCallback) -> Ingested:
+        raise IngestWorkerError("RuntimeError('boom in the worker')")
+
+    async with (
+        serve_app(Hooks(config, failing, Metrics()), lifespan="off") as base_url,
+        httpx.AsyncClient(base_url=base_url) as client,
+    ):
+        answer = await client.post(
+            "/hooks/nrs360/events", params=TOKEN, content=event_form("delivered"), headers=FORM
+        )
+    assert answer.status_code == 500
+    assert answer.json()["error"] == "internal_error"
+    assert traces_of(caplog, "boom in the worker") == []
+    (record,) = [r for r in caplog.records if "boom in the worker" in r.getMessage()]
+    assert record.name == "dlrhub.receiver.hooks" and record.levelno == logging.ERROR
+
+
+async def test_an_api_500_logs_the_trace_once(
+    running_in_process: Running, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Starlette's handler answers and re-raises; the server logs the trace, the handler a line."""
+
+    async def broken(self: object, query: object) -> list[object]:
+        raise RuntimeError("boom in the store")
+
+    monkeypatch.setattr(SQLiteStore, "events", broken)
+    answer = await running_in_process.admin.get("/v1/events")
+    assert answer.status_code == 500
+    assert answer.json()["error"] == "internal_error"
+    assert "boom" not in answer.text
+    assert len(traces_of(caplog, "boom in the store")) == 1
+    assert any(
+        r.name == "dlrhub.receiver.errors" and "GET /v1/events" in r.getMessage()
+        for r in caplog.records
+    )

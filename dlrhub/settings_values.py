@@ -82,12 +82,6 @@ def value_at(
     return convert(path, table[key]) if key in table else default
 
 
-def optional_value_at(
-    table: Mapping[str, Any], key: str, path: str, convert: Callable[[str, Any], T]
-) -> T | None:
-    return convert(path, table[key]) if key in table and table[key] != "" else None
-
-
 def read_table(path: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(path, "must be a table")

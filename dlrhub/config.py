@@ -188,7 +188,7 @@ def apply_environment(document: dict[str, Any], env: Mapping[str, str]) -> list[
         try:
             if keys[0] in named and len(keys) >= 3:
                 table = _named_table(document, keys[0], keys[1])
-                table.update(_nested(keys[2:], EnvText(value, name)))
+                _set_path(table, keys[2:], EnvText(value, name))
             else:
                 _set_path(document, keys, EnvText(value, name))
         except ConfigError as error:
@@ -207,12 +207,6 @@ def _named_table(document: dict[str, Any], section: str, env_name: str) -> dict[
     table = {"name": env_name}
     tables.append(table)
     return table
-
-
-def _nested(keys: list[str], value: Any) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    _set_path(result, keys, value)
-    return result
 
 
 def _set_path(document: dict[str, Any], keys: list[str], value: Any) -> None:

@@ -269,3 +269,17 @@ def test_postgres_store_from_the_environment_never_shows_the_password() -> None:
     assert config.store_label == (
         "PostgreSQL postgresql://dlrhub:[REDACTED]@db.internal:5432/dlrhub, schema dlrhub"
     )
+
+
+def test_a_variable_overrides_one_key_of_a_named_tables_subtable(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"[[sources]]\nname = 'shop'\nprovider = '360nrs'\ntoken = '{TOKEN}'\n"
+        "dlr_params = { ref = 'customId' }\n",
+    )
+    env = {"DLRHUB_SOURCES__SHOP__DLR_PARAMS__PHONE": "to"}
+    (source,) = load_config(path, env=env).sources
+    assert (source.options.dlr_params["ref"], source.options.dlr_params["phone"]) == (
+        "customId",
+        "to",
+    )

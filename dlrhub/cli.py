@@ -2,7 +2,8 @@
 
 A failure prints one line saying what was wrong and what to do, and exits
 non-zero (2 for configuration or usage, 1 otherwise); `--verbose` adds the
-traceback. The commands themselves live in `dlrhub/commands/`.
+traceback; a configuration with several errors prints a line for each. The
+commands themselves live in `dlrhub/commands/`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dlrhub.commands.common import EXIT_FAILURE, EXIT_USAGE, CliError
 from dlrhub.commands.outbound import add_outbound_commands
 from dlrhub.commands.receiver import add_receiver_commands
 from dlrhub.commands.sinks import add_sink_commands
-from dlrhub.config import ConfigError
+from dlrhub.config import ConfigError, ConfigErrors
 from dlrhub.store import StoreUnavailable
 
 
@@ -52,14 +53,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail(args, str(error))
         return error.code
     except ConfigError as error:
-        _fail(args, f"configuration error: {error}")
+        errors = error.errors if isinstance(error, ConfigErrors) else (error,)
+        _fail(args, *(f"configuration error: {each}" for each in errors))
         return EXIT_USAGE
     except StoreUnavailable as error:
         _fail(args, f"{error} (is --data-dir right?)")
         return EXIT_FAILURE
 
 
-def _fail(args: argparse.Namespace, message: str) -> None:
+def _fail(args: argparse.Namespace, *messages: str) -> None:
     if getattr(args, "verbose", False):
         traceback.print_exc()
-    print(f"dlrhub: {message}", file=sys.stderr)
+    for message in messages:
+        print(f"dlrhub: {message}", file=sys.stderr)

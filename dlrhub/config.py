@@ -11,53 +11,61 @@ addressed by name. Examples::
     DLRHUB_SOURCES__NRS360__ALLOW_IPS=203.0.113.0/24,2001:db8::/32
     DLRHUB_SOURCES__NRS360__DLR_PARAMS__REF=customId
 
-Every error names the key's path, e.g. `sources[0].allow_ips[1]: ...`.
+Sections are read by `dlrhub/settings_schema.py` from the dataclasses below.
+Every error is reported (`ConfigErrors`), each naming the key's path, e.g.
+`sources[0].allow_ips[1]: ...`, and the variable a value came from.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
-import re
 import tomllib
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from dlrhub.event import Status
 from dlrhub.normalizers import SourceOptions
-from dlrhub.outbound.settings import OutboundConfig, parse_outbound
+from dlrhub.outbound.settings import OutboundConfig
 from dlrhub.providers import PROVIDERS, source_providers
 from dlrhub.redact import redact_dsn
+from dlrhub.settings_schema import (
+    Flatten,
+    HttpUrl,
+    Matches,
+    NamedTables,
+    Port,
+    PositiveInt,
+    Secret,
+    named_tables,
+    parse_section,
+)
 from dlrhub.settings_values import (
     ConfigError as ConfigError,
 )
 from dlrhub.settings_values import (
+    ConfigErrors as ConfigErrors,
+)
+from dlrhub.settings_values import (
     EnvText,
     Network,
-    optional_value_at,
     read_bool,
     read_choice,
     read_list,
     read_name,
-    read_named_tables,
     read_network,
-    read_path,
-    read_port,
-    read_positive_int,
     read_secret,
     read_table,
     read_text,
     reject_unknown,
     value_at,
 )
-from dlrhub.sinks.settings import SinkConfig, parse_sinks
+from dlrhub.sinks.settings import SinkConfig, read_sink
 
 ENV_PREFIX = "DLRHUB_"
-# Arrays of tables addressed by name in environment variables.
-NAMED_TABLES = ("sources", "sinks", "accounts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +94,9 @@ class SourceConfig:
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     host: str = "127.0.0.1"
-    port: int = 8080
-    max_body_bytes: int = 64 * 1024
-    public_url: str | None = None
+    port: Port = 8080
+    max_body_bytes: PositiveInt = 64 * 1024
+    public_url: HttpUrl | None = None
     forwarded_allow_ips: str | None = None
     access_log: bool = True
     ingest_worker: bool = True  # `dlrhub serve` normalizes and commits in a second process
@@ -96,23 +104,32 @@ class ServerConfig:
 
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
-    backend: str = "sqlite"  # or "postgres"
+    backend: Literal["sqlite", "postgres"] = "sqlite"
     path: Path | None = None  # sqlite
     dsn: str | None = None  # postgres: postgresql://user:password@host:5432/db
-    schema: str = "dlrhub"  # postgres
-    max_batch: int = 512
+    schema: Annotated[  # postgres
+        str, Matches(r"[a-z_][a-z0-9_]{0,62}", "is not a plain lower-case schema name")
+    ] = "dlrhub"
+    max_batch: PositiveInt = 512
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        if self.backend == "postgres" and not (
+            self.dsn and self.dsn.startswith(("postgresql://", "postgres://"))
+        ):
+            yield "dsn", "is required with backend 'postgres': postgresql://..."
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
     data_dir: Path = Path("dlrhub-data")
-    admin_token: str | None = None
-    log_level: str = "info"
+    admin_token: Secret | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
     server: ServerConfig = field(default_factory=ServerConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
-    sources: tuple[SourceConfig, ...] = ()
-    sinks: tuple[SinkConfig, ...] = ()
-    outbound: OutboundConfig = field(default_factory=OutboundConfig)
+    sources: Annotated[tuple[SourceConfig, ...], NamedTables("source", _source)] = ()
+    sinks: Annotated[tuple[SinkConfig, ...], NamedTables("sink", read_sink)] = ()
+    # `[[accounts]]` and `[poller]` are top-level tables
+    outbound: Annotated[OutboundConfig, Flatten()] = field(default_factory=OutboundConfig)
 
     @property
     def sqlite_path(self) -> Path:
@@ -134,7 +151,10 @@ def load_config(
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Config:
-    """Read the file (if any), apply environment then explicit overrides, validate."""
+    """Read the file (if any), apply environment then explicit overrides, validate.
+
+    Raises `ConfigErrors` with every problem found, not only the first.
+    """
     env = os.environ if env is None else env
     if path is None and env.get("DLRHUB_CONFIG"):
         path = Path(env["DLRHUB_CONFIG"])
@@ -148,22 +168,36 @@ def load_config(
             raise ConfigError("", f"cannot read configuration file {path}: {error}") from None
         except tomllib.TOMLDecodeError as error:
             raise ConfigError("", f"{path} is not valid TOML: {error}") from None
-    apply_environment(document, env)
+    not_applied = apply_environment(document, env)
     for key, value in (overrides or {}).items():
         if value is not None:
             _set_path(document, key.split("."), value)
-    return parse_config(document)
+    try:
+        config = parse_config(document)
+    except ConfigErrors as errors:
+        raise ConfigErrors([*not_applied, *errors.errors]) from None
+    if not_applied:
+        raise ConfigErrors(not_applied)
+    return config
 
 
-def apply_environment(document: dict[str, Any], env: Mapping[str, str]) -> None:
+def apply_environment(document: dict[str, Any], env: Mapping[str, str]) -> list[ConfigError]:
+    """Set each `DLRHUB_*` variable's key in `document`; returns the variables that could not be."""
+    named = named_tables(Config)
+    not_applied = []
     for name, value in sorted(env.items()):
         if not name.startswith(ENV_PREFIX) or name == "DLRHUB_CONFIG":
             continue
         keys = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
-        if keys[0] in NAMED_TABLES and len(keys) >= 3:
-            _named_table(document, keys[0], keys[1]).update(_nested(keys[2:], EnvText(value)))
-        else:
-            _set_path(document, keys, EnvText(value))
+        try:
+            if keys[0] in named and len(keys) >= 3:
+                table = _named_table(document, keys[0], keys[1])
+                _set_path(table, keys[2:], EnvText(value, name))
+            else:
+                _set_path(document, keys, EnvText(value, name))
+        except ConfigError as error:
+            not_applied.append(ConfigError(error.path, error.problem, name))
+    return not_applied
 
 
 def _named_table(document: dict[str, Any], section: str, env_name: str) -> dict[str, Any]:
@@ -179,12 +213,6 @@ def _named_table(document: dict[str, Any], section: str, env_name: str) -> dict[
     return table
 
 
-def _nested(keys: list[str], value: Any) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    _set_path(result, keys, value)
-    return result
-
-
 def _set_path(document: dict[str, Any], keys: list[str], value: Any) -> None:
     target = document
     for key in keys[:-1]:
@@ -198,92 +226,8 @@ def _set_path(document: dict[str, Any], keys: list[str], value: Any) -> None:
 
 
 def parse_config(document: Mapping[str, Any]) -> Config:
-    reject_unknown(
-        "",
-        document,
-        {
-            "data_dir",
-            "admin_token",
-            "log_level",
-            "server",
-            "store",
-            "sources",
-            "sinks",
-            "accounts",
-            "poller",
-        },
-    )
-    server_doc = read_table("server", document.get("server", {}))
-    reject_unknown(
-        "server",
-        server_doc,
-        {
-            "host",
-            "port",
-            "max_body_bytes",
-            "public_url",
-            "forwarded_allow_ips",
-            "access_log",
-            "ingest_worker",
-        },
-    )
-    defaults = ServerConfig()
-    public_url = optional_value_at(server_doc, "public_url", "server.public_url", read_text)
-    if public_url is not None and not re.match(r"^https?://[^/?#\s]+", public_url):
-        raise ConfigError("server.public_url", f"{public_url!r} is not an http(s) URL")
-    server = ServerConfig(
-        host=value_at(server_doc, "host", "server.host", read_text, defaults.host),
-        port=value_at(server_doc, "port", "server.port", read_port, defaults.port),
-        max_body_bytes=value_at(
-            server_doc,
-            "max_body_bytes",
-            "server.max_body_bytes",
-            read_positive_int,
-            defaults.max_body_bytes,
-        ),
-        public_url=public_url.rstrip("/") if public_url else None,
-        forwarded_allow_ips=optional_value_at(
-            server_doc, "forwarded_allow_ips", "server.forwarded_allow_ips", read_text
-        ),
-        access_log=value_at(
-            server_doc, "access_log", "server.access_log", read_bool, defaults.access_log
-        ),
-        ingest_worker=value_at(
-            server_doc, "ingest_worker", "server.ingest_worker", read_bool, defaults.ingest_worker
-        ),
-    )
-    store_doc = read_table("store", document.get("store", {}))
-    reject_unknown("store", store_doc, {"backend", "path", "dsn", "schema", "max_batch"})
-    backend = value_at(store_doc, "backend", "store.backend", read_text, "sqlite")
-    if backend not in {"sqlite", "postgres"}:
-        raise ConfigError("store.backend", f"{backend!r} is not 'sqlite' or 'postgres'")
-    dsn = optional_value_at(store_doc, "dsn", "store.dsn", read_text)
-    if backend == "postgres" and not (dsn and dsn.startswith(("postgresql://", "postgres://"))):
-        raise ConfigError("store.dsn", "is required with backend 'postgres': postgresql://...")
-    schema = value_at(store_doc, "schema", "store.schema", read_text, "dlrhub")
-    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
-        raise ConfigError("store.schema", f"{schema!r} is not a plain lower-case schema name")
-    store = StoreConfig(
-        backend=backend,
-        path=optional_value_at(store_doc, "path", "store.path", read_path),
-        dsn=dsn,
-        schema=schema,
-        max_batch=value_at(store_doc, "max_batch", "store.max_batch", read_positive_int, 512),
-    )
-    log_level = value_at(document, "log_level", "log_level", read_text, "info").lower()
-    if log_level not in {"debug", "info", "warning", "error"}:
-        raise ConfigError("log_level", f"{log_level!r} is not one of debug, info, warning, error")
-    sources = read_named_tables(document, "sources", "source", _source)
-    return Config(
-        data_dir=value_at(document, "data_dir", "data_dir", read_path, Path("dlrhub-data")),
-        admin_token=optional_value_at(document, "admin_token", "admin_token", read_secret),
-        log_level=log_level,
-        server=server,
-        store=store,
-        sources=sources,
-        sinks=parse_sinks(document),
-        outbound=parse_outbound(document),
-    )
+    """`document` (TOML with the environment applied) read as `Config`; raises `ConfigErrors`."""
+    return parse_section(Config, document)
 
 
 SOURCE_KEYS = {"name", "provider", "allow_ips", "status_map", "timezone"}

@@ -1,14 +1,16 @@
 """Typed reading of configuration values, shared by every configuration section.
 
 Each converter takes the key's path (for the error message) and the raw value
-from TOML or from an environment variable (`EnvText`, converted by type).
+from TOML or from an environment variable (`EnvText`, converted by type), and
+raises `ConfigError` at the first problem. `dlrhub/settings_schema.py` applies
+them field by field and collects every error into one `ConfigErrors`.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -17,16 +19,54 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(ValueError):
-    """A configuration value is wrong; `str()` names the key and the problem."""
+    """A configuration value is wrong; `str()` names the key, the problem and the variable.
 
-    def __init__(self, path: str, problem: str) -> None:
-        super().__init__(f"{path}: {problem}" if path else problem)
+    `variable` is the environment variable the value came from, if it did.
+    """
+
+    def __init__(self, path: str, problem: str, variable: str | None = None) -> None:
+        where = f" (from {variable})" if variable else ""
+        super().__init__(f"{path}: {problem}{where}" if path else f"{problem}{where}")
         self.path = path
         self.problem = problem
+        self.variable = variable
+
+
+class ConfigErrors(ConfigError):
+    """Every problem found in a configuration: `str()` is one `path: problem` line each.
+
+    `path`, `problem` and `variable` are the first error's, for code that expects one.
+    """
+
+    def __init__(self, errors: Iterable[ConfigError]) -> None:
+        self.errors = tuple(flatten_errors(errors))
+        if not self.errors:
+            raise ValueError("ConfigErrors needs at least one error")
+        first = self.errors[0]
+        super().__init__(first.path, first.problem, first.variable)
+        self.args = ("\n".join(str(error) for error in self.errors),)
+
+
+def flatten_errors(errors: Iterable[ConfigError]) -> list[ConfigError]:
+    """The single errors in `errors`, with each `ConfigErrors` replaced by the errors it holds."""
+    flat: list[ConfigError] = []
+    for error in errors:
+        flat.extend(error.errors if isinstance(error, ConfigErrors) else (error,))
+    return flat
 
 
 class EnvText(str):
-    """A value that came from an environment variable: text to convert by the key's type."""
+    """A value from an environment variable: text to convert by the key's type.
+
+    `variable` names the variable, for error messages (`... (from DLRHUB_SERVER__PORT)`).
+    """
+
+    variable: str
+
+    def __new__(cls, value: str, variable: str = "") -> EnvText:
+        text = super().__new__(cls, value)
+        text.variable = variable
+        return text
 
 
 def reject_unknown(path: str, table: Mapping[str, Any], allowed: set[str]) -> None:
@@ -40,12 +80,6 @@ def value_at(
     table: Mapping[str, Any], key: str, path: str, convert: Callable[[str, Any], T], default: T
 ) -> T:
     return convert(path, table[key]) if key in table else default
-
-
-def optional_value_at(
-    table: Mapping[str, Any], key: str, path: str, convert: Callable[[str, Any], T]
-) -> T | None:
-    return convert(path, table[key]) if key in table and table[key] != "" else None
 
 
 def read_table(path: str, value: Any) -> dict[str, Any]:
@@ -112,7 +146,8 @@ def read_port(path: str, value: Any) -> int:
 
 def read_list(path: str, value: Any) -> list[Any]:
     if isinstance(value, EnvText):
-        return [part.strip() for part in value.split(",") if part.strip()]
+        parts = (part.strip() for part in value.split(","))
+        return [EnvText(part, value.variable) for part in parts if part]
     if not isinstance(value, list):
         raise ConfigError(path, "must be an array")
     return value
@@ -168,16 +203,37 @@ N = TypeVar("N", bound=Named)
 def read_named_tables(
     document: Mapping[str, Any], section: str, what: str, parse: Callable[[str, Any], N]
 ) -> tuple[N, ...]:
-    """Every table of `[[section]]`, parsed, with names unique among them."""
-    items = document.get(section, [])
-    if not isinstance(items, list):
-        raise ConfigError(section, f"must be an array of tables ([[{section}]])")
-    parsed = tuple(parse(f"{section}[{index}]", item) for index, item in enumerate(items))
-    names = [item.name for item in parsed]
-    for index, name in enumerate(names):
-        if name in names[:index]:
-            raise ConfigError(f"{section}[{index}].name", f"{name!r} is used by another {what}")
-    return parsed
+    """Every table of `[[section]]`, parsed, with names unique among them.
+
+    `parse(path, item)` raises `ConfigError` (or `ConfigErrors`); the errors of
+    every table are collected and raised together as one `ConfigErrors`.
+    """
+    return read_tables(section, document.get(section, []), what, parse)
+
+
+def read_tables(path: str, value: Any, what: str, parse: Callable[[str, Any], N]) -> tuple[N, ...]:
+    """`read_named_tables` for the array of tables `value` found at `path`."""
+    if not isinstance(value, list):
+        raise ConfigError(path, f"must be an array of tables ([[{path}]])")
+    errors: list[ConfigError] = []
+    parsed: list[N] = []
+    seen: set[str] = set()
+    for index, item in enumerate(value):
+        name: object = item.get("name") if isinstance(item, dict) else None
+        try:
+            parsed.append(parse(f"{path}[{index}]", item))
+            name = parsed[-1].name
+        except ConfigError as error:
+            errors.append(error)
+        if isinstance(name, str) and name in seen:
+            errors.append(
+                ConfigError(f"{path}[{index}].name", f"{name!r} is used by another {what}")
+            )
+        if isinstance(name, str):
+            seen.add(name)
+    if errors:
+        raise ConfigErrors(errors)
+    return tuple(parsed)
 
 
 def read_duration(path: str, value: Any) -> float:

@@ -159,6 +159,97 @@ def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "does not exist" in capsys.readouterr().err
 
 
+MANY_ERRORS = f"""
+log_level = "loud"
+
+[server]
+port = 70000
+public_url = "ftp://dlr.example.com"
+
+[[sources]]
+name = "shop"
+provider = "360nrs"
+token = "{TOKEN}"
+allow_ips = ["10.0.0.0/8", "10.0.0.300/8"]
+
+[[sinks]]
+name = "log"
+kind = "stdout"
+
+[[sinks]]
+name = "hook"
+kind = "webhook"
+url = "https://consumer.example/dlr"
+batch_size = 0
+colour = "red"
+
+[poller]
+jitter = 2
+"""
+
+
+def test_every_error_in_a_file_is_reported_with_its_path(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, MANY_ERRORS), env={})
+    assert str(error.value).splitlines() == [
+        "log_level: 'loud' is not 'debug', 'info', 'warning' or 'error'",
+        "server.port: must be a port number from 0 to 65535, not 70000",
+        "server.public_url: 'ftp://dlr.example.com' is not an http(s) URL",
+        "sources[0].allow_ips[1]: '10.0.0.300/8' is not an IP address or CIDR network",
+        "sinks[1].batch_size: must be greater than 0, not 0",
+        "sinks[1].colour: unknown key (expected one of batch_size, filter, headers, kind,"
+        " max_in_flight, name, on_4xx, retry, secret, start, timeout, url)",
+        "sinks[1].secret: is required: 'whsec_' + base64 (make one: dlrhub sinks new-secret)",
+        "poller.jitter: must be from 0 to below 1 (a fraction)",
+    ]
+
+
+def test_an_error_in_a_value_from_the_environment_names_the_variable(tmp_path: Path) -> None:
+    path = write(tmp_path, f"[[sources]]\nname = 'shop'\nprovider = '360nrs'\ntoken = '{TOKEN}'\n")
+    env = {
+        "DLRHUB_SERVER__PORT": "eighty",
+        "DLRHUB_SOURCES__SHOP__ALLOW_IPS": "10.0.0.0/8,10.0.0.300",
+        "DLRHUB_SOURCES__OTHER__PROVIDER": "360nrs",
+        "DLRHUB_SOURCES__OTHER__TOKEN": "short",
+        "DLRHUB_STORE__MAX_BATCH__SIZE": "1",
+    }
+    with pytest.raises(ConfigError) as error:
+        load_config(path, env=env)
+    assert str(error.value).splitlines() == [  # the file's keys, then the ones variables added
+        "sources[0].allow_ips[1]: '10.0.0.300' is not an IP address or CIDR network"
+        " (from DLRHUB_SOURCES__SHOP__ALLOW_IPS)",
+        "sources[1].token: must be 16 or more URL-safe characters"
+        " (letters, digits, '.', '_', '~', '-') (from DLRHUB_SOURCES__OTHER__TOKEN)",
+        "server.port: must be a whole number, not 'eighty' (from DLRHUB_SERVER__PORT)",
+        "store.max_batch: must be a whole number, not {'size': '1'}"
+        " (from DLRHUB_STORE__MAX_BATCH__SIZE)",
+    ]
+
+
+def test_a_variable_that_cannot_be_applied_is_reported_with_the_others(tmp_path: Path) -> None:
+    path = write(tmp_path, "[server]\nport = 80\n[store]\nbackend = 'oracle'\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path, env={"DLRHUB_SERVER__PORT__NUMBER": "81"})
+    assert str(error.value).splitlines() == [
+        "server.port.number: conflicts with a value that is not a table"
+        " (from DLRHUB_SERVER__PORT__NUMBER)",
+        "store.backend: 'oracle' is not 'sqlite' or 'postgres'",
+    ]
+
+
+def test_check_config_prints_every_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = write(tmp_path, MANY_ERRORS)
+    assert cli_main(["check-config", "--config", str(bad)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 8
+    assert all(line.startswith("dlrhub: configuration error: ") for line in lines)
+    assert lines[1] == (
+        "dlrhub: configuration error: server.port: must be a port number from 0 to 65535, not 70000"
+    )
+
+
 def test_first_start_persists_generated_secrets(tmp_path: Path) -> None:
     config = load_config(None, env={"DLRHUB_DATA_DIR": str(tmp_path / "data")})
     first = prepare(config)
@@ -182,4 +273,18 @@ def test_postgres_store_from_the_environment_never_shows_the_password() -> None:
     assert "s3cret-pass" not in config.store_label
     assert config.store_label == (
         "PostgreSQL postgresql://dlrhub:[REDACTED]@db.internal:5432/dlrhub, schema dlrhub"
+    )
+
+
+def test_a_variable_overrides_one_key_of_a_named_tables_subtable(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"[[sources]]\nname = 'shop'\nprovider = '360nrs'\ntoken = '{TOKEN}'\n"
+        "dlr_params = { ref = 'customId' }\n",
+    )
+    env = {"DLRHUB_SOURCES__SHOP__DLR_PARAMS__PHONE": "to"}
+    (source,) = load_config(path, env=env).sources
+    assert (source.options.dlr_params["ref"], source.options.dlr_params["phone"]) == (
+        "customId",
+        "to",
     )

@@ -9,13 +9,24 @@ Durations are seconds (a number) or text with a unit: `50ms`, `30s`, `5m`,
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from dlrhub.event import Status
 from dlrhub.outbound.account import AccountConfig as AccountConfig
 from dlrhub.providers import PROVIDERS, account_providers
+from dlrhub.settings_schema import (
+    AtLeast,
+    Check,
+    Duration,
+    NamedTables,
+    Number,
+    PositiveDuration,
+    PositiveInt,
+    parse_section,
+    section_keys,
+)
 from dlrhub.settings_values import (
     ConfigError,
     read_bool,
@@ -23,7 +34,6 @@ from dlrhub.settings_values import (
     read_duration,
     read_list,
     read_name,
-    read_named_tables,
     read_nonnegative_int,
     read_number,
     read_positive_int,
@@ -56,23 +66,29 @@ class PollerConfig:
     """When to ask again: `first_interval`, times `multiplier` each poll, up to `max_interval`."""
 
     enabled: bool = False  # run inside `dlrhub serve`
-    first_interval: float = 30.0
-    multiplier: float = 2.0
-    max_interval: float = 3600.0
-    max_age: float = 72 * 3600.0
-    jitter: float = 0.1
-    batch_size: int = 200
-    lease: float = 120.0
-    idle_sleep: float = 1.0
-    auth_pause: float = 900.0
-    unknown_id_limit: int = 3
+    first_interval: PositiveDuration = 30.0
+    multiplier: Annotated[Number, AtLeast(1, "intervals never shrink")] = 2.0
+    max_interval: PositiveDuration = 3600.0
+    max_age: Duration = 72 * 3600.0
+    jitter: Annotated[
+        Number, Check(lambda part: None if part < 1 else "must be from 0 to below 1 (a fraction)")
+    ] = 0.1
+    batch_size: PositiveInt = 200
+    lease: PositiveDuration = 120.0
+    idle_sleep: PositiveDuration = 1.0
+    auth_pause: Duration = 900.0
+    unknown_id_limit: PositiveInt = 3
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        if self.max_interval < self.first_interval:
+            yield "max_interval", "must not be shorter than first_interval"
 
 
 @dataclass(frozen=True, slots=True)
 class OutboundConfig:
     """Provider accounts to send and poll through, and the poller's schedule."""
 
-    accounts: tuple[AccountConfig, ...] = ()
+    accounts: Annotated[tuple[AccountConfig, ...], NamedTables("account", _account)] = ()
     poller: PollerConfig = field(default_factory=PollerConfig)
 
     def account(self, name: str) -> AccountConfig | None:
@@ -80,53 +96,9 @@ class OutboundConfig:
 
 
 def parse_outbound(document: Mapping[str, Any]) -> OutboundConfig:
-    accounts = read_named_tables(document, "accounts", "account", _account)
-    return OutboundConfig(accounts=accounts, poller=_poller(document.get("poller", {})))
-
-
-def _poller(value: Any) -> PollerConfig:
-    table = read_table("poller", value)
-    defaults = PollerConfig()
-    reject_unknown("poller", table, set(PollerConfig.__dataclass_fields__))
-    durations = {
-        key: value_at(table, key, f"poller.{key}", read_duration, getattr(defaults, key))
-        for key in (
-            "first_interval",
-            "max_interval",
-            "max_age",
-            "lease",
-            "idle_sleep",
-            "auth_pause",
-        )
-    }
-    poller = PollerConfig(
-        enabled=value_at(table, "enabled", "poller.enabled", read_bool, defaults.enabled),
-        multiplier=value_at(
-            table, "multiplier", "poller.multiplier", read_number, defaults.multiplier
-        ),
-        jitter=value_at(table, "jitter", "poller.jitter", read_number, defaults.jitter),
-        batch_size=value_at(
-            table, "batch_size", "poller.batch_size", read_positive_int, defaults.batch_size
-        ),
-        unknown_id_limit=value_at(
-            table,
-            "unknown_id_limit",
-            "poller.unknown_id_limit",
-            read_positive_int,
-            defaults.unknown_id_limit,
-        ),
-        **durations,
-    )
-    if poller.multiplier < 1:
-        raise ConfigError("poller.multiplier", "must be 1 or more (intervals never shrink)")
-    if not 0 <= poller.jitter < 1:
-        raise ConfigError("poller.jitter", "must be from 0 to below 1 (a fraction)")
-    for key in ("first_interval", "max_interval", "lease", "idle_sleep"):
-        if getattr(poller, key) <= 0:
-            raise ConfigError(f"poller.{key}", "must be longer than 0")
-    if poller.max_interval < poller.first_interval:
-        raise ConfigError("poller.max_interval", "must not be shorter than first_interval")
-    return poller
+    """`[[accounts]]` and `[poller]` of `document` (other keys are not looked at)."""
+    keys = section_keys(OutboundConfig)
+    return parse_section(OutboundConfig, {k: v for k, v in document.items() if k in keys})
 
 
 def _account(path: str, item: Any) -> AccountConfig:

@@ -22,9 +22,9 @@ engine also removes the configured ones).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from dlrhub.event import Event
 
@@ -84,8 +84,7 @@ class SinkKind:
     """What the configuration and the engine need to know about one kind of sink."""
 
     name: str
-    keys: frozenset[str]  # kind-specific configuration keys
-    parse_options: Callable[[str, Mapping[str, Any]], SinkOptions]
+    options: type[SinkOptions]  # its keys, read by `dlrhub/settings_schema.py`
     create: Callable[[SinkConfig], Sink]
     batch_size: int = 100
     max_in_flight: int = 1

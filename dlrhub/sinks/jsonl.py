@@ -18,20 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Annotated
 
 from dlrhub.event import Event
-from dlrhub.settings_values import (
-    ConfigError,
-    read_bool,
-    read_int,
-    read_path,
-    value_at,
-)
+from dlrhub.settings_schema import Check, Required
 from dlrhub.sinks.base import DeliveryFailed, Sink, SinkKind
 
 if TYPE_CHECKING:
@@ -40,26 +34,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class JsonlOptions:
-    path: Path
-    rotate_bytes: int = 0
+    path: Annotated[Path, Required("is required for a jsonl sink")]
+    rotate_bytes: Annotated[
+        int, Check(lambda size: None if size >= 0 else "must be 0 (never) or more")
+    ] = 0
     rotate_daily: bool = False
 
     def secrets(self) -> tuple[str, ...]:
         return ()
-
-
-def parse_options(path: str, table: Mapping[str, Any]) -> JsonlOptions:
-    file = value_at(table, "path", f"{path}.path", read_path, None)
-    if file is None:
-        raise ConfigError(f"{path}.path", "is required for a jsonl sink")
-    rotate_bytes = value_at(table, "rotate_bytes", f"{path}.rotate_bytes", read_int, 0)
-    if rotate_bytes < 0:
-        raise ConfigError(f"{path}.rotate_bytes", "must be 0 (never) or more")
-    return JsonlOptions(
-        path=file,
-        rotate_bytes=rotate_bytes,
-        rotate_daily=value_at(table, "rotate_daily", f"{path}.rotate_daily", read_bool, False),
-    )
 
 
 class JsonlSink:
@@ -163,8 +145,7 @@ def create(config: SinkConfig) -> Sink:
 
 KIND = SinkKind(
     name="jsonl",
-    keys=frozenset({"path", "rotate_bytes", "rotate_daily"}),
-    parse_options=parse_options,
+    options=JsonlOptions,
     create=create,
     batch_size=500,
     max_in_flight=1,

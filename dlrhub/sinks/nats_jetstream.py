@@ -23,20 +23,13 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
 from dlrhub.event import Event
-from dlrhub.settings_values import (
-    ConfigError,
-    EnvText,
-    read_bool,
-    read_list,
-    read_text,
-    value_at,
-)
+from dlrhub.settings_schema import Check
 from dlrhub.sinks.base import DeliveryFailed, Sink, SinkKind, SinkUnavailable
 
 if TYPE_CHECKING:
@@ -51,12 +44,31 @@ PLACEHOLDER = re.compile(r"\{(\w+)\}")
 FIELDS = frozenset({"source", "provider", "type", "status"})
 
 
+def _server_problem(url: str) -> str | None:
+    if urlsplit(url).scheme in ("nats", "tls", "ws", "wss"):
+        return None
+    return "must be a nats:// or tls:// URL"
+
+
+def _subject_problem(template: str) -> str | None:
+    if set(PLACEHOLDER.findall(template)) - FIELDS or not template or " " in template:
+        return "must be a subject; fields allowed: {source}, {provider}, {type}, {status}"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class NatsOptions:
-    servers: tuple[str, ...] = field(default=("nats://127.0.0.1:4222",), repr=False)
-    subject: str = "dlrhub.events.{provider}.{type}"
+    servers: Annotated[
+        tuple[Annotated[str, Check(_server_problem)], ...],
+        Check(lambda servers: None if servers else "must name at least one server"),
+    ] = field(default=("nats://127.0.0.1:4222",), repr=False)
+    subject: Annotated[str, Check(_subject_problem)] = "dlrhub.events.{provider}.{type}"
     stream: str | None = None
-    create_stream: bool = False
+    create_stream: bool = False  # create `stream` if missing
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        if self.create_stream and not self.stream:
+            yield "create_stream", "needs 'stream' (the stream's name)"
 
     def secrets(self) -> tuple[str, ...]:
         values = []
@@ -79,36 +91,6 @@ class NatsOptions:
         """The subjects a created stream captures: the template up to its first field, then `>`."""
         match = PLACEHOLDER.search(self.subject)
         return self.subject if match is None else self.subject[: match.start()] + ">"
-
-
-def parse_options(path: str, table: Mapping[str, Any]) -> NatsOptions:
-    defaults = NatsOptions()
-    raw_servers = table.get("servers", list(defaults.servers))
-    if isinstance(raw_servers, str) and not isinstance(raw_servers, EnvText):
-        raw_servers = [raw_servers]  # one URL written as a string; EnvText may list several
-    servers = tuple(
-        read_text(f"{path}.servers[{index}]", item)
-        for index, item in enumerate(read_list(f"{path}.servers", raw_servers))
-    )
-    if not servers:
-        raise ConfigError(f"{path}.servers", "must name at least one server")
-    for index, server in enumerate(servers):
-        if urlsplit(server).scheme not in ("nats", "tls", "ws", "wss"):
-            raise ConfigError(f"{path}.servers[{index}]", "must be a nats:// or tls:// URL")
-    subject = value_at(table, "subject", f"{path}.subject", read_text, defaults.subject)
-    unknown = set(PLACEHOLDER.findall(subject)) - FIELDS
-    if unknown or not subject or " " in subject:
-        raise ConfigError(
-            f"{path}.subject",
-            "must be a subject; fields allowed: {source}, {provider}, {type}, {status}",
-        )
-    stream = value_at(table, "stream", f"{path}.stream", read_text, None)
-    create_stream = value_at(table, "create_stream", f"{path}.create_stream", read_bool, False)
-    if create_stream and not stream:
-        raise ConfigError(f"{path}.create_stream", "needs 'stream' (the stream's name)")
-    return NatsOptions(
-        servers=servers, subject=subject, stream=stream or None, create_stream=create_stream
-    )
 
 
 class NatsSink:
@@ -213,8 +195,7 @@ def create(config: SinkConfig) -> Sink:
 
 KIND = SinkKind(
     name="nats",
-    keys=frozenset({"servers", "subject", "stream", "create_stream"}),
-    parse_options=parse_options,
+    options=NatsOptions,
     create=create,
     batch_size=200,
     max_in_flight=1,

@@ -22,13 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import unquote, urlsplit
 
 from dlrhub.event import Event
-from dlrhub.settings_values import ConfigError, read_bool, read_text, value_at
+from dlrhub.settings_schema import Check
 from dlrhub.sinks.base import DeliveryFailed, Sink, SinkKind, SinkUnavailable
 
 if TYPE_CHECKING:
@@ -40,11 +40,25 @@ PLACEHOLDER = re.compile(r"\{(\w+)\}")
 FIELDS = frozenset({"source", "provider", "type", "status"})
 
 
+def _amqp_url_problem(url: str) -> str | None:
+    if urlsplit(url).scheme in ("amqp", "amqps"):
+        return None
+    return "must be an amqp:// or amqps:// URL"
+
+
+def _routing_key_problem(template: str) -> str | None:
+    if set(PLACEHOLDER.findall(template)) - FIELDS or len(template) > 255:
+        return "at most 255 characters; fields allowed: {source}, {provider}, {type}, {status}"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class RabbitOptions:
-    url: str = field(default="amqp://guest:guest@127.0.0.1:5672/", repr=False)
+    url: Annotated[str, Check(_amqp_url_problem)] = field(
+        default="amqp://guest:guest@127.0.0.1:5672/", repr=False
+    )
     exchange: str = ""
-    routing_key: str = "dlrhub.{provider}.{type}.{status}"
+    routing_key: Annotated[str, Check(_routing_key_problem)] = "dlrhub.{provider}.{type}.{status}"
     mandatory: bool = True
 
     def secrets(self) -> tuple[str, ...]:
@@ -64,27 +78,6 @@ class RabbitOptions:
     def display_url(self) -> str:
         parts = urlsplit(self.url)
         return f"{parts.scheme}://{parts.hostname}:{parts.port or 5672}{parts.path}"
-
-
-def parse_options(path: str, table: Mapping[str, Any]) -> RabbitOptions:
-    defaults = RabbitOptions()
-    url = value_at(table, "url", f"{path}.url", read_text, defaults.url)
-    if urlsplit(url).scheme not in ("amqp", "amqps"):
-        raise ConfigError(f"{path}.url", "must be an amqp:// or amqps:// URL")
-    routing_key = value_at(
-        table, "routing_key", f"{path}.routing_key", read_text, defaults.routing_key
-    )
-    if set(PLACEHOLDER.findall(routing_key)) - FIELDS or len(routing_key) > 255:
-        raise ConfigError(
-            f"{path}.routing_key",
-            "at most 255 characters; fields allowed: {source}, {provider}, {type}, {status}",
-        )
-    return RabbitOptions(
-        url=url,
-        exchange=value_at(table, "exchange", f"{path}.exchange", read_text, defaults.exchange),
-        routing_key=routing_key,
-        mandatory=value_at(table, "mandatory", f"{path}.mandatory", read_bool, True),
-    )
 
 
 class RabbitSink:
@@ -202,8 +195,7 @@ def create(config: SinkConfig) -> Sink:
 
 KIND = SinkKind(
     name="rabbitmq",
-    keys=frozenset({"url", "exchange", "routing_key", "mandatory"}),
-    parse_options=parse_options,
+    options=RabbitOptions,
     create=create,
     batch_size=200,
     max_in_flight=1,

@@ -15,13 +15,13 @@ Redis is back); an error answer (wrong type, out of memory) is a failed attempt.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
 from dlrhub.event import Event
-from dlrhub.settings_values import ConfigError, read_int, read_text, value_at
+from dlrhub.settings_schema import Check
 from dlrhub.sinks.base import DeliveryFailed, Sink, SinkKind, SinkUnavailable
 
 if TYPE_CHECKING:
@@ -30,11 +30,23 @@ if TYPE_CHECKING:
     from dlrhub.sinks.settings import SinkConfig
 
 
+def _redis_url_problem(url: str) -> str | None:
+    if urlsplit(url).scheme in ("redis", "rediss", "unix"):
+        return None
+    return "must be a redis://, rediss:// or unix:// URL"
+
+
 @dataclass(frozen=True, slots=True)
 class RedisOptions:
-    url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
-    stream: str = "dlrhub:events"
-    maxlen: int = 1_000_000
+    url: Annotated[str, Check(_redis_url_problem)] = field(
+        default="redis://127.0.0.1:6379/0", repr=False
+    )
+    stream: Annotated[str, Check(lambda text: None if text else "must not be empty")] = (
+        "dlrhub:events"
+    )
+    maxlen: Annotated[
+        int, Check(lambda size: None if size >= 0 else "must be 0 (never trim) or more")
+    ] = 1_000_000
 
     def secrets(self) -> tuple[str, ...]:
         password = urlsplit(self.url).password
@@ -44,20 +56,6 @@ class RedisOptions:
     def display_url(self) -> str:
         parts = urlsplit(self.url)
         return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}{parts.path}"
-
-
-def parse_options(path: str, table: Mapping[str, Any]) -> RedisOptions:
-    defaults = RedisOptions()
-    url = value_at(table, "url", f"{path}.url", read_text, defaults.url)
-    if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError(f"{path}.url", "must be a redis://, rediss:// or unix:// URL")
-    stream = value_at(table, "stream", f"{path}.stream", read_text, defaults.stream)
-    if not stream:
-        raise ConfigError(f"{path}.stream", "must not be empty")
-    maxlen = value_at(table, "maxlen", f"{path}.maxlen", read_int, defaults.maxlen)
-    if maxlen < 0:
-        raise ConfigError(f"{path}.maxlen", "must be 0 (never trim) or more")
-    return RedisOptions(url=url, stream=stream, maxlen=maxlen)
 
 
 class RedisStreamSink:
@@ -124,8 +122,7 @@ def create(config: SinkConfig) -> Sink:
 
 KIND = SinkKind(
     name="redis",
-    keys=frozenset({"url", "stream", "maxlen"}),
-    parse_options=parse_options,
+    options=RedisOptions,
     create=create,
     batch_size=200,
     max_in_flight=1,

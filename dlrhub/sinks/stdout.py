@@ -7,9 +7,9 @@ after every batch; pipe `dlrhub worker` into `jq` to watch events arrive.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dlrhub.event import Event
 from dlrhub.sinks.base import DeliveryFailed, Sink, SinkKind
@@ -22,10 +22,6 @@ if TYPE_CHECKING:
 class StdoutOptions:
     def secrets(self) -> tuple[str, ...]:
         return ()
-
-
-def parse_options(path: str, table: Mapping[str, Any]) -> StdoutOptions:
-    return StdoutOptions()
 
 
 class StdoutSink:
@@ -50,8 +46,7 @@ def create(config: SinkConfig) -> Sink:
 
 KIND = SinkKind(
     name="stdout",
-    keys=frozenset(),
-    parse_options=parse_options,
+    options=StdoutOptions,
     create=create,
     batch_size=100,
     max_in_flight=1,

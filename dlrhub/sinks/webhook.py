@@ -30,7 +30,7 @@ import hashlib
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -38,7 +38,7 @@ import orjson
 
 from dlrhub import __version__
 from dlrhub.event import Event
-from dlrhub.settings_values import ConfigError, read_table, read_text, value_at
+from dlrhub.settings_schema import Check, Required
 from dlrhub.sinks.backoff import parse_retry_after
 from dlrhub.sinks.base import (
     DeliveryFailed,
@@ -57,10 +57,31 @@ if TYPE_CHECKING:
 On4xx = Literal["dead_letter", "retry", "pause"]
 
 
+def _url_problem(url: str) -> str | None:
+    parts = urlsplit(url)  # the message leaves the URL out: it may hold a key
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return None
+    return "must be an http(s) URL"
+
+
+def _secret_problem(secret: str) -> str | None:
+    try:
+        key = decode_secret(secret)
+    except ValueError as error:
+        return str(error)
+    return None if len(key) >= 16 else "must decode to 16 or more bytes (24 to 64 advised)"
+
+
 @dataclass(frozen=True, slots=True)
 class WebhookOptions:
-    url: str = field(repr=False)
-    secret: str = field(repr=False)
+    url: Annotated[str, Check(_url_problem), Required("is required for a webhook sink")] = field(
+        repr=False
+    )
+    secret: Annotated[
+        str,
+        Check(_secret_problem),
+        Required("is required: 'whsec_' + base64 (make one: dlrhub sinks new-secret)"),
+    ] = field(repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     on_4xx: On4xx = "dead_letter"
 
@@ -80,37 +101,6 @@ class WebhookOptions:
         host = parts.hostname or ""
         port = f":{parts.port}" if parts.port else ""
         return f"{parts.scheme}://{host}{port}{parts.path}"
-
-
-def parse_options(path: str, table: Mapping[str, Any]) -> WebhookOptions:
-    url = value_at(table, "url", f"{path}.url", read_text, None)
-    if url is None:
-        raise ConfigError(f"{path}.url", "is required for a webhook sink")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{path}.url", "must be an http(s) URL")
-    secret = value_at(table, "secret", f"{path}.secret", read_text, None)
-    if secret is None:
-        raise ConfigError(
-            f"{path}.secret", "is required: 'whsec_' + base64 (make one: dlrhub sinks new-secret)"
-        )
-    try:
-        key = decode_secret(secret)
-    except ValueError as error:
-        raise ConfigError(f"{path}.secret", str(error)) from None
-    if len(key) < 16:
-        raise ConfigError(f"{path}.secret", "must decode to 16 or more bytes (24 to 64 advised)")
-    headers = {
-        str(name): read_text(f"{path}.headers.{name}", value)
-        for name, value in read_table(f"{path}.headers", table.get("headers", {})).items()
-    }
-    on_4xx = value_at(table, "on_4xx", f"{path}.on_4xx", read_text, "dead_letter")
-    if on_4xx not in ("dead_letter", "retry", "pause"):
-        raise ConfigError(f"{path}.on_4xx", "must be 'dead_letter', 'retry' or 'pause'")
-    choice: On4xx = (
-        "retry" if on_4xx == "retry" else "pause" if on_4xx == "pause" else "dead_letter"
-    )
-    return WebhookOptions(url=url, secret=secret, headers=headers, on_4xx=choice)
 
 
 class WebhookSink:
@@ -208,8 +198,7 @@ def create(config: SinkConfig) -> Sink:
 
 KIND = SinkKind(
     name="webhook",
-    keys=frozenset({"url", "secret", "headers", "on_4xx"}),
-    parse_options=parse_options,
+    options=WebhookOptions,
     create=create,
     batch_size=1,
     max_in_flight=4,

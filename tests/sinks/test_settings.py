@@ -92,3 +92,35 @@ def test_environment_overrides_sink_keys(tmp_path: Path) -> None:
 def test_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         load(tmp_path, text)
+
+
+def test_every_error_of_every_sink_is_reported(tmp_path: Path) -> None:
+    text = """
+[[sinks]]
+name = "a"
+kind = "kafka"
+batch_size = 0
+topic = "dlr"
+
+[[sinks]]
+name = "b"
+kind = "redis"
+url = "http://cache:6379"
+maxlen = -1
+timeout = "0s"
+filter = { statuses = ["done"], types = "message.status" }
+"""
+    env = {"DLRHUB_SINKS__B__RETRY__MAX_ATTEMPTS": "many"}
+    with pytest.raises(ConfigError) as error:
+        load(tmp_path, text, env)
+    assert str(error.value).splitlines() == [
+        "sinks[0].kind: 'kafka' is not a sink kind (jsonl, nats, rabbitmq, redis, stdout, webhook)",
+        "sinks[0].batch_size: must be greater than 0, not 0",
+        "sinks[1].url: must be a redis://, rediss:// or unix:// URL",
+        "sinks[1].maxlen: must be 0 (never trim) or more",
+        "sinks[1].timeout: must be longer than 0",
+        "sinks[1].filter.statuses[0]: 'done' is not a status (unknown, accepted, queued, sent,"
+        " delivered, undelivered, failed, rejected, expired)",
+        "sinks[1].retry.max_attempts: must be a whole number, not 'many'"
+        " (from DLRHUB_SINKS__B__RETRY__MAX_ATTEMPTS)",
+    ]

@@ -18,19 +18,16 @@ Every error is reported (`ConfigErrors`), each naming the key's path, e.g.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import tomllib
-import zoneinfo
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from dlrhub.event import Status
-from dlrhub.normalizers import SourceOptions
 from dlrhub.outbound.settings import OutboundConfig
-from dlrhub.providers import PROVIDERS, source_providers
+from dlrhub.providers.source import SourceConfig as SourceConfig
+from dlrhub.providers.source import find_source, read_source
 from dlrhub.redact import redact_dsn
 from dlrhub.settings_schema import (
     Flatten,
@@ -51,44 +48,10 @@ from dlrhub.settings_values import (
 )
 from dlrhub.settings_values import (
     EnvText,
-    Network,
-    read_bool,
-    read_choice,
-    read_list,
-    read_name,
-    read_network,
-    read_secret,
-    read_table,
-    read_text,
-    reject_unknown,
-    value_at,
 )
 from dlrhub.sinks.settings import SinkConfig, read_sink
 
 ENV_PREFIX = "DLRHUB_"
-
-
-@dataclass(frozen=True, slots=True)
-class SourceConfig:
-    """A `[[sources]]` entry. `token` is its credential, under the key its provider's
-    `SourceSpec.secret_key` names (`token`, or Twilio's `auth_token`)."""
-
-    name: str
-    provider: str
-    token: str
-    allow_ips: tuple[Network, ...] = ()
-    options: SourceOptions = field(default_factory=SourceOptions)
-
-    def allows(self, address: str | None) -> bool:
-        if not self.allow_ips:
-            return True
-        if address is None:
-            return False
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in self.allow_ips)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +89,7 @@ class Config:
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     server: ServerConfig = field(default_factory=ServerConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
-    sources: Annotated[tuple[SourceConfig, ...], NamedTables("source", _source)] = ()
+    sources: Annotated[tuple[SourceConfig, ...], NamedTables("source", read_source)] = ()
     sinks: Annotated[tuple[SinkConfig, ...], NamedTables("sink", read_sink)] = ()
     # `[[accounts]]` and `[poller]` are top-level tables
     outbound: Annotated[OutboundConfig, Flatten()] = field(default_factory=OutboundConfig)
@@ -143,7 +106,7 @@ class Config:
         return str(self.sqlite_path)
 
     def source(self, name: str) -> SourceConfig | None:
-        return next((source for source in self.sources if source.name == name), None)
+        return find_source(self.sources, name)
 
 
 def load_config(
@@ -228,61 +191,3 @@ def _set_path(document: dict[str, Any], keys: list[str], value: Any) -> None:
 def parse_config(document: Mapping[str, Any]) -> Config:
     """`document` (TOML with the environment applied) read as `Config`; raises `ConfigErrors`."""
     return parse_section(Config, document)
-
-
-SOURCE_KEYS = {"name", "provider", "allow_ips", "status_map", "timezone"}
-
-
-def _source(path: str, item: Any) -> SourceConfig:
-    table = read_table(path, item)
-    provider = read_choice(
-        path, table, "provider", source_providers(), "a known provider that pushes callbacks"
-    )
-    spec = PROVIDERS[provider].source
-    assert spec is not None  # source_providers() lists only providers with a SourceSpec
-    receipt_keys = {"dlr_params", "dlr_plus_as_space"} if spec.dlr_params is not None else set()
-    reject_unknown(path, table, SOURCE_KEYS | {spec.secret_key} | receipt_keys)
-    name = read_name(path, table)
-    token = value_at(table, spec.secret_key, f"{path}.{spec.secret_key}", read_secret, None)
-    if token is None:
-        raise ConfigError(
-            f"{path}.{spec.secret_key}", "is required: 16 or more URL-safe characters"
-        )
-    allow_ips = tuple(
-        read_network(f"{path}.allow_ips[{i}]", value)
-        for i, value in enumerate(read_list(f"{path}.allow_ips", table.get("allow_ips", [])))
-    )
-    dlr_params = dict(spec.dlr_params or {})
-    params_doc = read_table(f"{path}.dlr_params", table.get("dlr_params", {}))
-    reject_unknown(f"{path}.dlr_params", params_doc, set(dlr_params))
-    for key, value in params_doc.items():
-        dlr_params[key] = read_text(f"{path}.dlr_params.{key}", value)
-    status_map = {}
-    for key, value in read_table(f"{path}.status_map", table.get("status_map", {})).items():
-        text = read_text(f"{path}.status_map.{key}", value).lower()
-        try:
-            status_map[str(key).lower()] = Status(text)
-        except ValueError:
-            choices = ", ".join(status.value for status in Status)
-            raise ConfigError(
-                f"{path}.status_map.{key}", f"{text!r} is not a status ({choices})"
-            ) from None
-    timezone = value_at(table, "timezone", f"{path}.timezone", read_text, "UTC")
-    try:
-        zoneinfo.ZoneInfo(timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{path}.timezone", f"{timezone!r} is not a time zone name") from None
-    return SourceConfig(
-        name=name,
-        provider=provider,
-        token=token,
-        allow_ips=allow_ips,
-        options=SourceOptions(
-            dlr_params=dlr_params,
-            status_map=status_map,
-            timezone=timezone,
-            dlr_plus_as_space=value_at(
-                table, "dlr_plus_as_space", f"{path}.dlr_plus_as_space", read_bool, False
-            ),
-        ),
-    )

@@ -1,0 +1,131 @@
+"""A `[[sources]]` entry: one configured sender of callbacks, and how it is read.
+
+Every source has `name`, `provider`, `allow_ips`, `status_map` and `timezone`;
+its provider's `SourceSpec` adds the rest: the credential under
+`spec.secret_key` (`token`, or Twilio's `auth_token`) and, for a provider whose
+receipt parameters the user names, `dlr_params` and `dlr_plus_as_space`. The
+keys are read by `dlrhub.settings_schema`, so every error is reported with its
+path (`sources[0].allow_ips[1]: ...`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from dlrhub.event import Status
+from dlrhub.normalizers.base import SourceOptions
+from dlrhub.providers import PROVIDERS, source_providers
+from dlrhub.providers.base import SourceSpec
+from dlrhub.settings_schema import (
+    IpNetwork,
+    Name,
+    OneOf,
+    Required,
+    Secret,
+    TimeZoneName,
+    read_key,
+    read_section,
+    section_keys,
+)
+from dlrhub.settings_values import ConfigError, ConfigErrors, Network, read_table
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    """A configured source. `token` is its credential, whatever key its provider names it."""
+
+    name: str
+    provider: str
+    token: str
+    allow_ips: tuple[Network, ...] = ()
+    options: SourceOptions = field(default_factory=SourceOptions)
+
+    def allows(self, address: str | None) -> bool:
+        if not self.allow_ips:
+            return True
+        if address is None:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.allow_ips)
+
+    def __repr__(self) -> str:  # never show the credential in a traceback or a log
+        return f"SourceConfig(name={self.name!r}, provider={self.provider!r})"
+
+
+def find_source(sources: tuple[SourceConfig, ...], name: str) -> SourceConfig | None:
+    return next((source for source in sources if source.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSection:
+    """The keys every source has, whatever its provider."""
+
+    name: Name
+    provider: Annotated[str, OneOf(source_providers(), "a known provider that pushes callbacks")]
+    allow_ips: tuple[IpNetwork, ...] = ()
+    status_map: Mapping[str, Status] = field(default_factory=dict)
+    timezone: TimeZoneName = "UTC"
+
+
+REQUIRED_SECRET = Required("is required: 16 or more URL-safe characters")
+
+
+def provider_section(spec: SourceSpec) -> type[Any]:
+    """The keys a provider adds to its sources, as a section the reader can read."""
+    fields: list[Any] = [(spec.secret_key, Annotated[Secret, REQUIRED_SECRET])]
+    if spec.dlr_params is not None:
+        params = dataclasses.make_dataclass(
+            "DlrParams",
+            [(name, str, field(default=value)) for name, value in spec.dlr_params.items()],
+            frozen=True,
+        )
+        fields += [
+            ("dlr_params", params, field(default_factory=params)),
+            ("dlr_plus_as_space", bool, field(default=False)),
+        ]
+    return dataclasses.make_dataclass("ProviderSourceKeys", fields, frozen=True)
+
+
+_SECTIONS = {
+    name: provider_section(provider.source)
+    for name, provider in PROVIDERS.items()
+    if provider.source is not None
+}
+
+
+def read_source(path: str, item: Any) -> SourceConfig:
+    """One `[[sources]]` table; raises `ConfigErrors` with every problem in it."""
+    errors: list[ConfigError] = []
+    table = read_table(path, item)
+    provider = read_key(SourceSection, "provider", path, table, errors)
+    keys = _SECTIONS.get(provider) if provider else None
+    if keys is None:  # no provider, no list of its keys: check those every source has
+        read_section(SourceSection, path, table, errors, other_keys=table)
+        raise ConfigErrors(errors)
+    own_keys = section_keys(keys)
+    own = read_section(keys, path, {k: v for k, v in table.items() if k in own_keys}, errors)
+    common = read_section(SourceSection, path, table, errors, other_keys=own_keys)
+    if own is None or common is None or errors:
+        raise ConfigErrors(errors)
+    spec = PROVIDERS[common.provider].source
+    assert spec is not None
+    params = getattr(own, "dlr_params", None)
+    return SourceConfig(
+        name=common.name,
+        provider=common.provider,
+        token=getattr(own, spec.secret_key),
+        allow_ips=common.allow_ips,
+        options=SourceOptions(
+            dlr_params=dataclasses.asdict(params) if params is not None else {},
+            status_map={key.lower(): status for key, status in common.status_map.items()},
+            timezone=common.timezone,
+            dlr_plus_as_space=getattr(own, "dlr_plus_as_space", False),
+        ),
+    )

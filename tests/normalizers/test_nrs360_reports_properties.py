@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dlrhub.normalizers.base import RawCallback, SourceOptions
-from tests.outbound.properties import (
+from tests.normalizer_strategies import (
     any_text,
     bodies,
     check_events_or_error,

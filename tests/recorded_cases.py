@@ -20,7 +20,7 @@ from dlrhub.event import Event, Status
 from dlrhub.normalizers import NORMALIZERS
 from dlrhub.normalizers.base import NormalizeError, RawCallback, SourceOptions
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parent / "data"
 RECEIVED_AT = datetime(2025, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 
 

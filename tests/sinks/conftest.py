@@ -12,7 +12,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,21 +113,6 @@ async def harness(config: Config) -> AsyncIterator[Harness]:
     finally:
         await state.close()
         await store.close()
-
-
-async def wait_until(
-    condition: Callable[[], bool | Awaitable[bool]], seconds: float = 30.0, what: str = ""
-) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        result = condition()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds}s waiting for {what or condition}")
-        await asyncio.sleep(0.02)
 
 
 def assert_per_message_order(received: Sequence[Event | dict[str, Any]]) -> None:

@@ -17,8 +17,8 @@ from tests.sinks.conftest import (
     make_events,
     require_tcp,
     sink_config,
-    wait_until,
 )
+from tests.waiting import eventually_async
 
 
 def nats_sink(port: int, prefix: str, stream: str) -> str:
@@ -67,7 +67,7 @@ async def test_consumer_reads_every_event_in_order(tmp_path: Path) -> None:
     try:
         async with harness(config) as h, h.service() as service:
             await ingest(h.store, events)
-            await wait_until(lambda: service.runners[0].stats.delivered >= 3000, 60)
+            await eventually_async(lambda: service.runners[0].stats.delivered >= 3000, 60)
         received = await read_stream(4222, name, f"{prefix}.>")
     finally:
         await delete_stream(4222, name)
@@ -83,13 +83,13 @@ async def test_events_ingested_while_nats_is_down_arrive_once_after_restart(
     async with harness(config) as h, h.service() as service:
         runner = service.runners[0]
         await ingest(h.store, before)
-        await wait_until(lambda: runner.stats.delivered >= 500, 30)
+        await eventually_async(lambda: runner.stats.delivered >= 500, 30)
         own_nats.kill()
         await ingest(h.store, during)
-        await wait_until(lambda: runner.stats.state == "down", 30)
+        await eventually_async(lambda: runner.stats.state == "down", 30)
         await asyncio.sleep(0.5)
         own_nats.start()
-        await wait_until(
+        await eventually_async(
             lambda: runner.stats.delivered >= 2000 and runner.stats.lag_events == 0, 60
         )
         assert runner.stats.failed_attempts == 0

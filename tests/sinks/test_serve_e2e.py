@@ -28,7 +28,8 @@ from dlrhub.store.sink_state_sqlite import SQLiteSinkState
 from tests.conftest import SOURCE_TOKEN
 from tests.conftest import write_config as write_base_config
 from tests.serving import free_port
-from tests.sinks.conftest import SECRET, Receiver, ingest, make_events, wait_until
+from tests.sinks.conftest import SECRET, Receiver, ingest, make_events
+from tests.waiting import eventually_async
 
 pytestmark = pytest.mark.slow
 
@@ -117,7 +118,7 @@ async def test_sigkill_mid_delivery_loses_nothing(tmp_path: Path, receiver: Rece
     config = write_config(tmp_path, receiver)
     ids = await store_backlog(tmp_path, 3000)
     async with dlrhub_process(config, "serve") as (process, _):
-        await wait_until(lambda: len(receiver.events) >= 1000, 60)
+        await eventually_async(lambda: len(receiver.events) >= 1000, 60)
         process.send_signal(signal.SIGKILL)
         process.wait(10)
     before_kill = len(receiver.events)
@@ -125,7 +126,7 @@ async def test_sigkill_mid_delivery_loses_nothing(tmp_path: Path, receiver: Rece
     assert 0 < cursor < 3000
     receiver.mode = "ok"
     async with dlrhub_process(config, "serve") as (_, base_url):
-        await wait_until(lambda: receiver.ids >= set(ids), 60)
+        await eventually_async(lambda: receiver.ids >= set(ids), 60)
         # The restarted server also takes and delivers new callbacks.
         form = urlencode({"id": "after-restart", "event": "delivered", "channel": "sms",
                           "eventDate": "2026-11-20 10:15:00"})  # fmt: skip
@@ -137,7 +138,9 @@ async def test_sigkill_mid_delivery_loses_nothing(tmp_path: Path, receiver: Rece
                 headers={"Content-Type": "application/x-www-form-urlencoded"},
             )
         assert answer.status_code == 200, answer.text
-        await wait_until(lambda: any(e["message_id"] == "after-restart" for e in receiver.events))
+        await eventually_async(
+            lambda: any(e["message_id"] == "after-restart" for e in receiver.events)
+        )
     seq_of = {event["id"]: int(event["seq"]) for event in receiver.events}
     counts = Counter(event["id"] for event in receiver.events)
     duplicates = {event_id for event_id, count in counts.items() if count > 1}
@@ -168,7 +171,7 @@ async def test_worker_delivers_what_serve_no_sinks_stores(
         await asyncio.sleep(0.5)
         assert receiver.events == []  # --no-sinks: nothing delivered by serve
         async with dlrhub_process(config, "worker"):
-            await wait_until(lambda: len(receiver.ids) == 30, 30)
+            await eventually_async(lambda: len(receiver.ids) == 30, 30)
         metrics = (await client.get("/metrics")).text
         assert "dlrhub_sink_delivered" not in metrics
     assert {event["message_id"] for event in receiver.events} == {
@@ -214,9 +217,9 @@ async def test_ingest_answers_while_every_sink_is_down(tmp_path: Path, receiver:
     app = create_app(config, services=[service])
     async with serve_app(app, timeout_graceful_shutdown=1) as base_url:
         await post_callbacks(base_url, "first", 1)
-        await wait_until(lambda: len(receiver.requests) >= 1, 10)  # a delivery now hangs
+        await eventually_async(lambda: len(receiver.requests) >= 1, 10)  # a delivery now hangs
         await post_callbacks(base_url, "during", 200)
-        await wait_until(lambda: service.runners[1].stats.lag_events >= 201, 10)
+        await eventually_async(lambda: service.runners[1].stats.lag_events >= 201, 10)
         assert service.runners[1].stats.state == "down"
         assert len(receiver.requests) == 1, "the hung delivery is still open"
         assert [runner.stats.delivered for runner in service.runners] == [0, 0]

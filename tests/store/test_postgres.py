@@ -15,6 +15,7 @@ from dlrhub.store.postgres import PostgresStore
 from tests.postgres import POSTGRES_DSN, fresh_schema
 from tests.serving import free_port
 from tests.store.test_store import raw, status_event
+from tests.waiting import eventually_async
 
 T = TypeVar("T")
 
@@ -83,6 +84,10 @@ async def test_an_unreachable_database_is_unavailable_without_its_password() -> 
     assert "[REDACTED]" in str(error.value)
 
 
+async def empty(count: Awaitable[int]) -> bool:
+    return await count == 0
+
+
 async def retry_once(call: Callable[[], Awaitable[T]]) -> T:
     try:
         return await call()
@@ -97,12 +102,16 @@ async def test_a_dropped_connection_is_503_then_reconnects(schema: str) -> None:
         first = await store.write(Accept(raw("before"), [status_event("m", Status.SENT, 0)]))
         assert first.outcome == "stored"
         admin = await asyncpg.connect(POSTGRES_DSN)
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        terminated = await admin.fetch(
+            "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE application_name = 'dlrhub' AND pid <> pg_backend_pid()"
         )
+        still_there = "SELECT count(*) FROM pg_stat_activity WHERE pid = any($1::int[])"
+        pids = [row["pid"] for row in terminated]
+        await eventually_async(  # those backends have exited: their sockets are closed
+            lambda: empty(admin.fetchval(still_there, pids)), 10
+        )
         await admin.close()
-        await asyncio.sleep(0.1)
         # A write may fail once (503, the provider retries); the next one reconnects.
         again = await retry_once(
             lambda: store.write(Accept(raw("after"), [status_event("m", Status.DELIVERED, 1)]))

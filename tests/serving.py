@@ -84,9 +84,3 @@ def recording(logger_name: str) -> Iterator[list[str]]:
         yield lines
     finally:
         logger.removeHandler(handler)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -31,7 +31,7 @@ from dlrhub.receiver.metrics import Metrics
 from dlrhub.store import StoreUnavailable
 from tests.conftest import ADMIN_TOKEN, SOURCE_TOKEN, write_config
 from tests.receiver.test_hooks_e2e import FORM, event_form
-from tests.serving import free_port, serve_app
+from tests.serving import serve_app
 from tests.waiting import eventually_async
 
 TOKEN = {"token": SOURCE_TOKEN}
@@ -290,8 +290,10 @@ def test_the_callback_and_its_dedupe_key_cross_the_socket_unchanged() -> None:
     assert crossed._dedupe_key == key  # the worker does not hash it again
 
 
-async def test_a_worker_that_cannot_open_the_store_fails_the_start_once(tmp_path: Path) -> None:
-    dsn = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing_listens_here"
+async def test_a_worker_that_cannot_open_the_store_fails_the_start_once(
+    tmp_path: Path, refused_port: int
+) -> None:
+    dsn = f"postgresql://postgres@127.0.0.1:{refused_port}/nothing_listens_here"
     store = f'[store]\nbackend = "postgres"\ndsn = "{dsn}"\n'
     worker = IngestWorker(load_config(write_config(tmp_path, extra=store), env={}), Metrics())
     with pytest.raises(StoreUnavailable, match="could not start"):

@@ -7,12 +7,10 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +28,8 @@ from dlrhub.normalizers.base import RawCallback
 from dlrhub.sinks.service import SinkService
 from dlrhub.store import Accept, SQLiteStore
 from dlrhub.store.sink_state_sqlite import SQLiteSinkState
-from tests.serving import free_port, serve_app
+from tests.processes import ServerProcess, accepts_tcp, running_on_free_port
+from tests.serving import serve_app
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 STATUSES = (Status.ACCEPTED, Status.SENT, Status.DELIVERED)
@@ -211,60 +210,32 @@ def require_binary(name: str, how: str) -> str:
     return path
 
 
-@dataclass
-class OwnServer:
-    """A broker the test starts on an ephemeral port, so it can kill and restart it."""
-
-    argv: list[str]
-    port: int
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
-            ):
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"{self.argv[0]} did not start on port {self.port}")
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-        self.process = None
-
-
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnServer]:
+async def own_redis(tmp_path: Path) -> AsyncIterator[ServerProcess]:
+    """A Redis the test starts on a free port, so it can kill and restart it."""
     binary = require_binary("redis-server", "install it: apt-get install redis-server")
-    port = free_port()
-    server = OwnServer(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-         "yes", "--appendfsync", "always", "--dir", str(tmp_path)],
-        port,
-    )  # fmt: skip
-    server.start()
-    yield server
-    server.kill()
+
+    def redis(port: int) -> ServerProcess:
+        argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                "yes", "--appendfsync", "always", "--dir", str(tmp_path)]  # fmt: skip
+        return ServerProcess(argv, tmp_path / "redis.log", accepts_tcp, port)
+
+    async with running_on_free_port(redis, grace=0) as server:
+        yield server
 
 
 @pytest.fixture
-def own_nats(tmp_path: Path) -> Iterator[OwnServer]:
+async def own_nats(tmp_path: Path) -> AsyncIterator[ServerProcess]:
+    """A NATS JetStream the test starts on a free port, so it can kill and restart it."""
     binary = require_binary("nats-server", "install it: apt-get install nats-server")
-    port = free_port()
     store_dir = tmp_path / "jetstream"
-    server = OwnServer(
-        [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store_dir)], port
-    )
-    server.start()
-    yield server
-    server.kill()
+
+    def nats(port: int) -> ServerProcess:
+        argv = [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store_dir)]
+        return ServerProcess(argv, tmp_path / "nats.log", accepts_tcp, port)
+
+    async with running_on_free_port(nats, grace=0) as server:
+        yield server
 
 
 class Proxy:

@@ -9,8 +9,8 @@ from pathlib import Path
 import nats
 import orjson
 
+from tests.processes import ServerProcess
 from tests.sinks.conftest import (
-    OwnServer,
     assert_per_message_order,
     harness,
     ingest,
@@ -76,7 +76,7 @@ async def test_consumer_reads_every_event_in_order(tmp_path: Path) -> None:
 
 
 async def test_events_ingested_while_nats_is_down_arrive_once_after_restart(
-    tmp_path: Path, own_nats: OwnServer
+    tmp_path: Path, own_nats: ServerProcess
 ) -> None:
     config = sink_config(tmp_path, nats_sink(own_nats.port, "outage", "OUTAGE"))
     before, during = make_events(500), make_events(1500)
@@ -84,11 +84,11 @@ async def test_events_ingested_while_nats_is_down_arrive_once_after_restart(
         runner = service.runners[0]
         await ingest(h.store, before)
         await eventually_async(lambda: runner.stats.delivered >= 500, 30)
-        own_nats.kill()
+        await own_nats.kill()
         await ingest(h.store, during)
         await eventually_async(lambda: runner.stats.state == "down", 30)
         await asyncio.sleep(0.5)
-        own_nats.start()
+        await own_nats.start()
         await eventually_async(
             lambda: runner.stats.delivered >= 2000 and runner.stats.lag_events == 0, 60
         )

@@ -11,8 +11,8 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
+from tests.processes import ServerProcess
 from tests.sinks.conftest import (
-    OwnServer,
     assert_per_message_order,
     harness,
     ingest,
@@ -77,7 +77,7 @@ async def test_consumer_reads_every_event_in_order(tmp_path: Path, stream: str) 
 
 
 async def test_events_ingested_while_redis_is_down_arrive_after_restart(
-    tmp_path: Path, own_redis: OwnServer
+    tmp_path: Path, own_redis: ServerProcess
 ) -> None:
     config = sink_config(tmp_path, redis_sink(own_redis.port, "outage"))
     before, during = make_events(500), make_events(1500)
@@ -85,12 +85,12 @@ async def test_events_ingested_while_redis_is_down_arrive_after_restart(
         await ingest(h.store, before)
         runner = service.runners[0]
         await eventually_async(lambda: runner.stats.delivered >= 500, 30)
-        own_redis.kill()
+        await own_redis.kill()
         await ingest(h.store, during)
         await eventually_async(lambda: runner.stats.state == "down", 30)
         await asyncio.sleep(0.5)  # a few retries against the dead port
         assert runner.stats.failed_attempts == 0
-        own_redis.start()
+        await own_redis.start()
         await eventually_async(
             lambda: runner.stats.delivered >= 2000 and runner.stats.lag_events == 0, 30
         )

@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,7 +23,13 @@ from dlrhub.store import SQLiteStore
 from dlrhub.store.sink_state_sqlite import SQLiteSinkState
 from tests.conftest import SOURCE_TOKEN
 from tests.conftest import write_config as write_base_config
-from tests.serving import free_port
+from tests.processes import (
+    ServerProcess,
+    dlrhub_argv,
+    dlrhub_serve,
+    environment_without_dlrhub,
+    prints,
+)
 from tests.sinks.conftest import SECRET, Receiver, ingest, make_events
 from tests.waiting import eventually_async
 
@@ -57,38 +59,24 @@ retry = {{ initial = "50ms", max = "500ms" }}
 @contextlib.asynccontextmanager
 async def dlrhub_process(
     config: Path, *command: str
-) -> AsyncIterator[tuple[subprocess.Popen[bytes], str]]:
-    port = free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DLRHUB_")}
-    log = config.parent / f"{command[0]}-{port}.log"
-    argv = [sys.executable, "-m", "dlrhub", *command, "--config", str(config)]
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    """`dlrhub serve` (once /healthz answers) or `dlrhub worker` (once it says it delivers)."""
+    arguments = (*command, "--config", str(config))
     if command[0] == "serve":
-        argv += ["--port", str(port)]
-    with log.open("wb") as output:
-        process = subprocess.Popen(  # noqa: ASYNC220 - starting it is quick; we never wait here
-            argv, stdout=output, stderr=subprocess.STDOUT, env=env
-        )
-    base_url = f"http://127.0.0.1:{port}"
+        async with dlrhub_serve(*arguments[1:], log_dir=config.parent) as server:
+            yield server.process, server.base_url
+        return
+    worker = ServerProcess(
+        dlrhub_argv(*arguments),
+        config.parent / f"{command[0]}.log",
+        prints("dlrhub worker: delivering"),
+        env=environment_without_dlrhub(),
+    )
+    await worker.start()
     try:
-        if command[0] == "serve":
-            async with httpx.AsyncClient() as client:
-                deadline = time.monotonic() + 20
-                while True:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        pytest.fail(f"dlrhub {command[0]} did not start:\n{log.read_text()}")
-                    with contextlib.suppress(httpx.TransportError):
-                        if (await client.get(f"{base_url}/healthz")).status_code == 200:
-                            break
-                    await asyncio.sleep(0.05)
-        yield process, base_url
+        yield worker.process, ""
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.to_thread(process.wait, 15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+        await worker.stop()
 
 
 async def store_backlog(config_dir: Path, count: int) -> list[str]:
@@ -120,7 +108,7 @@ async def test_sigkill_mid_delivery_loses_nothing(tmp_path: Path, receiver: Rece
     async with dlrhub_process(config, "serve") as (process, _):
         await eventually_async(lambda: len(receiver.events) >= 1000, 60)
         process.send_signal(signal.SIGKILL)
-        process.wait(10)
+        await process.wait()
     before_kill = len(receiver.events)
     cursor = await committed_cursor(tmp_path)
     assert 0 < cursor < 3000
@@ -193,7 +181,9 @@ async def post_callbacks(base_url: str, prefix: str, count: int) -> None:
             assert answer.status_code == 200
 
 
-async def test_ingest_answers_while_every_sink_is_down(tmp_path: Path, receiver: Receiver) -> None:
+async def test_ingest_answers_while_every_sink_is_down(
+    tmp_path: Path, receiver: Receiver, refused_port: int
+) -> None:
     """One sink's endpoint holds its request unanswered, the other refuses connections.
 
     Ingest keeps answering 200 for every callback while the hung delivery is still
@@ -207,7 +197,7 @@ async def test_ingest_answers_while_every_sink_is_down(tmp_path: Path, receiver:
 
     receiver.mode = "hang"
     path = write_config(tmp_path, receiver)
-    dead_port = free_port()
+    dead_port = refused_port
     path.write_text(
         path.read_text() + f'timeout = "30s"\n[[sinks]]\nname = "refused"\nkind = "webhook"\n'
         f'url = "http://127.0.0.1:{dead_port}/hook"\nsecret = "{SECRET}"\n'

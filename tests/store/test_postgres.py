@@ -13,7 +13,6 @@ from dlrhub.event import Status
 from dlrhub.store import Accept, EventFilter, StoreUnavailable
 from dlrhub.store.postgres import PostgresStore
 from tests.postgres import POSTGRES_DSN, fresh_schema
-from tests.serving import free_port
 from tests.store.test_store import raw, status_event
 from tests.waiting import eventually_async
 
@@ -75,8 +74,10 @@ async def test_two_writers_and_a_reader_see_one_gapless_log(schema: str) -> None
     assert seen == list(range(1, 801)), "the reader never skipped a seq committed late"
 
 
-async def test_an_unreachable_database_is_unavailable_without_its_password() -> None:
-    dsn = f"postgresql://dlrhub:very-secret-pass@127.0.0.1:{free_port()}/dlrhub"
+async def test_an_unreachable_database_is_unavailable_without_its_password(
+    refused_port: int,
+) -> None:
+    dsn = f"postgresql://dlrhub:very-secret-pass@127.0.0.1:{refused_port}/dlrhub"
     store = PostgresStore(dsn)
     with pytest.raises(StoreUnavailable) as error:
         await store.open()

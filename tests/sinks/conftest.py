@@ -25,11 +25,13 @@ from starlette.routing import Route
 from dlrhub.config import Config, load_config
 from dlrhub.event import Event, EventType, Status
 from dlrhub.normalizers.base import RawCallback
+from dlrhub.sinks.engine import SinkRunner
 from dlrhub.sinks.service import SinkService
 from dlrhub.store import Accept, SQLiteStore
 from dlrhub.store.sink_state_sqlite import SQLiteSinkState
 from tests.processes import ServerProcess, accepts_tcp, running_on_free_port
 from tests.serving import serve_app
+from tests.waiting import eventually_async
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 STATUSES = (Status.ACCEPTED, Status.SENT, Status.DELIVERED)
@@ -126,6 +128,25 @@ def assert_per_message_order(received: Sequence[Event | dict[str, Any]]) -> None
         key = str(data["message_id"])
         assert data["seq"] > last.get(key, 0), f"{data['id']} arrived out of order"
         last[key] = int(data["seq"])
+
+
+async def deliveries_tried(runner: SinkRunner, count: int, seconds: float = 30.0) -> None:
+    """Wait until `runner` has called its sink `count` more times: proof that it retried
+    (e.g. against a broker that is down) rather than a guess of how long that takes."""
+    tried = 0
+    deliver = runner.sink.deliver
+
+    async def counted(batch: Sequence[Event]) -> None:
+        nonlocal tried
+        tried += 1
+        await deliver(batch)
+
+    runner.sink.deliver = counted  # type: ignore[method-assign]
+    try:
+        what = f"{count} delivery attempts by sink {runner.name}"
+        await eventually_async(lambda: tried >= count, seconds, what)
+    finally:
+        runner.sink.deliver = deliver  # type: ignore[method-assign]
 
 
 # Webhook receiver -----------------------------------------------------------------

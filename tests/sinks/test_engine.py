@@ -227,9 +227,11 @@ async def test_gone_disables_until_resumed(tmp_path: Path) -> None:
             state = await h.state.state("fake")
             assert state is not None and state.disabled_reason == "answered 410"
             sink.gone = False
-            await eventually_async(lambda: sink.calls == calls, 0.3)  # nothing while disabled
+            await ingest(h.store, make_events(5))  # later events: once the runner counts them,
+            await eventually_async(lambda: running.runners[0].stats.lag_events == 15)
+            assert sink.calls == calls  # nothing while disabled
             await set_paused(h.store, h.state, config.sinks[0], paused=False)
-            await eventually_async(lambda: len(sink.delivered) == 10)
+            await eventually_async(lambda: len(sink.delivered) == 15)
         finally:
             await running.stop()
         assert await h.state.dead_letters("fake") == []

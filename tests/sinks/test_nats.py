@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import orjson
 from tests.processes import ServerProcess
 from tests.sinks.conftest import (
     assert_per_message_order,
+    deliveries_tried,
     harness,
     ingest,
     make_events,
@@ -87,7 +87,7 @@ async def test_events_ingested_while_nats_is_down_arrive_once_after_restart(
         await own_nats.kill()
         await ingest(h.store, during)
         await eventually_async(lambda: runner.stats.state == "down", 30)
-        await asyncio.sleep(0.5)
+        await deliveries_tried(runner, 3)  # a few retries against the dead port
         await own_nats.start()
         await eventually_async(
             lambda: runner.stats.delivered >= 2000 and runner.stats.lag_events == 0, 60

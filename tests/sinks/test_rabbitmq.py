@@ -15,6 +15,7 @@ import pytest
 from tests.sinks.conftest import (
     Proxy,
     assert_per_message_order,
+    deliveries_tried,
     harness,
     ingest,
     make_events,
@@ -127,7 +128,7 @@ async def test_a_connection_closed_by_the_network_is_reopened(
             proxy.cut()
             await ingest(h.store, during)
             await eventually_async(lambda: runner.stats.state == "down", 30)
-            await asyncio.sleep(0.3)
+            await deliveries_tried(runner, 3)  # a few retries through the cut proxy
             proxy.restore()
             await eventually_async(lambda: len({e["id"] for e in received}) >= 1500, 60)
             assert await h.state.dead_letters("amqp") == []

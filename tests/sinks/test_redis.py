@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from redis.asyncio import Redis
 from tests.processes import ServerProcess
 from tests.sinks.conftest import (
     assert_per_message_order,
+    deliveries_tried,
     harness,
     ingest,
     make_events,
@@ -88,7 +88,7 @@ async def test_events_ingested_while_redis_is_down_arrive_after_restart(
         await own_redis.kill()
         await ingest(h.store, during)
         await eventually_async(lambda: runner.stats.state == "down", 30)
-        await asyncio.sleep(0.5)  # a few retries against the dead port
+        await deliveries_tried(runner, 3)  # a few retries against the dead port
         assert runner.stats.failed_attempts == 0
         await own_redis.start()
         await eventually_async(

@@ -156,6 +156,8 @@ async def test_worker_delivers_what_serve_no_sinks_stores(
                 headers={"Content-Type": "application/x-www-form-urlencoded"},
             )
             assert answer.status_code == 200
+        # A fixed wait, knowingly: with --no-sinks there is no runner in serve whose later
+        # progress could prove time passed; /metrics below shows there is none.
         await asyncio.sleep(0.5)
         assert receiver.events == []  # --no-sinks: nothing delivered by serve
         async with dlrhub_process(config, "worker"):

@@ -1,14 +1,25 @@
-"""Serve an ASGI app with a real Uvicorn on an ephemeral loopback port, in-process."""
+"""Serve an ASGI app with a real Uvicorn on an ephemeral loopback port, in-process.
+
+The socket is bound here (port 0) and handed to Uvicorn, so no other process can take
+the port between choosing it and serving on it. A server that does not come up fails
+the test at once with what Uvicorn logged.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import pytest
 import uvicorn
+
+from tests.waiting import eventually_async
+
+START_TIMEOUT = 30.0
 
 
 @contextlib.asynccontextmanager
@@ -23,15 +34,32 @@ async def serve_app(app: Any, **uvicorn_options: Any) -> AsyncIterator[str]:
     options = {"log_config": None, "access_log": False, "lifespan": "on", **uvicorn_options}
     config = uvicorn.Config(app, **options)
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
+
+    async def serve() -> None:
+        try:
+            await server.serve(sockets=[sock])
+        except SystemExit as exit:  # uvicorn's way to say startup failed; a task must not
+            raise RuntimeError(f"uvicorn exited with code {exit.code}") from None
+
+    with recording("uvicorn") as output:
+        task = asyncio.create_task(serve())
+        with contextlib.suppress(AssertionError):  # judged below, with what uvicorn said
+            await eventually_async(
+                lambda: server.started or task.done(), START_TIMEOUT, "uvicorn to start"
+            )
+        if not server.started:
+            state = "stopped" if task.done() else f"did not start within {START_TIMEOUT:g}s"
+            server.should_exit = True
+            try:
+                await asyncio.wait_for(task, START_TIMEOUT)
+            except TimeoutError:
+                output.append("(it did not stop when told to either)")
+            except Exception as error:
+                output.append(f"serve() raised {error!r}")
+            sock.close()
+            log = "\n".join(output) or "(nothing)"
+            pytest.fail(f"uvicorn {state} before serving; it logged:\n{log}", pytrace=False)
     try:
-        for _ in range(500):
-            if server.started or task.done():
-                break
-            await asyncio.sleep(0.01)
-        if task.done():
-            task.result()
-            raise RuntimeError("uvicorn stopped before it started")
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
@@ -39,7 +67,20 @@ async def serve_app(app: Any, **uvicorn_options: Any) -> AsyncIterator[str]:
         sock.close()
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@contextlib.contextmanager
+def recording(logger_name: str) -> Iterator[list[str]]:
+    """The formatted records (tracebacks included) `logger_name` emits meanwhile."""
+    lines: list[str] = []
+    formatter = logging.Formatter("%(levelname)s %(name)s: %(message)s")
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(formatter.format(record))
+
+    handler = Collect(logging.DEBUG)
+    logger = logging.getLogger(logger_name)
+    logger.addHandler(handler)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import pytest
 from dlrhub.cli import main as cli_main
 from dlrhub.event import Event, EventType, RawCallback, Status
 from dlrhub.store import Accept, SQLiteStore
-from tests.serving import free_port
+from tests.processes import dlrhub_serve, run_dlrhub
 
 
 def test_help_on_every_command() -> None:
@@ -37,75 +35,42 @@ def test_help_on_every_command() -> None:
         assert "usage: dlrhub" in result.stdout
 
 
-def test_zero_config_serve_prints_urls_that_work_then_events_lists_them(tmp_path: Path) -> None:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DLRHUB_")}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "dlrhub", "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        banner = ""
-        assert server.stdout is not None
-        while "Admin token" not in banner:
-            line = server.stdout.readline()
-            assert line, f"serve exited early: {server.stderr.read() if server.stderr else ''}"
-            banner += line
-        banner += server.stdout.readline()
+async def test_zero_config_serve_prints_urls_that_work_then_events_lists_them(
+    tmp_path: Path,
+) -> None:
+    async with (
+        dlrhub_serve(log_dir=tmp_path, cwd=tmp_path) as server,
+        httpx.AsyncClient() as client,
+    ):
+        banner = server.output()
+        port = server.port
         events_url = re.search(r"(http://\S+/hooks/nrs360/events\?token=\S+)", banner)
         dlr_url = re.search(r"(http://\S+/hooks/nrs360/dlr\?\S+)", banner)
-        admin = banner.strip().splitlines()[-1].strip()
+        admin = banner.split("Admin token", 1)[1].splitlines()[1].strip()
         assert events_url and dlr_url
         assert (tmp_path / "dlrhub-data" / "dlrhub.sqlite3").exists()
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz")
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "server did not come up"
-                time.sleep(0.1)
         # What 360NRS would do with the printed template.
         url = dlr_url.group(1).replace("%d", "1").replace("%P", "34600111222")
         url = url.replace("%p", "SHOP").replace("<your-ref>", "order-1")
-        assert httpx.get(url).status_code == 200
-        posted = httpx.post(
+        assert (await client.get(url)).status_code == 200
+        posted = await client.post(
             events_url.group(1),
             content="id=abc&event=delivered&channel=sms",
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
         assert posted.status_code == 200
-        answer = httpx.get(
+        answer = await client.get(
             f"http://127.0.0.1:{port}/v1/events", headers={"Authorization": f"Bearer {admin}"}
         )
         assert len(answer.json()["events"]) == 2
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
-    listing = subprocess.run(
-        [sys.executable, "-m", "dlrhub", "events", "--json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    listing = await run_dlrhub("events", "--json", cwd=tmp_path)
     assert listing.returncode == 0, listing.stderr
     rows = [orjson.loads(line) for line in listing.stdout.splitlines()]
     assert [(r["correlation_id"], r["status"]) for r in rows] == [
         ("order-1", "delivered"),
         (None, "delivered"),
     ]
-    table = subprocess.run(
-        [sys.executable, "-m", "dlrhub", "events", "--status", "delivered", "--limit", "1"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    table = await run_dlrhub("events", "--status", "delivered", "--limit", "1", cwd=tmp_path)
     assert len(table.stdout.splitlines()) == 1
     assert "order-1" in table.stdout
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from dlrhub.providers.uvox.fake import FakeUvox
 from tests.conftest import ADMIN_TOKEN
 from tests.outbound.conftest import outbound_config
 from tests.serving import serve_app
+from tests.waiting import eventually_async
 
 
 def accounts(onurix: tuple[FakeOnurix, str], uvox: tuple[FakeUvox, str]) -> list[dict[str, Any]]:
@@ -64,14 +63,20 @@ async def served(
             yield config, admin, poller
 
 
-async def eventually(admin: httpx.AsyncClient, path: str, want: str, seconds: float = 10) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
+async def answered(admin: httpx.AsyncClient, path: str, want: str, seconds: float = 10) -> Any:
+    """The JSON of `path` once it answers 200 with `want` in it."""
+    answer: httpx.Response | None = None
+
+    async def wanted() -> bool:
+        nonlocal answer
         answer = await admin.get(path)
-        if answer.status_code == 200 and want in answer.text:
-            return answer.json()
-        assert time.monotonic() < deadline, answer.text
-        await asyncio.sleep(0.05)
+        return answer.status_code == 200 and want in answer.text
+
+    await eventually_async(
+        wanted, seconds, lambda: f"{path} to answer 200 with {want}; last: {answer and answer.text}"
+    )
+    assert answer is not None
+    return answer.json()
 
 
 async def test_send_over_the_api_then_the_embedded_poller_follows_it(
@@ -86,7 +91,7 @@ async def test_send_over_the_api_then_the_embedded_poller_follows_it(
     accepted, rejected = answer.json()["messages"]
     assert (accepted["status"], accepted["ref"]) == ("accepted", "a")
     assert (rejected["status"], rejected["provider_status"]) == ("rejected", "Rechazado")
-    state = await eventually(admin, f"/v1/messages/onurix/{accepted['message_id']}", "delivered")
+    state = await answered(admin, f"/v1/messages/onurix/{accepted['message_id']}", "delivered")
     assert state["message"]["status"] == "delivered"
     assert [e["status"] for e in state["events"]] == ["accepted", "sent", "delivered"]
     metrics = (await admin.get("/metrics")).text
@@ -105,13 +110,13 @@ async def test_track_over_the_api_and_an_auth_error_shows_in_readyz(
     again = await admin.post("/v1/tracking", json=body)
     assert first.json() == {"tracked": 1, "already_tracked": 0}
     assert again.json() == {"tracked": 0, "already_tracked": 1}
-    state = await eventually(admin, f"/v1/messages/uvox/{message_id}", '"013"')
+    state = await answered(admin, f"/v1/messages/uvox/{message_id}", '"013"')
     assert [e["provider_status"] for e in state["events"]] == ["011", "013"]
     assert state["events"][0]["correlation_id"] == "t-1"
 
     bad = {"account": "onx-bad", "messages": [{"message_id": "msg-x"}]}
     assert (await admin.post("/v1/tracking", json=bad)).status_code == 200
-    ready = await eventually(admin, "/readyz", "onx-bad")
+    ready = await answered(admin, "/readyz", "onx-bad")
     (pause,) = ready["outbound"]["paused_accounts"]
     assert pause["account"] == "onx-bad" and "HTTP 401" in pause["reason"]
     metrics = (await admin.get("/metrics")).text

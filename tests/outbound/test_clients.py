@@ -122,11 +122,9 @@ async def test_slow_answers_retry_a_status_query_but_never_a_send(
     await client.aclose()
 
 
-async def test_connection_refused_is_retried_then_unavailable() -> None:
-    from tests.serving import free_port
-
+async def test_connection_refused_is_retried_then_unavailable(refused_port: int) -> None:
     account = make_account(
-        "onurix", f"http://127.0.0.1:{free_port()}", client="1", key="k" * 16, retries=2
+        "onurix", f"http://127.0.0.1:{refused_port}", client="1", key="k" * 16, retries=2
     )
     client = client_for(account)
     with pytest.raises(ProviderUnavailable, match="after 3 attempt"):

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +14,7 @@ from dlrhub.outbound.sending import Outbound, TrackRequest
 from dlrhub.providers.onurix.fake import FakeOnurix
 from dlrhub.providers.uvox.fake import FakeUvox
 from tests.outbound.conftest import Clock, Stores, all_events, outbound_config
+from tests.waiting import eventually_async
 
 
 def onurix_account(fake: FakeOnurix, base: str, **extra: Any) -> dict[str, Any]:
@@ -40,13 +39,6 @@ def uvox_account(fake: FakeUvox, base: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-async def until(check: Callable[[], Awaitable[bool]], seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not await check():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
-
-
 async def polled_until_stopped(config: Config, stores: Stores, account: str, *ids: str) -> None:
     poller = Poller(config, stores.store, stores.tracking)
     await poller.start()
@@ -56,7 +48,7 @@ async def polled_until_stopped(config: Config, stores: Stores, account: str, *id
         return all(row is not None and row.stopped_reason for row in rows)
 
     try:
-        await until(stopped)
+        await eventually_async(stopped)
     finally:
         await poller.stop()
 
@@ -240,7 +232,7 @@ async def test_two_pollers_never_poll_the_same_message_at_once(
         return summaries[0].polling == 0
 
     try:
-        await until(all_stopped, 20)
+        await eventually_async(all_stopped, 20)
     finally:
         await first.stop()
         await second.stop()

@@ -14,10 +14,8 @@ import contextlib
 import itertools
 import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
@@ -26,13 +24,12 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_TOKEN, SOURCE_TOKEN, write_config
-from tests.serving import free_port
+from tests.processes import ServerProcess, dlrhub_serve
 
 CALLBACKS = 3_600
 CONCURRENCY = 32
 KILL_AT_FRACTION = 0.6
 MIN_ACKNOWLEDGED = 2_000
-START_TIMEOUT_SECONDS = 20.0
 
 pytestmark = pytest.mark.slow
 
@@ -55,13 +52,6 @@ class Load:
     failed: int = 0  # connection errors: not acknowledged
     in_flight_at_kill: int = 0
     killed: bool = False
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    base_url: str
-    stderr_path: Path
 
 
 def make_callbacks(count: int) -> list[Callback]:
@@ -100,63 +90,18 @@ def make_callbacks(count: int) -> list[Callback]:
     return callbacks
 
 
-@contextlib.contextmanager
-def dlrhub_server(config_path: Path, log_dir: Path, name: str) -> Iterator[Server]:
+@contextlib.asynccontextmanager
+async def dlrhub_server(
+    config_path: Path, log_dir: Path, name: str
+) -> AsyncIterator[ServerProcess]:
     """`python -m dlrhub serve` on a free loopback port; killed on the way out."""
-    port = free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DLRHUB_")}
-    stdout_path = log_dir / f"{name}.stdout"
-    stderr_path = log_dir / f"{name}.stderr"
-    with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dlrhub",
-                "serve",
-                "--config",
-                str(config_path),
-                "--port",
-                str(port),
-            ],
-            stdout=stdout,
-            stderr=stderr,
-            env=env,
-            cwd=log_dir,
-        )
-    server = Server(process, f"http://127.0.0.1:{port}", stderr_path)
-    try:
-        wait_until_healthy(server)
+    async with dlrhub_serve(
+        "--config", str(config_path), log_dir=log_dir, name=name, cwd=log_dir, grace=0
+    ) as server:
         yield server
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
 
 
-def wait_until_healthy(server: Server) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            break
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{server.base_url}/healthz", timeout=1.0).status_code == 200:
-                return
-        time.sleep(0.05)
-    code = server.process.poll()
-    state = (
-        f"exited with code {code} before answering /healthz"
-        if code is not None
-        else f"did not answer /healthz within {START_TIMEOUT_SECONDS:.0f}s"
-    )
-    stderr = server.stderr_path.read_text(encoding="utf-8", errors="replace")
-    pytest.fail(
-        f"dlrhub serve at {server.base_url} {state}; its stderr:\n{stderr or '(empty)'}",
-        pytrace=False,
-    )
-
-
-async def fire(server: Server, callbacks: list[Callback]) -> Load:
+async def fire(server: ServerProcess, callbacks: list[Callback]) -> Load:
     """Send `callbacks` from CONCURRENCY clients; SIGKILL the server at KILL_AT_FRACTION."""
     load = Load()
     kill_at = int(len(callbacks) * KILL_AT_FRACTION)
@@ -199,13 +144,13 @@ async def fire(server: Server, callbacks: list[Callback]) -> Load:
     return load
 
 
-def read_all_events(server: Server) -> list[dict[str, object]]:
+async def read_all_events(server: ServerProcess) -> list[dict[str, object]]:
     events: list[dict[str, object]] = []
     after_seq = 0
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    with httpx.Client(base_url=server.base_url, headers=headers, timeout=10.0) as admin:
+    async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=10.0) as admin:
         while True:
-            answer = admin.get("/v1/events", params={"after_seq": after_seq, "limit": 1000})
+            answer = await admin.get("/v1/events", params={"after_seq": after_seq, "limit": 1000})
             assert answer.status_code == 200, answer.text
             page: list[dict[str, object]] = answer.json()["events"]
             if not page:
@@ -214,27 +159,27 @@ def read_all_events(server: Server) -> list[dict[str, object]]:
             after_seq = int(str(page[-1]["seq"]))
 
 
-def test_every_acknowledged_callback_survives_sigkill(tmp_path: Path) -> None:
+async def test_every_acknowledged_callback_survives_sigkill(tmp_path: Path) -> None:
     config_path = write_config(tmp_path, "[server]\naccess_log = false\n")
     callbacks = make_callbacks(CALLBACKS)
     by_key = {callback.key: callback for callback in callbacks}
     started = time.monotonic()
 
-    with dlrhub_server(config_path, tmp_path, "first") as server:
-        load = asyncio.run(fire(server, callbacks))
+    async with dlrhub_server(config_path, tmp_path, "first") as server:
+        load = await fire(server, callbacks)
         assert load.killed, f"the server was never killed: only {len(load.acknowledged)} acks"
-        code = server.process.wait(timeout=10)
+        code = await asyncio.wait_for(server.process.wait(), 10)
         assert code == -signal.SIGKILL, f"the server exited with {code}, not by SIGKILL"
     loaded = time.monotonic()
 
-    with dlrhub_server(config_path, tmp_path, "second") as server:
-        events = read_all_events(server)
+    async with dlrhub_server(config_path, tmp_path, "second") as server:
+        events = await read_all_events(server)
         # A provider retrying an acknowledged callback gets the same ids back.
         retried = sorted(load.acknowledged)[:: max(1, len(load.acknowledged) // 20)]
-        with httpx.Client(base_url=server.base_url, timeout=10.0) as client:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=10.0) as client:
             for key in retried:
                 callback = by_key[key]
-                answer = client.request(
+                answer = await client.request(
                     callback.method,
                     callback.path,
                     params=callback.params,

@@ -31,7 +31,8 @@ from dlrhub.receiver.metrics import Metrics
 from dlrhub.store import StoreUnavailable
 from tests.conftest import ADMIN_TOKEN, SOURCE_TOKEN, write_config
 from tests.receiver.test_hooks_e2e import FORM, event_form
-from tests.serving import free_port, serve_app
+from tests.serving import serve_app
+from tests.waiting import eventually_async
 
 TOKEN = {"token": SOURCE_TOKEN}
 
@@ -42,13 +43,6 @@ def process_exists(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
-
-
-async def eventually(check: object, seconds: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not await check():  # type: ignore[operator]
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
 
 
 async def test_a_killed_worker_means_503_then_a_new_worker_takes_over(config: Config) -> None:
@@ -62,14 +56,14 @@ async def test_a_killed_worker_means_503_then_a_new_worker_takes_over(config: Co
         assert answer.json()["status"] == "stored"
 
         os.kill(first_pid, signal.SIGKILL)
-        await eventually(lambda: _is(worker.pid, None))
+        await eventually_async(lambda: worker.pid is None, 20)
         refused = await client.post("/hooks/nrs360/events", content=event_form("delivered"), **post)
         assert refused.status_code == 503
         assert refused.headers["Retry-After"] == "5"
         assert refused.json()["error"] == "store_unavailable"
         assert (await client.get("/readyz")).status_code == 503
 
-        await eventually(lambda: _is_not(worker.pid, None))
+        await eventually_async(lambda: worker.pid is not None, 20)
         assert worker.pid != first_pid
         retried = await client.post("/hooks/nrs360/events", content=event_form("delivered"), **post)
         assert retried.status_code == 200, retried.text
@@ -77,14 +71,6 @@ async def test_a_killed_worker_means_503_then_a_new_worker_takes_over(config: Co
         assert (await client.get("/readyz")).status_code == 200
         events = await client.get("/v1/events", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
         assert [e["provider_status"] for e in events.json()["events"]] == ["sent", "delivered"]
-
-
-async def _is(value: object, expected: object) -> bool:
-    return value is expected
-
-
-async def _is_not(value: object, expected: object) -> bool:
-    return value is not expected
 
 
 async def test_the_worker_reports_its_commits_and_stops_with_the_app(config: Config) -> None:
@@ -109,10 +95,7 @@ async def test_the_worker_reports_its_commits_and_stops_with_the_app(config: Con
         )
         assert float(count_line.split()[-1]) >= 40
     assert pid is not None
-    for _ in range(100):
-        if not process_exists(pid):
-            break
-        await asyncio.sleep(0.05)
+    await eventually_async(lambda: not process_exists(pid), 5, "the worker to exit with the app")
     assert not process_exists(pid), "the worker outlived the app"
 
 
@@ -182,7 +165,7 @@ async def test_a_commit_answers_all_its_callbacks_in_one_write_at_once(config: C
             form = event_form("delivered", message_id=f"m-{number}")
             worker.on_request(request_frame(number, form.encode()))
         assert link.sent == []  # nothing is answered before its commit
-        await eventually(lambda: _is_not(link.writes or None, None))
+        await eventually_async(lambda: link.writes, 20)
         notice, *answers = [_decode_reply(frame) for frame in link.writes[0]]
         assert (notice.id, notice.committed) == (_COMMIT_NOTICE, 5)
         assert [answer.id for answer in answers] == [1, 2, 3, 4, 5]
@@ -205,7 +188,7 @@ async def test_a_commit_that_fails_answers_its_callbacks_unavailable(config: Con
             other.execute("DROP TABLE events")  # every insert of an event now fails
         worker = _Worker(Ingest(config, store), link)  # type: ignore[arg-type]
         worker.on_request(request_frame(3, event_form("delivered").encode()))
-        await eventually(lambda: _is_not(link.sent or None, None))
+        await eventually_async(lambda: link.sent, 20)
         (reply,) = [_decode_reply(frame) for frame in link.sent]
         assert reply.id == 3
         assert reply.unavailable is not None and "could not commit" in reply.unavailable
@@ -307,8 +290,10 @@ def test_the_callback_and_its_dedupe_key_cross_the_socket_unchanged() -> None:
     assert crossed._dedupe_key == key  # the worker does not hash it again
 
 
-async def test_a_worker_that_cannot_open_the_store_fails_the_start_once(tmp_path: Path) -> None:
-    dsn = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing_listens_here"
+async def test_a_worker_that_cannot_open_the_store_fails_the_start_once(
+    tmp_path: Path, refused_port: int
+) -> None:
+    dsn = f"postgresql://postgres@127.0.0.1:{refused_port}/nothing_listens_here"
     store = f'[store]\nbackend = "postgres"\ndsn = "{dsn}"\n'
     worker = IngestWorker(load_config(write_config(tmp_path, extra=store), env={}), Metrics())
     with pytest.raises(StoreUnavailable, match="could not start"):

@@ -7,12 +7,10 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,10 +24,13 @@ from starlette.routing import Route
 
 from dlrhub.config import Config, load_config
 from dlrhub.event import Event, EventType, RawCallback, Status
+from dlrhub.sinks.engine import SinkRunner
 from dlrhub.sinks.service import SinkService
 from dlrhub.store import Accept, SQLiteStore
 from dlrhub.store.sink_state_sqlite import SQLiteSinkState
-from tests.serving import free_port, serve_app
+from tests.processes import ServerProcess, accepts_tcp, running_on_free_port
+from tests.serving import serve_app
+from tests.waiting import eventually_async
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 STATUSES = (Status.ACCEPTED, Status.SENT, Status.DELIVERED)
@@ -114,21 +115,6 @@ async def harness(config: Config) -> AsyncIterator[Harness]:
         await store.close()
 
 
-async def wait_until(
-    condition: Callable[[], bool | Awaitable[bool]], seconds: float = 30.0, what: str = ""
-) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        result = condition()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds}s waiting for {what or condition}")
-        await asyncio.sleep(0.02)
-
-
 def assert_per_message_order(received: Sequence[Event | dict[str, Any]]) -> None:
     """Within each message, events arrive in increasing seq (first arrivals only)."""
     last: dict[str, int] = {}
@@ -141,6 +127,25 @@ def assert_per_message_order(received: Sequence[Event | dict[str, Any]]) -> None
         key = str(data["message_id"])
         assert data["seq"] > last.get(key, 0), f"{data['id']} arrived out of order"
         last[key] = int(data["seq"])
+
+
+async def deliveries_tried(runner: SinkRunner, count: int, seconds: float = 30.0) -> None:
+    """Wait until `runner` has called its sink `count` more times: proof that it retried
+    (e.g. against a broker that is down) rather than a guess of how long that takes."""
+    tried = 0
+    deliver = runner.sink.deliver
+
+    async def counted(batch: Sequence[Event]) -> None:
+        nonlocal tried
+        tried += 1
+        await deliver(batch)
+
+    runner.sink.deliver = counted  # type: ignore[method-assign]
+    try:
+        what = f"{count} delivery attempts by sink {runner.name}"
+        await eventually_async(lambda: tried >= count, seconds, what)
+    finally:
+        runner.sink.deliver = deliver  # type: ignore[method-assign]
 
 
 # Webhook receiver -----------------------------------------------------------------
@@ -225,60 +230,32 @@ def require_binary(name: str, how: str) -> str:
     return path
 
 
-@dataclass
-class OwnServer:
-    """A broker the test starts on an ephemeral port, so it can kill and restart it."""
-
-    argv: list[str]
-    port: int
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
-            ):
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"{self.argv[0]} did not start on port {self.port}")
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-        self.process = None
-
-
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnServer]:
+async def own_redis(tmp_path: Path) -> AsyncIterator[ServerProcess]:
+    """A Redis the test starts on a free port, so it can kill and restart it."""
     binary = require_binary("redis-server", "install it: apt-get install redis-server")
-    port = free_port()
-    server = OwnServer(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-         "yes", "--appendfsync", "always", "--dir", str(tmp_path)],
-        port,
-    )  # fmt: skip
-    server.start()
-    yield server
-    server.kill()
+
+    def redis(port: int) -> ServerProcess:
+        argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                "yes", "--appendfsync", "always", "--dir", str(tmp_path)]  # fmt: skip
+        return ServerProcess(argv, tmp_path / "redis.log", accepts_tcp, port)
+
+    async with running_on_free_port(redis, grace=0) as server:
+        yield server
 
 
 @pytest.fixture
-def own_nats(tmp_path: Path) -> Iterator[OwnServer]:
+async def own_nats(tmp_path: Path) -> AsyncIterator[ServerProcess]:
+    """A NATS JetStream the test starts on a free port, so it can kill and restart it."""
     binary = require_binary("nats-server", "install it: apt-get install nats-server")
-    port = free_port()
     store_dir = tmp_path / "jetstream"
-    server = OwnServer(
-        [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store_dir)], port
-    )
-    server.start()
-    yield server
-    server.kill()
+
+    def nats(port: int) -> ServerProcess:
+        argv = [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store_dir)]
+        return ServerProcess(argv, tmp_path / "nats.log", accepts_tcp, port)
+
+    async with running_on_free_port(nats, grace=0) as server:
+        yield server
 
 
 class Proxy:

@@ -26,8 +26,8 @@ from tests.sinks.conftest import (
     ingest,
     make_events,
     sink_config,
-    wait_until,
 )
+from tests.waiting import eventually_async
 
 
 @dataclasses.dataclass
@@ -93,7 +93,7 @@ async def run_until(h: Harness, sink: FakeSink, condition, seconds: float = 10.0
     running = service(h, sink)
     await running.start()
     try:
-        await wait_until(condition, seconds)
+        await eventually_async(condition, seconds)
     finally:
         await running.stop()
     return running
@@ -143,19 +143,19 @@ async def test_a_poisoned_event_is_dead_lettered_alone_then_retried(tmp_path: Pa
         running = service(h, sink)
         await running.start()
         try:
-            await wait_until(lambda: len(sink.delivered) == 39)
-            await wait_until(lambda: running.runners[0].stats.dead_lettered == 1)
+            await eventually_async(lambda: len(sink.delivered) == 39)
+            await eventually_async(lambda: running.runners[0].stats.dead_lettered == 1)
             letters = await h.state.dead_letters("fake")
             assert [(d.event.id, d.attempts, d.error) for d in letters] == [
                 (poisoned.id, 3, "answered 500")
             ]
             assert running.runners[0].stats.failed_attempts == 6  # 3 as a batch, 3 alone
-            await wait_until(lambda: running.runners[0].stats.after_seq == 40)
+            await eventually_async(lambda: running.runners[0].stats.after_seq == 40)
 
             sink.poison.clear()
             assert await retry_dead_letters(h.store, h.state, config.sinks[0], None) == 1
-            await wait_until(lambda: poisoned.id in {e.id for e in sink.delivered})
-            await wait_until(lambda: empty(h.state.dead_letters("fake")), 5)
+            await eventually_async(lambda: poisoned.id in {e.id for e in sink.delivered})
+            await eventually_async(lambda: empty(h.state.dead_letters("fake")), 5)
         finally:
             await running.stop()
         assert await h.state.dead_letters("fake") == []
@@ -182,14 +182,14 @@ async def test_an_unavailable_sink_is_retried_without_dead_letters(tmp_path: Pat
         running = service(h, sink)
         await running.start()
         try:
-            await wait_until(lambda: sink.calls >= 20)  # far more than max_attempts
+            await eventually_async(lambda: sink.calls >= 20)  # far more than max_attempts
             runner = running.runners[0]
             assert runner.stats.state == "down"
             assert runner.stats.failed_attempts == 0
             state = await h.state.state("fake")
             assert state is not None and state.last_error == "connection refused"
             sink.unavailable = False
-            await wait_until(lambda: len(sink.delivered) == 30)
+            await eventually_async(lambda: len(sink.delivered) == 30)
         finally:
             await running.stop()
         assert await h.state.dead_letters("fake") == []
@@ -203,14 +203,14 @@ async def test_pause_and_resume_through_the_state(tmp_path: Path) -> None:
         await running.start()
         try:
             await ingest(h.store, make_events(20))
-            await wait_until(lambda: len(sink.delivered) == 20)
+            await eventually_async(lambda: len(sink.delivered) == 20)
             await set_paused(h.store, h.state, config.sinks[0], paused=True)
-            await wait_until(lambda: running.runners[0].stats.state == "paused")
+            await eventually_async(lambda: running.runners[0].stats.state == "paused")
             await ingest(h.store, make_events(20))
-            await wait_until(lambda: running.runners[0].stats.lag_events == 20)
+            await eventually_async(lambda: running.runners[0].stats.lag_events == 20)
             assert len(sink.delivered) == 20
             await set_paused(h.store, h.state, config.sinks[0], paused=False)
-            await wait_until(lambda: len(sink.delivered) == 40)
+            await eventually_async(lambda: len(sink.delivered) == 40)
         finally:
             await running.stop()
 
@@ -223,14 +223,16 @@ async def test_gone_disables_until_resumed(tmp_path: Path) -> None:
         running = service(h, sink)
         await running.start()
         try:
-            await wait_until(lambda: running.runners[0].stats.state == "disabled")
+            await eventually_async(lambda: running.runners[0].stats.state == "disabled")
             calls = sink.calls
             state = await h.state.state("fake")
             assert state is not None and state.disabled_reason == "answered 410"
             sink.gone = False
-            await wait_until(lambda: sink.calls == calls, 0.3)  # nothing while disabled
+            await ingest(h.store, make_events(5))  # later events: once the runner counts them,
+            await eventually_async(lambda: running.runners[0].stats.lag_events == 15)
+            assert sink.calls == calls  # nothing while disabled
             await set_paused(h.store, h.state, config.sinks[0], paused=False)
-            await wait_until(lambda: len(sink.delivered) == 10)
+            await eventually_async(lambda: len(sink.delivered) == 15)
         finally:
             await running.stop()
         assert await h.state.dead_letters("fake") == []
@@ -245,11 +247,11 @@ async def test_replay_re_delivers_a_range(tmp_path: Path) -> None:
         running = service(h, sink)
         await running.start()
         try:
-            await wait_until(lambda: len(sink.delivered) == 60)
+            await eventually_async(lambda: len(sink.delivered) == 60)
             job = await queue_replay(h.store, h.state, config.sinks[0], after_seq=20, until_seq=30)
             assert job is not None and (job.after_seq, job.until_seq) == (20, 30)
-            await wait_until(lambda: len(sink.delivered) == 70)
-            await wait_until(lambda: empty(h.state.replays("fake")), 5)
+            await eventually_async(lambda: len(sink.delivered) == 70)
+            await eventually_async(lambda: empty(h.state.replays("fake")), 5)
         finally:
             await running.stop()
         assert [e.seq for e in sink.delivered[60:]] == list(range(21, 31))
@@ -264,10 +266,10 @@ async def test_start_at_end_skips_history(tmp_path: Path) -> None:
         running = service(h, sink)
         await running.start()
         try:
-            await wait_until(lambda: running.runners[0].stats.state == "running")
+            await eventually_async(lambda: running.runners[0].stats.state == "running")
             fresh = make_events(5)
             await ingest(h.store, fresh)
-            await wait_until(lambda: len(sink.delivered) == 5)
+            await eventually_async(lambda: len(sink.delivered) == 5)
         finally:
             await running.stop()
         assert [e.id for e in sink.delivered] == [e.id for e in fresh]

@@ -15,8 +15,8 @@ from tests.sinks.conftest import (
     ingest,
     make_events,
     sink_config,
-    wait_until,
 )
+from tests.waiting import eventually_async
 
 
 def read_lines(directory: Path) -> list[dict[str, object]]:
@@ -45,7 +45,7 @@ async def test_jsonl_appends_every_event_and_rotates_by_size(tmp_path: Path) -> 
     events = make_events(3000)
     async with harness(config) as h, h.service():
         await ingest(h.store, events)
-        await wait_until(lambda: lines_written(out) >= 3000)
+        await eventually_async(lambda: lines_written(out) >= 3000)
     lines = read_lines(out)
     assert [line["id"] for line in lines] == [event.id for event in events]
     assert_per_message_order(lines)
@@ -72,7 +72,7 @@ async def test_stdout_prints_one_json_line_per_event(
     events = make_events(20)
     async with harness(config) as h, h.service() as service:
         await ingest(h.store, events)
-        await wait_until(lambda: service.runners[0].stats.delivered == 20)
+        await eventually_async(lambda: service.runners[0].stats.delivered == 20)
     printed = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [item["id"] for item in printed] == [event.id for event in events]
 

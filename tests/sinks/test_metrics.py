@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import httpx
@@ -13,6 +12,7 @@ from dlrhub.sinks.service import SinkService
 from tests.conftest import ADMIN_TOKEN, SOURCE_TOKEN
 from tests.serving import serve_app
 from tests.sinks.conftest import sink_config
+from tests.waiting import eventually_async
 
 
 async def test_sink_metrics_on_the_metrics_page(tmp_path: Path) -> None:
@@ -37,11 +37,13 @@ async def test_sink_metrics_on_the_metrics_page(tmp_path: Path) -> None:
             'dlrhub_sink_delivered_total{sink="archive"} 5.0',
             'dlrhub_sink_lag_events{sink="archive"} 0.0',  # measured every control_interval
         )
-        for _ in range(200):
+
+        async def metrics_caught_up() -> bool:
+            nonlocal text
             text = (await client.get("/metrics")).text
-            if all(line in text for line in caught_up):
-                break
-            await asyncio.sleep(0.05)
+            return all(line in text for line in caught_up)
+
+        await eventually_async(metrics_caught_up, 10, lambda: f"{caught_up} in:\n{text}")
     assert 'dlrhub_sink_delivered_total{sink="archive"} 5.0' in text
     assert 'dlrhub_sink_lag_events{sink="archive"} 0.0' in text
     assert 'dlrhub_sink_dead_letters{sink="archive"} 0.0' in text

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
 
 import nats
 import orjson
 
+from tests.processes import ServerProcess
 from tests.sinks.conftest import (
-    OwnServer,
     assert_per_message_order,
+    deliveries_tried,
     harness,
     ingest,
     make_events,
     require_tcp,
     sink_config,
-    wait_until,
 )
+from tests.waiting import eventually_async
 
 
 def nats_sink(port: int, prefix: str, stream: str) -> str:
@@ -67,7 +67,7 @@ async def test_consumer_reads_every_event_in_order(tmp_path: Path) -> None:
     try:
         async with harness(config) as h, h.service() as service:
             await ingest(h.store, events)
-            await wait_until(lambda: service.runners[0].stats.delivered >= 3000, 60)
+            await eventually_async(lambda: service.runners[0].stats.delivered >= 3000, 60)
         received = await read_stream(4222, name, f"{prefix}.>")
     finally:
         await delete_stream(4222, name)
@@ -76,20 +76,20 @@ async def test_consumer_reads_every_event_in_order(tmp_path: Path) -> None:
 
 
 async def test_events_ingested_while_nats_is_down_arrive_once_after_restart(
-    tmp_path: Path, own_nats: OwnServer
+    tmp_path: Path, own_nats: ServerProcess
 ) -> None:
     config = sink_config(tmp_path, nats_sink(own_nats.port, "outage", "OUTAGE"))
     before, during = make_events(500), make_events(1500)
     async with harness(config) as h, h.service() as service:
         runner = service.runners[0]
         await ingest(h.store, before)
-        await wait_until(lambda: runner.stats.delivered >= 500, 30)
-        own_nats.kill()
+        await eventually_async(lambda: runner.stats.delivered >= 500, 30)
+        await own_nats.kill()
         await ingest(h.store, during)
-        await wait_until(lambda: runner.stats.state == "down", 30)
-        await asyncio.sleep(0.5)
-        own_nats.start()
-        await wait_until(
+        await eventually_async(lambda: runner.stats.state == "down", 30)
+        await deliveries_tried(runner, 3)  # a few retries against the dead port
+        await own_nats.start()
+        await eventually_async(
             lambda: runner.stats.delivered >= 2000 and runner.stats.lag_events == 0, 60
         )
         assert runner.stats.failed_attempts == 0

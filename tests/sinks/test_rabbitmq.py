@@ -15,13 +15,14 @@ import pytest
 from tests.sinks.conftest import (
     Proxy,
     assert_per_message_order,
+    deliveries_tried,
     harness,
     ingest,
     make_events,
     require_tcp,
     sink_config,
-    wait_until,
 )
+from tests.waiting import eventually_async
 
 AMQP = "amqp://guest:guest@127.0.0.1:{port}/"
 
@@ -70,7 +71,7 @@ async def test_consumer_reads_every_event_in_order(
     try:
         async with harness(config) as h, h.service():
             await ingest(h.store, events)
-            await wait_until(lambda: len(received) >= 3000, 60)
+            await eventually_async(lambda: len(received) >= 3000, 60)
     finally:
         consumer.cancel()
         await asyncio.gather(consumer, return_exceptions=True)
@@ -93,10 +94,10 @@ async def test_a_full_queue_that_refuses_publishes_leads_to_retries(
         async with harness(config) as h, h.service() as service:
             await ingest(h.store, events)
             runner = service.runners[0]
-            await wait_until(lambda: runner.stats.failed_attempts >= 3, 30)  # nacked: full
+            await eventually_async(lambda: runner.stats.failed_attempts >= 3, 30)  # nacked: full
             consumer = asyncio.create_task(drain(queue, received))
             try:
-                await wait_until(lambda: len({e["id"] for e in received}) >= 600, 60)
+                await eventually_async(lambda: len({e["id"] for e in received}) >= 600, 60)
             finally:
                 consumer.cancel()
                 await asyncio.gather(consumer, return_exceptions=True)
@@ -123,13 +124,13 @@ async def test_a_connection_closed_by_the_network_is_reopened(
         async with harness(config) as h, h.service() as service:
             runner = service.runners[0]
             await ingest(h.store, before)
-            await wait_until(lambda: runner.stats.delivered >= 500, 30)
+            await eventually_async(lambda: runner.stats.delivered >= 500, 30)
             proxy.cut()
             await ingest(h.store, during)
-            await wait_until(lambda: runner.stats.state == "down", 30)
-            await asyncio.sleep(0.3)
+            await eventually_async(lambda: runner.stats.state == "down", 30)
+            await deliveries_tried(runner, 3)  # a few retries through the cut proxy
             proxy.restore()
-            await wait_until(lambda: len({e["id"] for e in received}) >= 1500, 60)
+            await eventually_async(lambda: len({e["id"] for e in received}) >= 1500, 60)
             assert await h.state.dead_letters("amqp") == []
     finally:
         consumer.cancel()

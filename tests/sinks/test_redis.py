@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,16 +10,17 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
+from tests.processes import ServerProcess
 from tests.sinks.conftest import (
-    OwnServer,
     assert_per_message_order,
+    deliveries_tried,
     harness,
     ingest,
     make_events,
     require_tcp,
     sink_config,
-    wait_until,
 )
+from tests.waiting import eventually_async
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ async def test_consumer_reads_every_event_in_order(tmp_path: Path, stream: str) 
             async def all_there() -> bool:
                 return int(await client.xlen(stream)) >= 4000
 
-            await wait_until(all_there, 60)
+            await eventually_async(all_there, 60)
         received = await read_stream(client, stream)
     finally:
         await client.aclose()
@@ -77,21 +77,21 @@ async def test_consumer_reads_every_event_in_order(tmp_path: Path, stream: str) 
 
 
 async def test_events_ingested_while_redis_is_down_arrive_after_restart(
-    tmp_path: Path, own_redis: OwnServer
+    tmp_path: Path, own_redis: ServerProcess
 ) -> None:
     config = sink_config(tmp_path, redis_sink(own_redis.port, "outage"))
     before, during = make_events(500), make_events(1500)
     async with harness(config) as h, h.service() as service:
         await ingest(h.store, before)
         runner = service.runners[0]
-        await wait_until(lambda: runner.stats.delivered >= 500, 30)
-        own_redis.kill()
+        await eventually_async(lambda: runner.stats.delivered >= 500, 30)
+        await own_redis.kill()
         await ingest(h.store, during)
-        await wait_until(lambda: runner.stats.state == "down", 30)
-        await asyncio.sleep(0.5)  # a few retries against the dead port
+        await eventually_async(lambda: runner.stats.state == "down", 30)
+        await deliveries_tried(runner, 3)  # a few retries against the dead port
         assert runner.stats.failed_attempts == 0
-        own_redis.start()
-        await wait_until(
+        await own_redis.start()
+        await eventually_async(
             lambda: runner.stats.delivered >= 2000 and runner.stats.lag_events == 0, 30
         )
         assert await h.state.dead_letters("streams") == []

@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,8 +23,15 @@ from dlrhub.store import SQLiteStore
 from dlrhub.store.sink_state_sqlite import SQLiteSinkState
 from tests.conftest import SOURCE_TOKEN
 from tests.conftest import write_config as write_base_config
-from tests.serving import free_port
-from tests.sinks.conftest import SECRET, Receiver, ingest, make_events, wait_until
+from tests.processes import (
+    ServerProcess,
+    dlrhub_argv,
+    dlrhub_serve,
+    environment_without_dlrhub,
+    prints,
+)
+from tests.sinks.conftest import SECRET, Receiver, ingest, make_events
+from tests.waiting import eventually_async
 
 pytestmark = pytest.mark.slow
 
@@ -56,38 +59,24 @@ retry = {{ initial = "50ms", max = "500ms" }}
 @contextlib.asynccontextmanager
 async def dlrhub_process(
     config: Path, *command: str
-) -> AsyncIterator[tuple[subprocess.Popen[bytes], str]]:
-    port = free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DLRHUB_")}
-    log = config.parent / f"{command[0]}-{port}.log"
-    argv = [sys.executable, "-m", "dlrhub", *command, "--config", str(config)]
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    """`dlrhub serve` (once /healthz answers) or `dlrhub worker` (once it says it delivers)."""
+    arguments = (*command, "--config", str(config))
     if command[0] == "serve":
-        argv += ["--port", str(port)]
-    with log.open("wb") as output:
-        process = subprocess.Popen(  # noqa: ASYNC220 - starting it is quick; we never wait here
-            argv, stdout=output, stderr=subprocess.STDOUT, env=env
-        )
-    base_url = f"http://127.0.0.1:{port}"
+        async with dlrhub_serve(*arguments[1:], log_dir=config.parent) as server:
+            yield server.process, server.base_url
+        return
+    worker = ServerProcess(
+        dlrhub_argv(*arguments),
+        config.parent / f"{command[0]}.log",
+        prints("dlrhub worker: delivering"),
+        env=environment_without_dlrhub(),
+    )
+    await worker.start()
     try:
-        if command[0] == "serve":
-            async with httpx.AsyncClient() as client:
-                deadline = time.monotonic() + 20
-                while True:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        pytest.fail(f"dlrhub {command[0]} did not start:\n{log.read_text()}")
-                    with contextlib.suppress(httpx.TransportError):
-                        if (await client.get(f"{base_url}/healthz")).status_code == 200:
-                            break
-                    await asyncio.sleep(0.05)
-        yield process, base_url
+        yield worker.process, ""
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.to_thread(process.wait, 15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+        await worker.stop()
 
 
 async def store_backlog(config_dir: Path, count: int) -> list[str]:
@@ -117,15 +106,15 @@ async def test_sigkill_mid_delivery_loses_nothing(tmp_path: Path, receiver: Rece
     config = write_config(tmp_path, receiver)
     ids = await store_backlog(tmp_path, 3000)
     async with dlrhub_process(config, "serve") as (process, _):
-        await wait_until(lambda: len(receiver.events) >= 1000, 60)
+        await eventually_async(lambda: len(receiver.events) >= 1000, 60)
         process.send_signal(signal.SIGKILL)
-        process.wait(10)
+        await process.wait()
     before_kill = len(receiver.events)
     cursor = await committed_cursor(tmp_path)
     assert 0 < cursor < 3000
     receiver.mode = "ok"
     async with dlrhub_process(config, "serve") as (_, base_url):
-        await wait_until(lambda: receiver.ids >= set(ids), 60)
+        await eventually_async(lambda: receiver.ids >= set(ids), 60)
         # The restarted server also takes and delivers new callbacks.
         form = urlencode({"id": "after-restart", "event": "delivered", "channel": "sms",
                           "eventDate": "2026-11-20 10:15:00"})  # fmt: skip
@@ -137,7 +126,9 @@ async def test_sigkill_mid_delivery_loses_nothing(tmp_path: Path, receiver: Rece
                 headers={"Content-Type": "application/x-www-form-urlencoded"},
             )
         assert answer.status_code == 200, answer.text
-        await wait_until(lambda: any(e["message_id"] == "after-restart" for e in receiver.events))
+        await eventually_async(
+            lambda: any(e["message_id"] == "after-restart" for e in receiver.events)
+        )
     seq_of = {event["id"]: int(event["seq"]) for event in receiver.events}
     counts = Counter(event["id"] for event in receiver.events)
     duplicates = {event_id for event_id, count in counts.items() if count > 1}
@@ -165,10 +156,12 @@ async def test_worker_delivers_what_serve_no_sinks_stores(
                 headers={"Content-Type": "application/x-www-form-urlencoded"},
             )
             assert answer.status_code == 200
+        # A fixed wait, knowingly: with --no-sinks there is no runner in serve whose later
+        # progress could prove time passed; /metrics below shows there is none.
         await asyncio.sleep(0.5)
         assert receiver.events == []  # --no-sinks: nothing delivered by serve
         async with dlrhub_process(config, "worker"):
-            await wait_until(lambda: len(receiver.ids) == 30, 30)
+            await eventually_async(lambda: len(receiver.ids) == 30, 30)
         metrics = (await client.get("/metrics")).text
         assert "dlrhub_sink_delivered" not in metrics
     assert {event["message_id"] for event in receiver.events} == {
@@ -190,7 +183,9 @@ async def post_callbacks(base_url: str, prefix: str, count: int) -> None:
             assert answer.status_code == 200
 
 
-async def test_ingest_answers_while_every_sink_is_down(tmp_path: Path, receiver: Receiver) -> None:
+async def test_ingest_answers_while_every_sink_is_down(
+    tmp_path: Path, receiver: Receiver, refused_port: int
+) -> None:
     """One sink's endpoint holds its request unanswered, the other refuses connections.
 
     Ingest keeps answering 200 for every callback while the hung delivery is still
@@ -204,7 +199,7 @@ async def test_ingest_answers_while_every_sink_is_down(tmp_path: Path, receiver:
 
     receiver.mode = "hang"
     path = write_config(tmp_path, receiver)
-    dead_port = free_port()
+    dead_port = refused_port
     path.write_text(
         path.read_text() + f'timeout = "30s"\n[[sinks]]\nname = "refused"\nkind = "webhook"\n'
         f'url = "http://127.0.0.1:{dead_port}/hook"\nsecret = "{SECRET}"\n'
@@ -214,9 +209,9 @@ async def test_ingest_answers_while_every_sink_is_down(tmp_path: Path, receiver:
     app = create_app(config, services=[service])
     async with serve_app(app, timeout_graceful_shutdown=1) as base_url:
         await post_callbacks(base_url, "first", 1)
-        await wait_until(lambda: len(receiver.requests) >= 1, 10)  # a delivery now hangs
+        await eventually_async(lambda: len(receiver.requests) >= 1, 10)  # a delivery now hangs
         await post_callbacks(base_url, "during", 200)
-        await wait_until(lambda: service.runners[1].stats.lag_events >= 201, 10)
+        await eventually_async(lambda: service.runners[1].stats.lag_events >= 201, 10)
         assert service.runners[1].stats.state == "down"
         assert len(receiver.requests) == 1, "the hung delivery is still open"
         assert [runner.stats.delivered for runner in service.runners] == [0, 0]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from pathlib import Path
 
@@ -17,8 +16,8 @@ from tests.sinks.conftest import (
     ingest,
     make_events,
     sink_config,
-    wait_until,
 )
+from tests.waiting import eventually_async
 
 
 def webhook(receiver: Receiver, **keys: object) -> str:
@@ -40,7 +39,7 @@ async def test_every_event_arrives_signed_and_in_order_per_message(
     events = make_events(3000, messages=200)
     async with harness(config) as h, h.service():
         await ingest(h.store, events)
-        await wait_until(lambda: len(receiver.events) >= 3000, 60)
+        await eventually_async(lambda: len(receiver.events) >= 3000, 60)
     assert receiver.ids == {event.id for event in events}
     assert len(receiver.events) == 3000  # no failures, so no duplicates
     assert_per_message_order(receiver.events)
@@ -56,7 +55,7 @@ async def test_one_event_per_request_by_default(tmp_path: Path, receiver: Receiv
     events = make_events(400, messages=40)
     async with harness(config) as h, h.service():
         await ingest(h.store, events)
-        await wait_until(lambda: len(receiver.events) >= 400, 60)
+        await eventually_async(lambda: len(receiver.events) >= 400, 60)
     assert len(receiver.requests) == 400
     verifier = Webhook(SECRET)
     for headers, body in receiver.requests:
@@ -76,17 +75,17 @@ async def test_failing_then_hanging_receiver_gets_everything_after_recovery(
     before, during = make_events(200), make_events(800)
     async with harness(config) as h, h.service() as service:
         await ingest(h.store, before)
-        await wait_until(lambda: len(receiver.ids) == 200)
+        await eventually_async(lambda: len(receiver.ids) == 200)
         receiver.mode = "fail"
         await ingest(h.store, during[:400])
-        await wait_until(lambda: service.runners[0].stats.failed_attempts >= 5)
+        await eventually_async(lambda: service.runners[0].stats.failed_attempts >= 5)
         receiver.mode = "hang"
         receiver.hang_seconds = 2.0
         await ingest(h.store, during[400:])
-        await wait_until(lambda: service.runners[0].stats.failed_attempts >= 8)
-        await wait_until(lambda: service.runners[0].stats.lag_events > 0, 5)
+        await eventually_async(lambda: service.runners[0].stats.failed_attempts >= 8)
+        await eventually_async(lambda: service.runners[0].stats.lag_events > 0, 5)
         receiver.mode = "ok"
-        await wait_until(lambda: len(receiver.ids) == 1000, 30)
+        await eventually_async(lambda: len(receiver.ids) == 1000, 30)
         assert await h.state.dead_letters("hook") == []
     assert receiver.ids == {event.id for event in before + during}
     assert_per_message_order(receiver.events)
@@ -101,9 +100,9 @@ async def test_429_waits_for_retry_after_without_counting_attempts(
     receiver.retry_after = "1"
     async with harness(config) as h, h.service() as service:
         await ingest(h.store, make_events(1))
-        await wait_until(lambda: len(receiver.answered) >= 3, 10)
+        await eventually_async(lambda: len(receiver.answered) >= 3, 10)
         receiver.mode = "ok"
-        await wait_until(lambda: len(receiver.events) == 1, 10)
+        await eventually_async(lambda: len(receiver.events) == 1, 10)
         assert service.runners[0].stats.failed_attempts == 0
     times = [moment for moment, _ in receiver.answered]
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
@@ -118,14 +117,14 @@ async def test_4xx_is_a_dead_letter_at_once_and_dlq_retry_delivers_it(
     receiver.reject_ids = {events[7].id}
     async with harness(config) as h, h.service():
         await ingest(h.store, events)
-        await wait_until(lambda: len(receiver.events) == 29)
+        await eventually_async(lambda: len(receiver.events) == 29)
         letters = await h.state.dead_letters("hook")
         assert [(d.event.id, d.attempts) for d in letters] == [(events[7].id, 1)]
         assert letters[0].error.startswith(f"POST {receiver.base_url}/hook answered 400")
         assert sum(1 for _, status in receiver.answered if status == 400) == 1
         receiver.reject_ids.clear()
         await retry_dead_letters(h.store, h.state, config.sinks[0], [letters[0].id])
-        await wait_until(lambda: len(receiver.events) == 30)
+        await eventually_async(lambda: len(receiver.events) == 30)
     assert receiver.ids == {event.id for event in events}
 
 
@@ -134,9 +133,10 @@ async def test_410_disables_the_sink(tmp_path: Path, receiver: Receiver) -> None
     receiver.mode = "gone"
     async with harness(config) as h, h.service() as service:
         await ingest(h.store, make_events(5))
-        await wait_until(lambda: service.runners[0].stats.state == "disabled")
+        await eventually_async(lambda: service.runners[0].stats.state == "disabled")
         requests = len(receiver.requests)
-        await asyncio.sleep(0.3)
+        await ingest(h.store, make_events(5))  # later events: once the runner counts them,
+        await eventually_async(lambda: service.runners[0].stats.lag_events == 10)
         assert len(receiver.requests) == requests <= 4  # only what was already in flight
         state = await h.state.state("hook")
         assert state is not None and "answered 410" in (state.disabled_reason or "")
@@ -152,13 +152,13 @@ async def test_secrets_stay_out_of_errors(tmp_path: Path, receiver: Receiver) ->
     receiver.mode = "fail"
     async with harness(config) as h, h.service() as service:
         await ingest(h.store, make_events(1))
-        await wait_until(lambda: service.runners[0].stats.failed_attempts >= 1)
+        await eventually_async(lambda: service.runners[0].stats.failed_attempts >= 1)
 
         async def recorded() -> bool:
             current = await h.state.state("hook")
             return current is not None and current.last_error is not None
 
-        await wait_until(recorded, 10)
+        await eventually_async(recorded, 10)
         state = await h.state.state("hook")
     assert state is not None and state.last_error is not None
     for secret in ("query-secret-123456", "header-secret-123456", SECRET):

@@ -13,8 +13,8 @@ from dlrhub.event import Status
 from dlrhub.store import Accept, EventFilter, StoreUnavailable
 from dlrhub.store.postgres import PostgresStore
 from tests.postgres import POSTGRES_DSN, fresh_schema
-from tests.serving import free_port
 from tests.store.test_store import raw, status_event
+from tests.waiting import eventually_async
 
 T = TypeVar("T")
 
@@ -74,13 +74,19 @@ async def test_two_writers_and_a_reader_see_one_gapless_log(schema: str) -> None
     assert seen == list(range(1, 801)), "the reader never skipped a seq committed late"
 
 
-async def test_an_unreachable_database_is_unavailable_without_its_password() -> None:
-    dsn = f"postgresql://dlrhub:very-secret-pass@127.0.0.1:{free_port()}/dlrhub"
+async def test_an_unreachable_database_is_unavailable_without_its_password(
+    refused_port: int,
+) -> None:
+    dsn = f"postgresql://dlrhub:very-secret-pass@127.0.0.1:{refused_port}/dlrhub"
     store = PostgresStore(dsn)
     with pytest.raises(StoreUnavailable) as error:
         await store.open()
     assert "very-secret-pass" not in str(error.value)
     assert "[REDACTED]" in str(error.value)
+
+
+async def empty(count: Awaitable[int]) -> bool:
+    return await count == 0
 
 
 async def retry_once(call: Callable[[], Awaitable[T]]) -> T:
@@ -97,12 +103,16 @@ async def test_a_dropped_connection_is_503_then_reconnects(schema: str) -> None:
         first = await store.write(Accept(raw("before"), [status_event("m", Status.SENT, 0)]))
         assert first.outcome == "stored"
         admin = await asyncpg.connect(POSTGRES_DSN)
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        terminated = await admin.fetch(
+            "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE application_name = 'dlrhub' AND pid <> pg_backend_pid()"
         )
+        still_there = "SELECT count(*) FROM pg_stat_activity WHERE pid = any($1::int[])"
+        pids = [row["pid"] for row in terminated]
+        await eventually_async(  # those backends have exited: their sockets are closed
+            lambda: empty(admin.fetchval(still_there, pids)), 10
+        )
         await admin.close()
-        await asyncio.sleep(0.1)
         # A write may fail once (503, the provider retries); the next one reconnects.
         again = await retry_once(
             lambda: store.write(Accept(raw("after"), [status_event("m", Status.DELIVERED, 1)]))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.outbound.recorded import case_files, check_case
+from tests.recorded_cases import case_files, check_case
 
 CASES = case_files("conectaline")
 

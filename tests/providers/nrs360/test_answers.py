@@ -10,7 +10,7 @@ import pytest
 from dlrhub.event import Status
 from dlrhub.providers import PROVIDERS
 from dlrhub.providers.nrs360.answers import report_row_csv, report_rows
-from tests.outbound.recorded import DATA, case_files, check_case, options_of, raw_of
+from tests.recorded_cases import DATA, case_files, check_case, options_of, raw_of
 
 CASES = case_files("nrs360_reports")
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from dlrhub.event import RawCallback
 from dlrhub.normalizers.base import SourceOptions
-from tests.outbound.properties import (
+from tests.normalizer_strategies import (
     any_text,
     bodies,
     check_events_or_error,

@@ -9,7 +9,7 @@ import pytest
 from dlrhub.event import Status
 from dlrhub.normalizers.exchange import status_key
 from dlrhub.providers.onurix.answers import STATE_STATUSES
-from tests.outbound.recorded import case_files, check_case
+from tests.recorded_cases import case_files, check_case
 
 CASES = case_files("onurix")
 

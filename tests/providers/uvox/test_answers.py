@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dlrhub.providers.uvox.answers import answer_code
-from tests.outbound.recorded import case_files, check_case
+from tests.recorded_cases import case_files, check_case
 
 CASES = case_files("uvox")
 

@@ -6,7 +6,13 @@ from hypothesis import given, settings
 
 from dlrhub.event import RawCallback
 from dlrhub.normalizers.base import SourceOptions
-from tests.outbound.properties import bodies, check_events_or_error, options, queries, raw_callbacks
+from tests.normalizer_strategies import (
+    bodies,
+    check_events_or_error,
+    options,
+    queries,
+    raw_callbacks,
+)
 
 KEYS = ["code", "status", "id", "to", "statusmessage", "resultstring", "version"]
 PARAMS = ["messageId", "to", "from", "dlrhub_refs", "apikey"]

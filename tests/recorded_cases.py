@@ -20,7 +20,7 @@ from dlrhub.event import Event, RawCallback, Status
 from dlrhub.normalizers.base import NormalizeError, SourceOptions
 from dlrhub.providers import PROVIDERS
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parent / "data"
 RECEIVED_AT = datetime(2025, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 
 

@@ -30,6 +30,8 @@ class Control:
         self.paused = False
         self.disabled: str | None = None
         self._wake = asyncio.Event()  # set on stop, pause or disable: cut sleeps short
+        self._release = asyncio.Event()  # set on stop or resume: end a held runner's wait
+        self._release.set()
 
     @property
     def held(self) -> bool:
@@ -39,6 +41,7 @@ class Control:
     def stop(self) -> None:
         self.stopping = True
         self._wake.set()
+        self._release.set()
 
     def apply(self, paused: bool, disabled: str | None) -> None:
         """Take the pause and disable flags as the sink state holds them."""
@@ -48,6 +51,10 @@ class Control:
             self.stats.state = "disabled" if disabled else "paused" if paused else self.stats.state
         else:
             self._wake.clear()
+        if self.held and not self.stopping:
+            self._release.clear()
+        else:
+            self._release.set()
 
     async def pause(self, reason: str) -> None:
         """The sink reported a problem at its end: hold it until `dlrhub sinks resume`."""
@@ -65,6 +72,14 @@ class Control:
         """Wait `seconds`, or less if the runner is stopped, paused or disabled meanwhile."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+
+    async def wait_while_held(self, seconds: float) -> None:
+        """Wait `seconds`, or less if the runner is stopped or resumed meanwhile.
+
+        Not `idle`: while held, the wake event stays set, and `idle` would return at once.
+        """
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._release.wait(), timeout=seconds)
 
     async def sleep_or_interrupt(self, seconds: float) -> None:
         await self.idle(seconds)

@@ -119,7 +119,7 @@ class SinkRunner:
         try:
             while not self.control.stopping:
                 if self.control.held:
-                    await self.control.idle(self.control_interval)
+                    await self.control.wait_while_held(self.control_interval)
                     continue
                 if self.stats.state in ("starting", "paused", "disabled"):
                     self.stats.state = "running"

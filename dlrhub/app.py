@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 from starlette.applications import Starlette
@@ -23,36 +23,8 @@ from dlrhub.receiver.metrics import Metrics
 from dlrhub.receiver.openapi import openapi_document
 from dlrhub.receiver.outbound_api import OutboundApi
 from dlrhub.receiver.query_api import QueryApi
-from dlrhub.store import SQLiteStore, Store
-
-
-def open_store(
-    config: Config,
-    on_commit: Callable[[int], None] | None = None,
-    *,
-    blocking_commit: bool = False,
-) -> Store:
-    """The store the configuration names (not yet opened); `on_commit` gets each batch's size.
-
-    `blocking_commit`: for a process whose loop does nothing but store writes (the
-    ingest worker); the SQLite store then commits on the loop (see `SQLiteStore`).
-    """
-    if config.store.backend == "postgres":
-        from dlrhub.store.postgres import PostgresStore
-
-        assert config.store.dsn is not None  # checked with the configuration
-        return PostgresStore(
-            config.store.dsn,
-            schema=config.store.schema,
-            max_batch=config.store.max_batch,
-            on_commit=on_commit,
-        )
-    return SQLiteStore(
-        config.sqlite_path,
-        max_batch=config.store.max_batch,
-        on_commit=on_commit,
-        blocking_commit=blocking_commit,
-    )
+from dlrhub.store import Store
+from dlrhub.store.settings import open_store
 
 
 class DlrhubApp(Starlette):
@@ -97,7 +69,7 @@ def create_app(
     unless `server.ingest_worker` is false; see dlrhub/receiver/ingest_worker.py).
     """
     metrics = Metrics()
-    store = store or open_store(config, metrics.observe_commit)
+    store = store or open_store(config.store, config.data_dir, metrics.observe_commit)
     document = openapi_document()
     outbound = OutboundApi(config, store)  # also a service: opens the tracking tables
     services = [outbound, *services]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -28,14 +28,10 @@ from typing import Annotated, Any, Literal
 from dlrhub.outbound.settings import OutboundConfig
 from dlrhub.providers.source import SourceConfig as SourceConfig
 from dlrhub.providers.source import find_source, read_source
-from dlrhub.redact import redact_dsn
+from dlrhub.receiver.settings import ServerConfig as ServerConfig
 from dlrhub.settings_schema import (
     Flatten,
-    HttpUrl,
-    Matches,
     NamedTables,
-    Port,
-    PositiveInt,
     Secret,
     named_tables,
     parse_section,
@@ -50,36 +46,9 @@ from dlrhub.settings_values import (
     EnvText,
 )
 from dlrhub.sinks.settings import SinkConfig, read_sink
+from dlrhub.store.settings import StoreConfig as StoreConfig
 
 ENV_PREFIX = "DLRHUB_"
-
-
-@dataclass(frozen=True, slots=True)
-class ServerConfig:
-    host: str = "127.0.0.1"
-    port: Port = 8080
-    max_body_bytes: PositiveInt = 64 * 1024
-    public_url: HttpUrl | None = None
-    forwarded_allow_ips: str | None = None
-    access_log: bool = True
-    ingest_worker: bool = True  # `dlrhub serve` normalizes and commits in a second process
-
-
-@dataclass(frozen=True, slots=True)
-class StoreConfig:
-    backend: Literal["sqlite", "postgres"] = "sqlite"
-    path: Path | None = None  # sqlite
-    dsn: str | None = None  # postgres: postgresql://user:password@host:5432/db
-    schema: Annotated[  # postgres
-        str, Matches(r"[a-z_][a-z0-9_]{0,62}", "is not a plain lower-case schema name")
-    ] = "dlrhub"
-    max_batch: PositiveInt = 512
-
-    def problems(self) -> Iterator[tuple[str, str]]:
-        if self.backend == "postgres" and not (
-            self.dsn and self.dsn.startswith(("postgresql://", "postgres://"))
-        ):
-            yield "dsn", "is required with backend 'postgres': postgresql://..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,14 +65,12 @@ class Config:
 
     @property
     def sqlite_path(self) -> Path:
-        return self.store.path or self.data_dir / "dlrhub.sqlite3"
+        return self.store.sqlite_path(self.data_dir)
 
     @property
     def store_label(self) -> str:
         """Where events are stored, fit to print (no password)."""
-        if self.store.backend == "postgres" and self.store.dsn:
-            return f"PostgreSQL {redact_dsn(self.store.dsn)}, schema {self.store.schema}"
-        return str(self.sqlite_path)
+        return self.store.label(self.data_dir)
 
     def source(self, name: str) -> SourceConfig | None:
         return find_source(self.sources, name)

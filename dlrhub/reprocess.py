@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dlrhub.config import Config
 from dlrhub.normalizers import NormalizeError, SourceOptions
 from dlrhub.providers import PROVIDERS
+from dlrhub.providers.source import SourceLookup
 from dlrhub.store import QuarantineEntry, Reprocess, Store, WriteResult
 
 
-async def reprocess_entry(store: Store, config: Config, entry: QuarantineEntry) -> WriteResult:
+async def reprocess_entry(
+    store: Store, sources: SourceLookup, entry: QuarantineEntry
+) -> WriteResult:
     """Store the events if it now normalizes; otherwise record the new reason."""
-    source = config.source(entry.raw.source)
+    source = sources.source(entry.raw.source)
     options = source.options if source is not None else SourceOptions()
     provider = PROVIDERS.get(entry.raw.provider)
     if provider is None:

@@ -288,3 +288,48 @@ def test_a_variable_overrides_one_key_of_a_named_tables_subtable(tmp_path: Path)
         "customId",
         "to",
     )
+
+
+def test_every_error_of_one_source_and_one_account_is_reported(tmp_path: Path) -> None:
+    text = f"""
+[[sources]]
+name = "shop"
+provider = "360nrs"
+allow_ips = ["10.0.0.300"]
+timezone = "Mars/Olympus"
+colour = "red"
+dlr_params = {{ ref = "customId", flavour = "x" }}
+
+[[accounts]]
+name = "conecta"
+provider = "conectaline"
+timeout = "soon"
+configuration_name = "dlrhub"
+key = "{TOKEN}"
+"""
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, text), env={})
+    assert str(error.value).splitlines() == [
+        "sources[0].allow_ips[0]: '10.0.0.300' is not an IP address or CIDR network",
+        "sources[0].timezone: 'Mars/Olympus' is not a time zone name",
+        "sources[0].colour: unknown key (expected one of allow_ips, dlr_params,"
+        " dlr_plus_as_space, name, provider, status_map, timezone, token)",
+        "sources[0].dlr_params.flavour: unknown key (expected one of message_id, phone, ref,"
+        " sender, smsc_id, smsc_reply, status, timestamp)",
+        "sources[0].token: is required: 16 or more URL-safe characters",
+        "accounts[0].timeout: must be a duration (e.g. 30s, 5m, 1h), not 'soon'",
+        "accounts[0].key: unknown key (expected one of api_token, backoff, base_url,"
+        " concurrency, configuration_name, email, group_size, name, password, poll, provider,"
+        " rate_limit, retries, status_map, stop_statuses, timeout, token_renew_margin)",
+        "accounts[0].api_token: is required, or email and password (login)",
+    ]
+
+
+def test_a_provider_that_does_not_push_cannot_be_a_source_and_one_without_a_client_no_account(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(
+            write(tmp_path, "[[accounts]]\nname = 'x'\nprovider = 'carrier-pigeon'\n"), env={}
+        )
+    assert str(error.value).startswith("accounts[0].provider: 'carrier-pigeon' is not a provider (")

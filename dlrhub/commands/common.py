@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from dlrhub.app import open_store
 from dlrhub.config import Config, load_config
+from dlrhub.logs import configure_logging as configure_logging
 from dlrhub.store import Store
+from dlrhub.store.settings import open_store
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -32,21 +31,13 @@ def config_from(args: argparse.Namespace) -> Config:
     return load_config(args.config, overrides=overrides)
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
 def with_store(config: Config, run: Callable[[Store], Awaitable[None]]) -> int:
     path = config.sqlite_path
     if config.store.backend == "sqlite" and not path.exists():
         raise CliError(f"no store at {path}; start 'dlrhub serve' first or pass --data-dir")
 
     async def session() -> None:
-        store = open_store(config)
+        store = open_store(config.store, config.data_dir)
         await store.open()
         try:
             await run(store)

@@ -9,7 +9,6 @@ from typing import Any
 
 import orjson
 
-from dlrhub.app import open_store
 from dlrhub.commands.common import (
     EXIT_FAILURE,
     EXIT_USAGE,
@@ -21,6 +20,7 @@ from dlrhub.config import Config
 from dlrhub.event import Status
 from dlrhub.providers import PROVIDERS
 from dlrhub.providers.base import load
+from dlrhub.store.settings import open_store
 
 
 def add_outbound_commands(
@@ -108,7 +108,7 @@ def _with_outbound(config: Config, run: Callable[[Any], Awaitable[None]]) -> int
     from dlrhub.store.tracking_sqlite import SQLiteTrackingStore
 
     async def session() -> None:
-        store = open_store(config)
+        store = open_store(config.store, config.data_dir)
         tracking = SQLiteTrackingStore(config.sqlite_path)
         await store.open()
         await tracking.open()
@@ -199,7 +199,7 @@ def command_poll(args: argparse.Namespace) -> int:
         raise CliError(f"no [[accounts]] can be polled ({', '.join(pollable)}; poll = true)")
 
     async def run() -> None:
-        store = open_store(config)
+        store = open_store(config.store, config.data_dir)
         await store.open()
         poller = Poller(config, store)
         try:

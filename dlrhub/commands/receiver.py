@@ -9,7 +9,6 @@ import logging
 import orjson
 
 from dlrhub import __version__
-from dlrhub.app import open_store
 from dlrhub.commands.common import (
     EXIT_FAILURE,
     EXIT_USAGE,
@@ -24,6 +23,7 @@ from dlrhub.config import Config
 from dlrhub.event import Event, EventType, Status
 from dlrhub.providers import DEFAULT_PROVIDER, PROVIDERS
 from dlrhub.store import EventFilter, Store
+from dlrhub.store.settings import open_store
 
 
 def add_receiver_commands(
@@ -125,7 +125,7 @@ def command_serve(args: argparse.Namespace) -> int:
 
 
 async def _check_store(config: Config) -> None:
-    store = open_store(config)
+    store = open_store(config.store, config.data_dir)
     await store.open()
     await store.close()
 

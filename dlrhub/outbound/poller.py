@@ -38,7 +38,6 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 from prometheus_client import CollectorRegistry
 
-from dlrhub.config import Config
 from dlrhub.event import Event, EventType, Status
 from dlrhub.normalizers import NormalizeError
 from dlrhub.outbound.clients import ProviderClient
@@ -51,7 +50,7 @@ from dlrhub.outbound.errors import (
 from dlrhub.outbound.poll_metrics import PollMetrics
 from dlrhub.outbound.ratelimit import RateLimiter
 from dlrhub.outbound.schedule import expired, next_poll_at
-from dlrhub.outbound.settings import AccountConfig, PollerConfig
+from dlrhub.outbound.settings import AccountConfig, OutboundSettings, PollerConfig
 from dlrhub.providers import PROVIDERS, client_for
 from dlrhub.store import Accept, Quarantine, Store, StoreUnavailable
 from dlrhub.store.tracking import PollOutcome, TrackedMessage, TrackingStore
@@ -246,7 +245,7 @@ class Poller:
 
     def __init__(
         self,
-        config: Config,
+        config: OutboundSettings,
         store: Store | None,
         tracking: TrackingStore | None = None,
         *,

@@ -18,13 +18,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from dlrhub.config import Config
 from dlrhub.event import Event, EventType, Status
 from dlrhub.normalizers import NormalizeError
 from dlrhub.outbound.clients import OutboundMessage, ProviderClient
 from dlrhub.outbound.errors import ProviderAnswerError
 from dlrhub.outbound.poller import Clock, utc_now
-from dlrhub.outbound.settings import AccountConfig
+from dlrhub.outbound.settings import AccountConfig, OutboundSettings
 from dlrhub.providers import PROVIDERS, client_for
 from dlrhub.store import Accept, Quarantine, Store
 from dlrhub.store.tracking import NewTracking, TrackedMessage, TrackingStore
@@ -93,7 +92,7 @@ class TrackRequest:
 class Outbound:
     """Senders and trackers for every configured account, sharing one client per account."""
 
-    config: Config
+    config: OutboundSettings
     store: Store
     tracking: TrackingStore
     now: Clock = utc_now
@@ -233,9 +232,7 @@ class Outbound:
                 "bad_config",
                 f"account {account.name!r} names source {source_name!r}, not configured",
             )
-        server = self.config.server
-        base = server.public_url or f"http://{server.host}:{server.port}"
-        hook = f"{base}/hooks/{source.name}"
+        hook = f"{self.config.server.base_url}/hooks/{source.name}"
         return tuple(notification_url(hook, source.token, source.options, ref) for ref in refs)
 
 

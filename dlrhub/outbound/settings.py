@@ -8,57 +8,35 @@ Durations are seconds (a number) or text with a unit: `50ms`, `30s`, `5m`,
 
 from __future__ import annotations
 
-import re
+import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, Protocol
 
 from dlrhub.event import Status
 from dlrhub.outbound.account import AccountConfig as AccountConfig
 from dlrhub.providers import PROVIDERS, account_providers
+from dlrhub.providers.base import AccountSpec
+from dlrhub.providers.source import SourceConfig
 from dlrhub.settings_schema import (
     AtLeast,
     Check,
     Duration,
+    HttpUrl,
+    Name,
     NamedTables,
+    NonNegativeInt,
     Number,
+    OneOf,
     PositiveDuration,
     PositiveInt,
     parse_section,
+    read_key,
+    read_section,
     section_keys,
 )
-from dlrhub.settings_values import (
-    ConfigError,
-    read_bool,
-    read_choice,
-    read_duration,
-    read_list,
-    read_name,
-    read_nonnegative_int,
-    read_number,
-    read_positive_int,
-    read_table,
-    read_text,
-    reject_unknown,
-    value_at,
-)
-
-COMMON_KEYS = frozenset(
-    {
-        "name",
-        "provider",
-        "base_url",
-        "timeout",
-        "retries",
-        "backoff",
-        "rate_limit",
-        "concurrency",
-        "poll",
-        "group_size",
-        "status_map",
-        "stop_statuses",
-    }
-)
+from dlrhub.settings_values import ConfigError, ConfigErrors, read_table
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,72 +79,115 @@ def parse_outbound(document: Mapping[str, Any]) -> OutboundConfig:
     return parse_section(OutboundConfig, {k: v for k, v in document.items() if k in keys})
 
 
-def _account(path: str, item: Any) -> AccountConfig:
-    table = read_table(path, item)
-    name = read_name(path, table)
-    provider = read_choice(path, table, "provider", account_providers(), "a provider")
-    spec = PROVIDERS[provider].account
-    assert spec is not None  # account_providers() lists only providers with an AccountSpec
+@dataclass(frozen=True, slots=True)
+class AccountSection:
+    """The keys every account has, whatever its provider."""
+
+    name: Name
+    provider: Annotated[str, OneOf(account_providers(), "a provider")]
+    base_url: HttpUrl | None = None  # default: the provider's
+    timeout: Duration = 10.0
+    retries: NonNegativeInt = 3
+    backoff: Duration = 0.5
+    rate_limit: Number = 5.0  # requests per second to the provider; 0 means no limit
+    concurrency: PositiveInt = 4
+    poll: bool = True
+    group_size: PositiveInt | None = None  # default: the provider's
+    status_map: Mapping[str, Status] = field(default_factory=dict)
+    stop_statuses: tuple[str, ...] | None = None  # default: the provider's
+
+
+def provider_section(provider: str, spec: AccountSpec) -> type[Any]:
+    """The keys a provider adds to its accounts, as a section the reader can read.
+
+    Its `problems()` asks for one of each of `spec.required` and runs `spec.check`.
+    """
     keys = spec.keys | ({"source"} if spec.notification_url else set())
-    reject_unknown(path, table, set(COMMON_KEYS | keys))
-    settings = {
-        key: read_text(f"{path}.{key}", value)
-        if key not in spec.durations
-        else str(read_duration(f"{path}.{key}", value))
-        for key, value in table.items()
-        if key in keys
-    }
-    for alternatives in spec.required:
-        if not any(settings.get(key) for key in alternatives):
-            raise ConfigError(f"{path}.{alternatives[0]}", f"is required for {provider}")
-    for key, problem in spec.check(settings):
-        raise ConfigError(f"{path}.{key}", problem)
-    base_url = value_at(table, "base_url", f"{path}.base_url", read_text, None)
-    base_url = base_url or spec.base_url
-    if not re.match(r"^https?://[^/?#\s]+", base_url):
-        raise ConfigError(f"{path}.base_url", f"{base_url!r} is not an http(s) URL")
-    status_map = {}
-    for key, value in read_table(f"{path}.status_map", table.get("status_map", {})).items():
-        text = read_text(f"{path}.status_map.{key}", value).lower()
-        try:
-            status_map[str(key)] = Status(text)
-        except ValueError:
-            statuses = ", ".join(status.value for status in Status)
-            raise ConfigError(
-                f"{path}.status_map.{key}", f"{text!r} is not a status ({statuses})"
-            ) from None
-    stop_statuses = tuple(
-        read_text(f"{path}.stop_statuses[{i}]", value)
-        for i, value in enumerate(
-            read_list(
-                f"{path}.stop_statuses",
-                table.get("stop_statuses", list(spec.stop_statuses)),
-            )
-        )
+    fields = [
+        (key, (Duration if key in spec.durations else str) | None, field(default=None))
+        for key in sorted(keys)
+    ]
+
+    def problems(self: Any) -> Iterator[tuple[str, str]]:
+        settings = _settings_of(self)
+        for alternatives in spec.required:
+            if not any(settings.get(key) for key in alternatives):
+                yield alternatives[0], f"is required for {provider}"
+        yield from spec.check(settings)
+
+    return dataclasses.make_dataclass(
+        "ProviderAccountKeys", fields, namespace={"problems": problems}, frozen=True
     )
-    rate_limit = value_at(table, "rate_limit", f"{path}.rate_limit", read_number, 5.0)
-    backoff = value_at(table, "backoff", f"{path}.backoff", read_duration, 0.5)
-    retries = value_at(table, "retries", f"{path}.retries", read_nonnegative_int, 3)
+
+
+def _settings_of(keys: Any) -> dict[str, str]:
+    """The provider's keys that were given, as text (durations as seconds)."""
+    return {
+        name: str(value) for name, value in dataclasses.asdict(keys).items() if value is not None
+    }
+
+
+_SECTIONS = {
+    name: provider_section(name, provider.account)
+    for name, provider in PROVIDERS.items()
+    if provider.account is not None
+}
+
+
+def _account(path: str, item: Any) -> AccountConfig:
+    """One `[[accounts]]` table; raises `ConfigErrors` with every problem in it."""
+    errors: list[ConfigError] = []
+    table = read_table(path, item)
+    provider = read_key(AccountSection, "provider", path, table, errors)
+    keys = _SECTIONS.get(provider) if provider else None
+    if keys is None:  # no provider, no list of its keys: check those every account has
+        read_section(AccountSection, path, table, errors, other_keys=table)
+        raise ConfigErrors(errors)
+    own_keys = section_keys(keys)
+    own = read_section(keys, path, {k: v for k, v in table.items() if k in own_keys}, errors)
+    common = read_section(AccountSection, path, table, errors, other_keys=own_keys)
+    if own is None or common is None or errors:
+        raise ConfigErrors(errors)
+    spec = PROVIDERS[common.provider].account
+    assert spec is not None
     return AccountConfig(
-        name=name,
-        provider=provider,
-        base_url=base_url.rstrip("/"),
-        settings=settings,
-        timeout=value_at(table, "timeout", f"{path}.timeout", read_duration, 10.0),
-        retries=retries,
-        backoff=backoff,
-        rate_limit=rate_limit,
-        concurrency=value_at(table, "concurrency", f"{path}.concurrency", read_positive_int, 4),
-        poll=value_at(table, "poll", f"{path}.poll", read_bool, True),
-        group_size=value_at(
-            table,
-            "group_size",
-            f"{path}.group_size",
-            read_positive_int,
-            spec.group_size,
+        name=common.name,
+        provider=common.provider,
+        base_url=common.base_url or spec.base_url,
+        settings=_settings_of(own),
+        timeout=common.timeout,
+        retries=common.retries,
+        backoff=common.backoff,
+        rate_limit=common.rate_limit,
+        concurrency=common.concurrency,
+        poll=common.poll,
+        group_size=common.group_size or spec.group_size,
+        status_map=common.status_map,
+        stop_statuses=(
+            spec.stop_statuses if common.stop_statuses is None else common.stop_statuses
         ),
-        status_map=status_map,
-        stop_statuses=stop_statuses,
         can_poll=spec.pollable,
         secret_keys=spec.secret_keys,
     )
+
+
+class ReceiverAddress(Protocol):
+    @property
+    def base_url(self) -> str:
+        """Where providers reach dlrhub's callback routes."""
+        ...
+
+
+class OutboundSettings(Protocol):
+    """What sending and polling read of the configuration (the wiring's `Config` has it)."""
+
+    @property
+    def outbound(self) -> OutboundConfig: ...
+
+    @property
+    def server(self) -> ReceiverAddress: ...
+
+    @property
+    def sqlite_path(self) -> Path: ...  # the tracking tables
+
+    def source(self, name: str) -> SourceConfig | None: ...

@@ -14,7 +14,7 @@ import dataclasses
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from dlrhub.event import Status
 from dlrhub.normalizers.base import SourceOptions
@@ -57,6 +57,12 @@ class SourceConfig:
 
     def __repr__(self) -> str:  # never show the credential in a traceback or a log
         return f"SourceConfig(name={self.name!r}, provider={self.provider!r})"
+
+
+class SourceLookup(Protocol):
+    """Anything that finds a configured source by name (the wiring's `Config` does)."""
+
+    def source(self, name: str) -> SourceConfig | None: ...
 
 
 def find_source(sources: tuple[SourceConfig, ...], name: str) -> SourceConfig | None:

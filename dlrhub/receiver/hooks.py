@@ -29,14 +29,15 @@ from datetime import UTC, datetime
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from dlrhub.config import Config, SourceConfig
 from dlrhub.event import RawCallback
 from dlrhub.providers import PROVIDERS
 from dlrhub.providers.base import FORM, Authenticator, HookRequest, Route
+from dlrhub.providers.source import SourceConfig
 from dlrhub.receiver.errors import INTERNAL_ERROR_DETAIL, error_body
 from dlrhub.receiver.ingest import Ingester
 from dlrhub.receiver.ingest_worker import IngestWorkerError
 from dlrhub.receiver.metrics import Metrics
+from dlrhub.receiver.settings import ReceiverSettings
 from dlrhub.redact import redact_form, redact_query
 from dlrhub.store import StoreUnavailable
 
@@ -125,7 +126,7 @@ def _too_large(limit: int) -> Refused:
 class Hooks:
     """The ASGI app answering provider callbacks under `/hooks/`."""
 
-    def __init__(self, config: Config, ingest: Ingester, metrics: Metrics) -> None:
+    def __init__(self, config: ReceiverSettings, ingest: Ingester, metrics: Metrics) -> None:
         self.config = config
         self.ingest = ingest
         self.metrics = metrics

@@ -13,10 +13,10 @@ from typing import Literal, Protocol
 
 import msgspec
 
-from dlrhub.config import Config
 from dlrhub.event import RawCallback
 from dlrhub.normalizers import NormalizeError, SourceOptions
 from dlrhub.providers import PROVIDERS
+from dlrhub.receiver.settings import ReceiverSettings
 from dlrhub.store import Accept, Quarantine, Store, WriteItem, WriteResult
 
 
@@ -39,7 +39,7 @@ class Ingester(Protocol):
 class Ingest:
     """`Ingester` in this process, over `store`."""
 
-    def __init__(self, config: Config, store: Store) -> None:
+    def __init__(self, config: ReceiverSettings, store: Store) -> None:
         self.store = store
         self._options: dict[str, SourceOptions] = {
             source.name: source.options for source in config.sources

@@ -36,11 +36,13 @@ from typing import cast
 
 import msgspec
 
-from dlrhub.config import Config
 from dlrhub.event import RawCallback
+from dlrhub.logs import configure_logging
 from dlrhub.receiver.ingest import Ingest, Ingested, ingested
 from dlrhub.receiver.metrics import Metrics
+from dlrhub.receiver.settings import ReceiverSettings
 from dlrhub.store import Store, StoreUnavailable, WriteItem, WriteResult
+from dlrhub.store.settings import open_store
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +154,7 @@ class IngestWorker:
     store is open and stops it before the store closes.
     """
 
-    def __init__(self, config: Config, metrics: Metrics) -> None:
+    def __init__(self, config: ReceiverSettings, metrics: Metrics) -> None:
         self.config = config
         self.metrics = metrics
         self._process: asyncio.subprocess.Process | None = None
@@ -356,10 +358,10 @@ class _Worker:
 
 
 async def _serve(sock: socket.socket) -> int:
-    from dlrhub.app import open_store  # the app module imports this one
-
     loop = asyncio.get_running_loop()
-    settings: asyncio.Future[Config | None] = loop.create_future()  # None: the receiver left
+    settings: asyncio.Future[ReceiverSettings | None] = (
+        loop.create_future()
+    )  # None: the receiver left
     worker: _Worker | None = None
 
     def on_frame(frame: bytes) -> None:
@@ -378,13 +380,15 @@ async def _serve(sock: socket.socket) -> int:
     config = await settings
     if config is None:
         return 1
-    _configure_logging(config.log_level)
+    configure_logging(config.log_level)
 
     def on_commit(size: int) -> None:
         if worker is not None:  # always: only the worker's callbacks are committed
             worker.on_commit(size)
 
-    store: Store = open_store(config, on_commit=on_commit, blocking_commit=True)
+    store: Store = open_store(
+        config.store, config.data_dir, on_commit=on_commit, blocking_commit=True
+    )
     try:
         await store.open()
     except StoreUnavailable as error:
@@ -398,12 +402,6 @@ async def _serve(sock: socket.socket) -> int:
     finally:
         await store.close()  # commits what is queued; its answers have nowhere to go
     return 0
-
-
-def _configure_logging(level: str) -> None:
-    from dlrhub.commands.common import configure_logging
-
-    configure_logging(level)
 
 
 def main(argv: list[str]) -> int:

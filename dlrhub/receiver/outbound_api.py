@@ -15,12 +15,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from dlrhub.config import Config
 from dlrhub.event import parse_time
 from dlrhub.outbound.errors import ProviderAuthError, ProviderError, ProviderUnavailable
 from dlrhub.outbound.sending import Outbound, SendRefused, TrackRequest
 from dlrhub.receiver.auth import Endpoint, require_admin
 from dlrhub.receiver.errors import error_response
+from dlrhub.receiver.settings import ReceiverSettings
 from dlrhub.store import Store, StoreUnavailable
 from dlrhub.store.tracking_sqlite import SQLiteTrackingStore
 
@@ -35,7 +35,7 @@ class BadBody(ValueError):
 
 
 class OutboundApi:
-    def __init__(self, config: Config, store: Store) -> None:
+    def __init__(self, config: ReceiverSettings, store: Store) -> None:
         self.config = config
         self.store = store
         self.tracking = SQLiteTrackingStore(config.sqlite_path)

@@ -11,11 +11,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from dlrhub.config import Config
 from dlrhub.event import EventType, Status
 from dlrhub.providers import ALIASES
 from dlrhub.receiver.auth import Endpoint, require_admin
 from dlrhub.receiver.errors import error_response
+from dlrhub.receiver.settings import ReceiverSettings
 from dlrhub.reprocess import reprocess_entry
 from dlrhub.store import EventFilter, Store, StoreUnavailable
 
@@ -28,7 +28,7 @@ class BadQuery(ValueError):
 
 
 class QueryApi:
-    def __init__(self, config: Config, store: Store) -> None:
+    def __init__(self, config: ReceiverSettings, store: Store) -> None:
         self.config = config
         self.store = store
 

@@ -11,10 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from dlrhub.config import Config
 from dlrhub.event import format_time
 from dlrhub.sinks.lag import head_seq
-from dlrhub.sinks.settings import SinkConfig
+from dlrhub.sinks.settings import SinkConfig, SinksSettings
 from dlrhub.store.base import EventFilter, Store
 from dlrhub.store.sink_state import ReplayJob, SinkState, SinkStateStore
 
@@ -59,7 +58,7 @@ class SinkReport:
         }
 
 
-def sink_config(config: Config, name: str) -> SinkConfig:
+def sink_config(config: SinksSettings, name: str) -> SinkConfig:
     for sink in config.sinks:
         if sink.name == name:
             return sink
@@ -76,7 +75,9 @@ async def ensure_state(store: Store, state: SinkStateStore, sink: SinkConfig) ->
     return await state.ensure(sink.name, start_after=start_after)
 
 
-async def sink_reports(config: Config, store: Store, state: SinkStateStore) -> list[SinkReport]:
+async def sink_reports(
+    config: SinksSettings, store: Store, state: SinkStateStore
+) -> list[SinkReport]:
     head = await head_seq(store)
     states = {current.sink: current for current in await state.states()}
     reports = []

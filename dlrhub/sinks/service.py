@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterator, Sequence
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from dlrhub.config import Config
 from dlrhub.sinks.base import Sink
 from dlrhub.sinks.engine import SinkRunner
 from dlrhub.sinks.kinds import create_sink
-from dlrhub.sinks.settings import SinkConfig
+from dlrhub.sinks.settings import SinkConfig, SinksSettings
 from dlrhub.store.base import Store
+from dlrhub.store.settings import open_store
 from dlrhub.store.sink_state import SinkStateStore
 from dlrhub.store.sink_state_sqlite import SQLiteSinkState
 
@@ -29,16 +29,14 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT = 10.0
 
 
-def open_sink_state(config: Config) -> SinkStateStore:
+def open_sink_state(config: SinksSettings) -> SinkStateStore:
     """The sink state store the configuration names (not yet opened)."""
     return SQLiteSinkState(config.sqlite_path)
 
 
-def open_event_log(config: Config) -> Store:
+def open_event_log(config: SinksSettings) -> Store:
     """A store of its own for the sinks to read the log through (not yet opened)."""
-    from dlrhub.app import open_store
-
-    return open_store(config)
+    return open_store(config.store, config.data_dir)
 
 
 class SinkService:
@@ -46,7 +44,7 @@ class SinkService:
 
     def __init__(
         self,
-        config: Config,
+        config: SinksSettings,
         *,
         sinks: Sequence[SinkConfig] | None = None,
         create: Callable[[SinkConfig], Sink] = create_sink,

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal, Protocol
 
 from dlrhub.event import Event, EventType, Status
 from dlrhub.providers import ALIASES
@@ -44,6 +45,7 @@ from dlrhub.settings_schema import (
 )
 from dlrhub.settings_values import ConfigError, ConfigErrors, read_table
 from dlrhub.sinks.base import SinkOptions
+from dlrhub.store.settings import StoreConfig
 
 MAX_BATCH_SIZE = 10_000
 MAX_IN_FLIGHT = 256
@@ -136,3 +138,19 @@ def read_sink(path: str, value: Any) -> SinkConfig:
         if sink is not None and not errors:
             return sink
     raise ConfigErrors(errors)
+
+
+class SinksSettings(Protocol):
+    """What the sink workers read of the configuration (the wiring's `Config` has it)."""
+
+    @property
+    def sinks(self) -> tuple[SinkConfig, ...]: ...
+
+    @property
+    def store(self) -> StoreConfig: ...
+
+    @property
+    def data_dir(self) -> Path: ...
+
+    @property
+    def sqlite_path(self) -> Path: ...  # the sink state

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlrhub.app import create_app, open_store
+from dlrhub.app import create_app
 from dlrhub.config import Config, load_config
 from dlrhub.event import RawCallback
 from dlrhub.receiver.ingest import Ingest, Ingested
@@ -29,6 +29,7 @@ from dlrhub.receiver.ingest_worker import (
 )
 from dlrhub.receiver.metrics import Metrics
 from dlrhub.store import StoreUnavailable
+from dlrhub.store.settings import open_store
 from tests.conftest import ADMIN_TOKEN, SOURCE_TOKEN, write_config
 from tests.receiver.test_hooks_e2e import FORM, event_form
 from tests.serving import serve_app
@@ -157,7 +158,7 @@ async def test_a_commit_answers_all_its_callbacks_in_one_write_at_once(config: C
         assert worker is not None
         worker.on_commit(size)
 
-    store = open_store(config, on_commit=on_commit, blocking_commit=True)
+    store = open_store(config.store, config.data_dir, on_commit=on_commit, blocking_commit=True)
     await store.open()
     try:
         worker = _Worker(Ingest(config, store), link)  # type: ignore[arg-type]
@@ -181,7 +182,7 @@ async def test_a_commit_that_fails_answers_its_callbacks_unavailable(config: Con
     import sqlite3
 
     link = _WritingLink()
-    store = open_store(config, blocking_commit=True)
+    store = open_store(config.store, config.data_dir, blocking_commit=True)
     await store.open()
     try:
         with sqlite3.connect(config.sqlite_path) as other:

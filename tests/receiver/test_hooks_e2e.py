@@ -6,7 +6,6 @@ import asyncio
 import base64
 import logging
 from pathlib import Path
-from urllib.parse import urlencode
 
 import httpx
 import orjson
@@ -21,24 +20,10 @@ from dlrhub.receiver.ingest_worker import IngestWorkerError
 from dlrhub.receiver.metrics import Metrics
 from dlrhub.store import SQLiteStore
 from tests.conftest import SOURCE_TOKEN, Running, write_config
+from tests.payloads import FORM, event_form
 from tests.serving import serve_app
 
 TOKEN = {"token": SOURCE_TOKEN}
-FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
-def event_form(event: str, message_id: str = "5f3a1c2b9d", **fields: str) -> str:
-    data = {
-        "id": message_id,
-        "channel": "sms",
-        "contactId": "48213",
-        "campaignId": "9911",
-        "campaignName": "Campaña de otoño",
-        "event": event,
-        "eventDate": "2026-11-20 10:15:00",
-        **fields,
-    }
-    return urlencode(data)
 
 
 async def post_event(running: Running, body: str) -> httpx.Response:

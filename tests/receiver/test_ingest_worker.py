@@ -31,7 +31,7 @@ from dlrhub.receiver.metrics import Metrics
 from dlrhub.store import StoreUnavailable
 from dlrhub.store.settings import open_store
 from tests.conftest import ADMIN_TOKEN, SOURCE_TOKEN, write_config
-from tests.receiver.test_hooks_e2e import FORM, event_form
+from tests.payloads import FORM, event_form
 from tests.serving import serve_app
 from tests.waiting import eventually_async
 

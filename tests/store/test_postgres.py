@@ -12,8 +12,8 @@ import pytest
 from dlrhub.event import Status
 from dlrhub.store import Accept, EventFilter, StoreUnavailable
 from dlrhub.store.postgres import PostgresStore
+from tests.payloads import raw, status_event
 from tests.postgres import POSTGRES_DSN, fresh_schema
-from tests.store.test_store import raw, status_event
 from tests.waiting import eventually_async
 
 T = TypeVar("T")

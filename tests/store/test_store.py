@@ -6,7 +6,7 @@ import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import msgspec
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dlrhub.event import Event, EventType, RawCallback, Status
+from dlrhub.event import Event, EventType, Status
 from dlrhub.store import (
     Accept,
     EventFilter,
@@ -25,37 +25,9 @@ from dlrhub.store import (
     SQLStore,
     StoreUnavailable,
 )
+from tests.payloads import T0, raw, status_event
 from tests.store.backends import StoreMaker
 from tests.strategies import events as any_event
-
-T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
-
-
-def raw(body: str, source: str = "nrs360") -> RawCallback:
-    return RawCallback(
-        source=source,
-        provider="nrs360",
-        kind="events",
-        method="POST",
-        query="token=[REDACTED]",
-        content_type="application/x-www-form-urlencoded",
-        body=body.encode(),
-        received_at=T0,
-    )
-
-
-def status_event(message_id: str, status: Status, minute: int, event_id: str = "") -> Event:
-    return Event(
-        id=event_id or f"ev-{message_id}-{status.value}-{minute}-{random.random()}",
-        source="nrs360",
-        provider="nrs360",
-        type=EventType.MESSAGE_STATUS,
-        received_at=T0,
-        message_id=message_id,
-        status=status,
-        provider_status=status.value,
-        occurred_at=T0 + timedelta(minutes=minute),
-    )
 
 
 @pytest.fixture

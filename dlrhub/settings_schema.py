@@ -341,6 +341,29 @@ def read_key(
     return None
 
 
+def read_variant(
+    common: type[T], key: str, variants: Mapping[Any, type], path: str, value: Any
+) -> tuple[T, Any]:
+    """A table whose `key` (a field of `common`) picks which other keys it may hold.
+
+    Returns (the common section, the variant's section); raises `ConfigErrors` with
+    every problem of the table. A provider's sources and accounts are read so.
+    """
+    errors: list[ConfigError] = []
+    table = read_table(path, value)
+    choice = read_key(common, key, path, table, errors)
+    variant = variants.get(choice) if choice is not None else None
+    if variant is None:  # no variant, no list of its keys: check those every table has
+        read_section(common, path, table, errors, other_keys=table)
+        raise ConfigErrors(errors)
+    own_keys = section_keys(variant)
+    own = read_section(variant, path, {k: v for k, v in table.items() if k in own_keys}, errors)
+    section = read_section(common, path, table, errors, other_keys=own_keys)
+    if own is None or section is None or errors:
+        raise ConfigErrors(errors)
+    return section, own
+
+
 def section_keys(cls: type) -> frozenset[str]:
     """The keys a table read as `cls` may hold."""
     return frozenset(key for field in _fields(cls) for key in field.keys)

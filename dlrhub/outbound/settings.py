@@ -32,11 +32,9 @@ from dlrhub.settings_schema import (
     PositiveDuration,
     PositiveInt,
     parse_section,
-    read_key,
-    read_section,
+    read_variant,
     section_keys,
 )
-from dlrhub.settings_values import ConfigError, ConfigErrors, read_table
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,18 +134,7 @@ _SECTIONS = {
 
 def _account(path: str, item: Any) -> AccountConfig:
     """One `[[accounts]]` table; raises `ConfigErrors` with every problem in it."""
-    errors: list[ConfigError] = []
-    table = read_table(path, item)
-    provider = read_key(AccountSection, "provider", path, table, errors)
-    keys = _SECTIONS.get(provider) if provider else None
-    if keys is None:  # no provider, no list of its keys: check those every account has
-        read_section(AccountSection, path, table, errors, other_keys=table)
-        raise ConfigErrors(errors)
-    own_keys = section_keys(keys)
-    own = read_section(keys, path, {k: v for k, v in table.items() if k in own_keys}, errors)
-    common = read_section(AccountSection, path, table, errors, other_keys=own_keys)
-    if own is None or common is None or errors:
-        raise ConfigErrors(errors)
+    common, own = read_variant(AccountSection, "provider", _SECTIONS, path, item)
     spec = PROVIDERS[common.provider].account
     assert spec is not None
     return AccountConfig(

@@ -27,11 +27,9 @@ from dlrhub.settings_schema import (
     Required,
     Secret,
     TimeZoneName,
-    read_key,
-    read_section,
-    section_keys,
+    read_variant,
 )
-from dlrhub.settings_values import ConfigError, ConfigErrors, Network, read_table
+from dlrhub.settings_values import Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,18 +106,7 @@ _SECTIONS = {
 
 def read_source(path: str, item: Any) -> SourceConfig:
     """One `[[sources]]` table; raises `ConfigErrors` with every problem in it."""
-    errors: list[ConfigError] = []
-    table = read_table(path, item)
-    provider = read_key(SourceSection, "provider", path, table, errors)
-    keys = _SECTIONS.get(provider) if provider else None
-    if keys is None:  # no provider, no list of its keys: check those every source has
-        read_section(SourceSection, path, table, errors, other_keys=table)
-        raise ConfigErrors(errors)
-    own_keys = section_keys(keys)
-    own = read_section(keys, path, {k: v for k, v in table.items() if k in own_keys}, errors)
-    common = read_section(SourceSection, path, table, errors, other_keys=own_keys)
-    if own is None or common is None or errors:
-        raise ConfigErrors(errors)
+    common, own = read_variant(SourceSection, "provider", _SECTIONS, path, item)
     spec = PROVIDERS[common.provider].source
     assert spec is not None
     params = getattr(own, "dlr_params", None)

@@ -91,6 +91,7 @@ from dlrhub.settings_values import (
     flatten_errors,
     read_bool,
     read_duration,
+    read_float,
     read_int,
     read_list,
     read_network,
@@ -441,21 +442,10 @@ def _convert(hint: Any, path: str, raw: Any, errors: list[ConfigError]) -> Any:
     return reader(path, raw)
 
 
-def _read_float(path: str, value: Any) -> float:
-    if isinstance(value, EnvText):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            raise ConfigError(path, f"must be a number, not {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(path, f"must be a number, not {value!r}")
-    return float(value)
-
-
 _SCALARS: Mapping[Any, Callable[[str, Any], Any]] = {
     str: read_text,
     int: read_int,
-    float: _read_float,
+    float: read_float,
     bool: read_bool,
     Path: read_path,
 }

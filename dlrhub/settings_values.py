@@ -254,8 +254,8 @@ def read_duration(path: str, value: Any) -> float:
     return seconds
 
 
-def read_number(path: str, value: Any) -> float:
-    """A finite number of 0 or more (no dlrhub setting is negative)."""
+def read_float(path: str, value: Any) -> float:
+    """Any number (a TOML integer or float, or a variable's text)."""
     if isinstance(value, EnvText):
         try:
             value = float(value.strip())
@@ -263,6 +263,12 @@ def read_number(path: str, value: Any) -> float:
             raise ConfigError(path, f"must be a number, not {value!r}") from None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(path, f"must be a number, not {value!r}")
+    return float(value)
+
+
+def read_number(path: str, value: Any) -> float:
+    """A finite number of 0 or more (no dlrhub setting is negative)."""
+    value = read_float(path, value)
     if not 0 <= value < float("inf"):
         raise ConfigError(path, f"must be a finite number of 0 or more, not {value!r}")
     return float(value)

@@ -9,6 +9,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +18,9 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+import uvicorn
 
+from dlrhub.app import create_app
 from dlrhub.commands.receiver import describe_endpoints
 from dlrhub.config import load_config
 from dlrhub.providers.twilio.fake import FakeTwilio
@@ -239,6 +242,43 @@ async def test_the_printed_status_callback_url_has_no_secret(tmp_path: Path) -> 
     text = describe_endpoints(config, [])
     assert f"{PUBLIC_URL}{PATH}\n" in text
     assert AUTH_TOKEN not in text
+
+
+# ---- an IPv6 listener without public_url ------------------------------------------------
+
+
+@asynccontextmanager
+async def serve_on_ipv6_loopback(app: object) -> AsyncIterator[str]:
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("::1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        for _ in range(500):
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.01)
+        if task.done():
+            task.result()
+            raise RuntimeError("uvicorn stopped before it started")
+        yield f"http://[::1]:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+async def test_an_ipv6_listener_signs_its_address_in_brackets(tmp_path: Path) -> None:
+    config = load_config(write_twilio_config(tmp_path, 'host = "::1"'), env={})
+    form = status_form("delivered")
+    async with (
+        serve_on_ipv6_loopback(create_app(config, ingest_worker=False)) as base_url,
+        httpx.AsyncClient(base_url=base_url) as client,
+    ):
+        headers = {"Content-Type": FORM, "X-Twilio-Signature": sign(base_url + PATH, form)}
+        answer = await client.post(PATH, content=urlencode(form), headers=headers)
+    assert answer.status_code == 200, answer.text
 
 
 # ---- the fake Twilio, end to end ---------------------------------------------------------

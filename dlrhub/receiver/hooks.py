@@ -288,6 +288,8 @@ class Hooks:
             host, port = scope.get("server") or ("127.0.0.1", 80)
             scheme = scope.get("scheme", "http")
             default = {"http": 80, "https": 443}.get(scheme)
+            if ":" in host:  # an IPv6 address is written in brackets in a URL
+                host = f"[{host}]"
             base = f"{scheme}://{host}" + ("" if port == default else f":{port}")
         return f"{base}{path}?{query}" if query else f"{base}{path}"
 

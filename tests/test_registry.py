@@ -105,3 +105,27 @@ def test_an_account_of_a_provider_without_a_client_is_refused() -> None:
     account = AccountConfig(name="a", provider="carrier-pigeon", base_url="http://unused")
     with pytest.raises(KeyError):
         client_for(account)
+
+
+PUSHING = [provider for provider in PROVIDERS.values() if provider.source is not None]
+
+
+@pytest.mark.parametrize("provider", PUSHING, ids=[provider.name for provider in PUSHING])
+def test_the_openapi_document_says_how_each_route_authenticates_and_answers(
+    provider: Provider,
+) -> None:
+    from dlrhub.receiver.openapi import openapi_document
+
+    assert provider.source is not None
+    document = openapi_document()
+    auth = provider.source.auth
+    for route in provider.source.routes:
+        for method in route.methods:
+            operation = document["paths"][f"/hooks/{{source}}/{route.kind}"][method.lower()]
+            assert all({name: []} in operation["security"] for name in auth.security)
+            assert all(name in document["components"]["securitySchemes"] for name in auth.security)
+            refused = "401" if auth.challenge is not None else "403"
+            assert auth.failure in operation["responses"][refused]["description"]
+            answer = operation["responses"]["200"]["content"]
+            if route.ack is not None:
+                assert answer["text/plain"]["schema"]["enum"] == [route.ack.decode()]

@@ -83,6 +83,16 @@ class Authenticator(Protocol):
         """The `WWW-Authenticate` value of a 401, or None to answer 403 instead."""
         ...
 
+    @property
+    def security(self) -> Mapping[str, Mapping[str, str]]:
+        """OpenAPI security schemes by name: any one of them authenticates a callback."""
+        ...
+
+    @property
+    def failure(self) -> str:
+        """What a failed check means, for the OpenAPI document (401 or 403)."""
+        ...
+
     def __call__(self, request: HookRequest, secret: str) -> bool: ...
 
 

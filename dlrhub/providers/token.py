@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
@@ -61,6 +62,14 @@ class SourceToken:
     needs_body: bool = False
     headers: tuple[str, ...] = ("authorization",)
     challenge: str | None = 'Basic realm="dlrhub"'
+    failure: str = "Missing or wrong source token; nothing stored."
+
+    @property
+    def security(self) -> Mapping[str, Mapping[str, str]]:
+        return {
+            "sourceToken": {"type": "apiKey", "in": "query", "name": "token"},
+            "sourceBasic": {"type": "http", "scheme": "basic"},
+        }
 
     def __call__(self, request: HookRequest, secret: str) -> bool:
         return verify_source_token(

@@ -11,7 +11,7 @@ from typing import Any
 from dlrhub import __version__
 from dlrhub.event import EventType, Status
 from dlrhub.providers import PROVIDERS
-from dlrhub.providers.base import Route
+from dlrhub.providers.base import Authenticator, Route
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -40,7 +40,6 @@ HOOK_ANSWERS = {
         "Durably stored, a duplicate of a stored callback, or quarantined.",
         {"$ref": "#/components/schemas/HookAnswer"},
     ),
-    "401": _answer("Missing or wrong source token; nothing stored."),
     "403": _answer("The caller's address is not in the source's allow_ips."),
     "404": _answer("No source of that name."),
     "413": _answer("Body over server.max_body_bytes."),
@@ -51,17 +50,33 @@ ADMIN_ANSWERS = {
     "401": _answer("Missing or wrong admin bearer token."),
     "503": _answer("Store unavailable."),
 }
-SOURCE_TOKEN: list[dict[str, list[str]]] = [{"sourceToken": []}, {"sourceBasic": []}]
 ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}]
 
 
-def _hook(summary: str, body: dict[str, Any] | None, extra_params: list[Any]) -> dict[str, Any]:
+def _hook(
+    summary: str,
+    body: dict[str, Any] | None,
+    extra_params: list[Any],
+    route: Route,
+    auth: Authenticator,
+) -> dict[str, Any]:
+    responses = dict(HOOK_ANSWERS)
+    if route.ack is not None:
+        text = {"schema": {"type": "string", "enum": [route.ack.decode()]}}
+        responses["200"] = {
+            "description": "Stored, a duplicate, or quarantined: the body the provider needs.",
+            "content": {"text/plain": text},
+        }
+    if auth.challenge is not None:
+        responses["401"] = _answer(auth.failure)
+    else:
+        responses["403"] = _answer(f"{auth.failure} Or the address is not in allow_ips.")
     operation: dict[str, Any] = {
         "summary": summary,
         "tags": ["provider callbacks"],
-        "security": SOURCE_TOKEN,
+        "security": [{name: []} for name in auth.security],
         "parameters": [_path("source"), *extra_params],
-        "responses": dict(HOOK_ANSWERS),
+        "responses": responses,
     }
     if body is not None:
         operation["requestBody"] = {"required": True, "content": body}
@@ -69,17 +84,19 @@ def _hook(summary: str, body: dict[str, Any] | None, extra_params: list[Any]) ->
     return operation
 
 
-def _route_operation(route: Route, summary: str, method: str) -> dict[str, Any]:
+def _route_operation(
+    route: Route, auth: Authenticator, summary: str, method: str
+) -> dict[str, Any]:
     properties = {name: {"type": "string"} for name in route.fields}
     if method == "GET" or route.content_type is None:
         params = [
             _query(name, "A receipt parameter (names are configurable).") for name in route.fields
         ]
-        return _hook(summary, None, params)
+        return _hook(summary, None, params, route, auth)
     schema: dict[str, Any] = {"type": "object"}
     if properties:
         schema["properties"] = properties
-    return _hook(summary, {route.content_type: {"schema": schema}}, [])
+    return _hook(summary, {route.content_type: {"schema": schema}}, [], route, auth)
 
 
 def hook_paths() -> dict[str, Any]:
@@ -87,16 +104,34 @@ def hook_paths() -> dict[str, Any]:
     kind from several providers share a path, their summaries joined."""
     paths: dict[str, Any] = {}
     for provider in PROVIDERS.values():
-        for route in provider.source.routes if provider.source else ():
+        if provider.source is None:
+            continue
+        for route in provider.source.routes:
             path = paths.setdefault(f"/hooks/{{source}}/{route.kind}", {})
             for method in route.methods:
                 summary = route.summary or f"{provider.title} {route.kind} callback"
-                operation = path.get(method.lower())
-                if operation is not None:
-                    operation["summary"] += f"; {summary}"
-                    continue
-                path[method.lower()] = _route_operation(route, summary, method)
+                operation = _route_operation(route, provider.source.auth, summary, method)
+                if method.lower() in path:
+                    _merge(path[method.lower()], operation)
+                else:
+                    path[method.lower()] = operation
     return paths
+
+
+def _merge(into: dict[str, Any], other: dict[str, Any]) -> None:
+    """One operation for a path two providers serve: either provider's request is valid."""
+    into["summary"] += f"; {other['summary']}"
+    into["security"] += [scheme for scheme in other["security"] if scheme not in into["security"]]
+    for status, answer in other["responses"].items():
+        known = into["responses"].setdefault(status, answer)
+        if known is answer:
+            continue
+        if answer["description"] not in known["description"]:
+            known["description"] += f" {answer['description']}"
+        known.setdefault("content", {}).update(answer.get("content", {}))
+    if "requestBody" in other:
+        body = into.setdefault("requestBody", {"required": True, "content": {}})
+        body["content"].update(other["requestBody"]["content"])
 
 
 def openapi_document() -> dict[str, Any]:
@@ -238,8 +273,12 @@ def openapi_document() -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {
-                "sourceToken": {"type": "apiKey", "in": "query", "name": "token"},
-                "sourceBasic": {"type": "http", "scheme": "basic"},
+                **{
+                    name: scheme
+                    for provider in PROVIDERS.values()
+                    if provider.source is not None
+                    for name, scheme in provider.source.auth.security.items()
+                },
                 "adminToken": {"type": "http", "scheme": "bearer"},
             },
             "schemas": {

@@ -146,8 +146,8 @@ from datetime import UTC, datetime, tzinfo
 from urllib.parse import unquote_to_bytes
 from zoneinfo import ZoneInfo
 
-from dlrhub.event import Event, EventType, JSONValue, Status
-from dlrhub.normalizers.base import NormalizeError, RawCallback, SourceOptions
+from dlrhub.event import Event, EventType, JSONValue, RawCallback, Status
+from dlrhub.normalizers.base import NormalizeError, SourceOptions
 from dlrhub.normalizers.exchange import event_id
 
 PROVIDER = "twilio"

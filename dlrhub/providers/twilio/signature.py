@@ -30,7 +30,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes, urlsplit
 
@@ -96,6 +96,11 @@ class TwilioSignature:
     needs_body: bool = True
     headers: tuple[str, ...] = (SIGNATURE_HEADER,)
     challenge: str | None = None
+    failure: str = "Missing or wrong X-Twilio-Signature; nothing stored."
+
+    @property
+    def security(self) -> Mapping[str, Mapping[str, str]]:
+        return {"twilioSignature": {"type": "apiKey", "in": "header", "name": "X-Twilio-Signature"}}
 
     def __call__(self, request: HookRequest, secret: str) -> bool:
         signature = request.headers.get(SIGNATURE_HEADER)

@@ -17,9 +17,9 @@ from typing import Any
 import orjson
 import pytest
 
-from dlrhub.event import Event, EventType, Status
+from dlrhub.event import Event, EventType, RawCallback, Status
 from dlrhub.ids import uuid7
-from dlrhub.normalizers.base import NormalizeError, RawCallback, SourceOptions
+from dlrhub.normalizers.base import NormalizeError, SourceOptions
 from dlrhub.providers import PROVIDERS
 from dlrhub.providers.twilio.callbacks import STATUSES, normalize
 

@@ -9,8 +9,8 @@ from urllib.parse import quote_plus
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlrhub.event import Event, EventType, Status
-from dlrhub.normalizers.base import NormalizeError, RawCallback, SourceOptions
+from dlrhub.event import Event, EventType, RawCallback, Status
+from dlrhub.normalizers.base import NormalizeError, SourceOptions
 from dlrhub.providers.twilio.callbacks import FIELDS, STATUSES, normalize
 
 EXAMPLES = settings(max_examples=300, deadline=None)

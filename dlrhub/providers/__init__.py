@@ -22,6 +22,7 @@ MODULES = (
     "dlrhub.providers.onurix",
     "dlrhub.providers.uvox",
     "dlrhub.providers.conectaline",
+    "dlrhub.providers.smsgateway",
     "dlrhub.providers.twilio",
 )
 

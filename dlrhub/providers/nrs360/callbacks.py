@@ -137,16 +137,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta, tzinfo
-from urllib.parse import unquote, unquote_to_bytes
-from zoneinfo import ZoneInfo
+from urllib.parse import unquote_to_bytes
 
 import orjson
 
 from dlrhub.event import Event, EventType, JSONValue, RawCallback, Status
 from dlrhub.name_cache import cached_for_short_names
+from dlrhub.normalizers import kannel
 from dlrhub.normalizers.base import NormalizeError, SourceOptions
 from dlrhub.normalizers.exchange import event_id
+from dlrhub.normalizers.kannel import excerpt as _quote
+from dlrhub.normalizers.kannel import mapped_status as _mapped_status
+from dlrhub.normalizers.kannel import present as _present
+from dlrhub.normalizers.kannel import stripped as _stripped
 
 PROVIDER = "nrs360"
 DLR_CHANNEL = "sms"
@@ -175,40 +178,21 @@ ENGAGEMENT_EVENTS: frozenset[str] = frozenset(
     }
 )
 
-# Kannel's dlr-url `%d` values; 360NRS's own table is missing from our copy.
-KANNEL_DLR_STATUSES: Mapping[int, Status] = {
-    1: Status.DELIVERED,
-    2: Status.UNDELIVERED,
-    4: Status.QUEUED,
-    8: Status.SENT,
-    16: Status.REJECTED,
-    34: Status.EXPIRED,
-    66: Status.UNKNOWN,
-}
-
+# The words of a delivery receipt's status: Kannel's and SMPP's (shared with the
+# smsgateway provider, see dlrhub/normalizers/kannel.py), 360NRS's own event
+# names, and Spanish guesses of ours. The `%d` numbers are Kannel's
+# (kannel.KANNEL_DLR_STATUSES): 360NRS's own table is missing from our copy.
 DLR_WORD_STATUSES: Mapping[str, Status] = {
     **EVENT_STATUSES,
-    "delivrd": Status.DELIVERED,
+    **kannel.DLR_WORD_STATUSES,
     "entregado": Status.DELIVERED,
-    "undeliv": Status.UNDELIVERED,
-    "undeliverable": Status.UNDELIVERED,
     "no_entregado": Status.UNDELIVERED,
     "expirado": Status.EXPIRED,
     "caducado": Status.EXPIRED,
-    "rejectd": Status.REJECTED,
     "rechazado": Status.REJECTED,
-    "accepted": Status.ACCEPTED,
-    "acceptd": Status.ACCEPTED,
-    "enroute": Status.SENT,
     "enviado": Status.SENT,
-    "queued": Status.QUEUED,
-    "buffered": Status.QUEUED,
-    "pending": Status.QUEUED,
     "pendiente": Status.QUEUED,
-    "failed": Status.FAILED,
-    "deleted": Status.FAILED,
     "fallido": Status.FAILED,
-    "unknown": Status.UNKNOWN,
 }
 
 # Default names of the query parameters of a delivery receipt (GET on the
@@ -253,29 +237,10 @@ EVENT_FIELDS: tuple[str, ...] = (
 
 REDACTED_PARAM = "token"
 
-_ISO_TIME = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt +][0-9]{2}:[0-9]{2}"
-    r"(?::[0-9]{2}(?:[.,][0-9]{1,9})?)?"
-    r"(?:[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?| [0-9]{2}:[0-9]{2})?"
-)
-_DAY_FIRST_TIME = re.compile(
-    r"(?P<day>[0-9]{2})/(?P<month>[0-9]{2})/(?P<year>[0-9]{4}) "
-    r"(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})"
-)
-_COMPACT_TIME = re.compile(
-    r"(?P<year>[0-9]{4})(?P<month>[0-9]{2})(?P<day>[0-9]{2})"
-    r"(?P<hour>[0-9]{2})(?P<minute>[0-9]{2})(?P<second>[0-9]{2})"
-)
-_LONG_FRACTION = re.compile(r"(\.[0-9]{6})[0-9]+")
-_SPACE_OFFSET = re.compile(r" ([0-9]{2}:[0-9]{2})$")
-_PLAIN_ISO_LENGTH = len("2026-11-20T10:15:00")
-_DIGITS = re.compile(r"[0-9]+")
-_PLAIN_INT = re.compile(r"0|[1-9][0-9]{0,17}")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# 360NRS's times, in every callback and in its API answers (answers.py).
+_parse_time = kannel.parse_time
 
-_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-_LATEST = datetime(9999, 1, 1, tzinfo=UTC)
-_MAX_EPOCH_DIGITS = 12  # 9999-12-31 is 253402300799 seconds after the epoch
+_PLAIN_INT = re.compile(r"0|[1-9][0-9]{0,17}")
 
 
 def normalize(raw: RawCallback, options: SourceOptions) -> list[Event]:
@@ -334,7 +299,7 @@ def normalize_event_notification(raw: RawCallback, options: SourceOptions) -> Ev
 
 def normalize_delivery_receipt(raw: RawCallback, options: SourceOptions) -> Event:
     """A `dlr` callback: the GET 360NRS makes on the send's `notificationUrl`."""
-    params = _parse_query(raw.query, plus_as_space=options.dlr_plus_as_space)
+    params = kannel.parse_query(raw.query, plus_as_space=options.dlr_plus_as_space)
     names = {**DEFAULT_DLR_PARAMS, **options.dlr_params}
     mapped_names = {names[field] for field in DLR_FIELDS}
 
@@ -370,7 +335,7 @@ def normalize_delivery_receipt(raw: RawCallback, options: SourceOptions) -> Even
         correlation_id=ref,
         recipient=take("phone"),
         sender=take("sender"),
-        status=_delivery_receipt_status(provider_status, options),
+        status=kannel.dlr_status(provider_status, options, DLR_WORD_STATUSES),
         provider_status=provider_status,
         occurred_at=_parse_time(timestamp, options.timezone, "timestamp") if timestamp else None,
         extra=extra,
@@ -485,37 +450,6 @@ def _decode_form_text(encoded: bytes) -> str:
 _decode_form_name = cached_for_short_names(_decode_form_text)
 
 
-def _parse_query(query: str, *, plus_as_space: bool) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for piece in query.split("&"):
-        if not piece:
-            continue
-        name, _, value = piece.partition("=")
-        params.setdefault(
-            _decode_query_text(name, plus_as_space), _decode_query_text(value, plus_as_space)
-        )
-    return params
-
-
-def _decode_query_text(encoded: str, plus_as_space: bool) -> str:
-    if plus_as_space:
-        encoded = encoded.replace("+", " ")
-    # A query the receiver decoded with `surrogateescape` may hold lone surrogates,
-    # which JSON cannot carry.
-    return _SURROGATE.sub("\ufffd", unquote(encoded, errors="replace"))
-
-
-def _present(value: str | None) -> str | None:
-    """The value as sent, or None when missing or blank."""
-    return value if value is not None and value.strip() else None
-
-
-def _stripped(value: str | None, *, lower: bool = False) -> str | None:
-    if value is None or not value.strip():
-        return None
-    return value.strip().lower() if lower else value.strip()
-
-
 def _int_or_text(value: str) -> int | str:
     return int(value) if _PLAIN_INT.fullmatch(value) else value
 
@@ -525,97 +459,3 @@ def _parse_extra_json(text: str) -> JSONValue:
         return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise NormalizeError(f"The 'extra' field is not valid JSON: {exc}.") from exc
-
-
-def _mapped_status(provider_status: str, options: SourceOptions) -> Status | None:
-    """The source's own status for this provider value, if its status_map has one."""
-    wanted = provider_status.strip().lower()
-    for key, status in options.status_map.items():
-        if key.strip().lower() == wanted:
-            try:
-                return Status(status)
-            except ValueError as exc:
-                raise NormalizeError(
-                    f"The source's status_map sends {_quote(key)} to {_quote(str(status))}, "
-                    "which is not a status."
-                ) from exc
-    return None
-
-
-def _delivery_receipt_status(provider_status: str, options: SourceOptions) -> Status:
-    mapped = _mapped_status(provider_status, options)
-    if mapped is not None:
-        return mapped
-    word = provider_status.strip().lower()
-    if _DIGITS.fullmatch(word) and len(word) <= 6:
-        return KANNEL_DLR_STATUSES.get(int(word), Status.UNKNOWN)
-    return DLR_WORD_STATUSES.get(word, Status.UNKNOWN)
-
-
-def _parse_time(text: str, timezone: str, field: str) -> datetime:
-    """A provider time in UTC; the module docstring lists the accepted forms."""
-    try:
-        moment = _read_time(text.strip())
-    except (ValueError, OverflowError) as exc:
-        raise NormalizeError(
-            f"{_quote(field)} is {_quote(text)}, not a valid time: {exc}."
-        ) from exc
-    if moment is None:
-        raise NormalizeError(
-            f"{_quote(field)} is {_quote(text)}, which is not a date and time we read "
-            "(ISO 8601, YYYY-MM-DD HH:MM[:SS], DD/MM/YYYY HH:MM:SS or Unix seconds)."
-        )
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=_zone(timezone))
-    try:
-        moment = moment.astimezone(UTC)
-    except (ValueError, OverflowError) as exc:
-        raise NormalizeError(
-            f"{_quote(field)} is {_quote(text)}, not a valid time: {exc}."
-        ) from exc
-    if not _EARLIEST <= moment < _LATEST:
-        raise NormalizeError(
-            f"{_quote(field)} is {_quote(text)}, outside the years 1970-9998 we accept."
-        )
-    return moment
-
-
-def _read_time(value: str) -> datetime | None:
-    """`value` as a naive or aware time; None when it has none of the accepted forms."""
-    if _ISO_TIME.fullmatch(value):
-        iso = f"{value[:10]}T{value[11:]}".upper().replace(",", ".")
-        if len(iso) > _PLAIN_ISO_LENGTH:  # plain `YYYY-MM-DDTHH:MM:SS` needs neither fix
-            # Python 3.11 reads at most microseconds: cut longer fractions.
-            iso = _SPACE_OFFSET.sub(r"+\1", _LONG_FRACTION.sub(r"\1", iso))
-        return datetime.fromisoformat(iso)
-    if found := _DAY_FIRST_TIME.fullmatch(value) or _COMPACT_TIME.fullmatch(value):
-        return datetime(
-            int(found["year"]),
-            int(found["month"]),
-            int(found["day"]),
-            int(found["hour"]),
-            int(found["minute"]),
-            int(found["second"]),
-        )
-    if _DIGITS.fullmatch(value):
-        if len(value) > _MAX_EPOCH_DIGITS:
-            raise ValueError("Unix time in seconds past year 9999")
-        return _EARLIEST + timedelta(seconds=int(value))
-    return None
-
-
-def _zone(timezone: str) -> tzinfo:
-    if timezone == "UTC":  # the default: datetime's own UTC converts faster than ZoneInfo's
-        return UTC
-    try:
-        return ZoneInfo(timezone)
-    except Exception as exc:  # ZoneInfoNotFoundError, ValueError, OSError, ...
-        raise NormalizeError(
-            f"The source's timezone {_quote(timezone)} is not an IANA zone name "
-            "(e.g. Europe/Madrid or UTC)."
-        ) from exc
-
-
-def _quote(value: str, limit: int = 80) -> str:
-    """`repr` of a value for an error message, cut to `limit` characters."""
-    return repr(value[:limit]) + ("…" if len(value) > limit else "")

@@ -106,8 +106,11 @@ class SourceSpec:
     `secret_key` names the key holding the source's credential (`token`, or
     Twilio's `auth_token`). `dlr_params` are the default names of the receipt
     parameters the user builds into the URL (None: the provider fixes them and the
-    source has no `dlr_params` key). `urls(hook, secret, options)` lists the
-    (label, URL) pairs printed at start for the user to give the provider.
+    source has no `dlr_params` key). `plus_as_space` is the default of the
+    source's `dlr_plus_as_space` key (whether a `+` in the receipt query is a
+    space), or None when the provider's format decides and there is no such key.
+    `urls(hook, secret, options)` lists the (label, URL) pairs printed at start
+    for the user to give the provider.
     """
 
     routes: tuple[Route, ...]
@@ -115,6 +118,7 @@ class SourceSpec:
     urls: CallbackUrls
     secret_key: str = "token"  # noqa: S105 (the name of a key, not a secret)
     dlr_params: Mapping[str, str] | None = None
+    plus_as_space: bool | None = None
 
 
 class ClientFactory(Protocol):

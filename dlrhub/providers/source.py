@@ -90,10 +90,9 @@ def provider_section(spec: SourceSpec) -> type[Any]:
             [(name, str, field(default=value)) for name, value in spec.dlr_params.items()],
             frozen=True,
         )
-        fields += [
-            ("dlr_params", params, field(default_factory=params)),
-            ("dlr_plus_as_space", bool, field(default=False)),
-        ]
+        fields.append(("dlr_params", params, field(default_factory=params)))
+    if spec.plus_as_space is not None:
+        fields.append(("dlr_plus_as_space", bool, field(default=spec.plus_as_space)))
     return dataclasses.make_dataclass("ProviderSourceKeys", fields, frozen=True)
 
 
@@ -119,6 +118,6 @@ def read_source(path: str, item: Any) -> SourceConfig:
             dlr_params=dataclasses.asdict(params) if params is not None else {},
             status_map={key.lower(): status for key, status in common.status_map.items()},
             timezone=common.timezone,
-            dlr_plus_as_space=getattr(own, "dlr_plus_as_space", False),
+            dlr_plus_as_space=getattr(own, "dlr_plus_as_space", bool(spec.plus_as_space)),
         ),
     )

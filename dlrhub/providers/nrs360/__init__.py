@@ -69,6 +69,7 @@ PROVIDER = Provider(
         auth=SOURCE_TOKEN,
         urls=_urls,
         dlr_params=callbacks.DEFAULT_DLR_PARAMS,
+        plus_as_space=False,  # phone numbers arrive as +34...: see callbacks.py
     ),
     account=AccountSpec(
         client=Nrs360Client,

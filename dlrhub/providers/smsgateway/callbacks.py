@@ -15,7 +15,7 @@ callback and is stored once); anything it cannot read is a `NormalizeError`
 (the callback is quarantined). Parameters are split on `&` and the first `=`
 and percent-decoded; `+` is always a space, because both gateways encode values
 as a form does (Kannel writes a space as `+` and a plus as `%2B`, gw/urltrans.c),
-so the source's `dlr_plus_as_space` has no effect here. Invalid escapes are kept,
+so these sources have no `dlr_plus_as_space` key. Invalid escapes are kept,
 undecodable bytes become U+FFFD, and the first of a repeated parameter counts.
 
 ## Kannel or Jasmin?

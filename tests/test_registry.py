@@ -23,10 +23,17 @@ def _provider_words() -> set[str]:
     return words
 
 
+# Kannel's dlr-url escapes are a wire format several providers share (360NRS's
+# notificationUrl, SMS gateways), named after the gateway that defined it.
+SHARED_FORMATS = {PACKAGE / "normalizers" / "kannel.py"}
+
+
 def _shared_modules() -> list[Path]:
-    """Every module of the package outside `dlrhub/providers/`."""
+    """Every module of the package outside `dlrhub/providers/`, but the shared formats."""
     return sorted(
-        path for path in PACKAGE.rglob("*.py") if PACKAGE / "providers" not in path.parents
+        path
+        for path in PACKAGE.rglob("*.py")
+        if PACKAGE / "providers" not in path.parents and path not in SHARED_FORMATS
     )
 
 

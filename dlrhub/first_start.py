@@ -3,18 +3,18 @@
 With no `[[sources]]` configured, `dlrhub serve` creates one source of the
 registry's default provider (360NRS), named after it; without
 `DLRHUB_ADMIN_TOKEN` it makes an admin token. Both secrets are random and
-persisted (mode 0600) in the data directory, so the URLs given to the provider
+persisted (mode 0600, in the data directory, mode 0700), so the URLs given to the provider
 keep working across restarts.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import secrets
 from pathlib import Path
 
 from dlrhub.config import Config, SourceConfig
+from dlrhub.private_files import write_private_file
 from dlrhub.providers import DEFAULT_PROVIDER
 
 DEFAULT_SOURCE = DEFAULT_PROVIDER.name
@@ -45,9 +45,6 @@ def prepare(config: Config) -> Prepared:
 def _persisted_secret(path: Path) -> tuple[str, bool]:
     if path.exists():
         return path.read_text(encoding="utf-8").strip(), False
-    path.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(24)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(token + "\n")
+    write_private_file(path, token + "\n")
     return token, True

@@ -2,7 +2,7 @@
 
 | key            | default    | meaning                                                   |
 |----------------|------------|-----------------------------------------------------------|
-| `path`         | (required) | the file written to (its directory is created)            |
+| `path`         | (required) | the file written to, created 0600 (its directory 0700)    |
 | `rotate_bytes` | 0          | rotate before a write would take the file past this size  |
 | `rotate_daily` | false      | rotate when the UTC day changes                           |
 
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated
 
 from dlrhub.event import Event
+from dlrhub.private_files import open_private_append
 from dlrhub.settings_schema import Check, Required
 from dlrhub.sinks.base import DeliveryFailed, Sink, SinkKind
 
@@ -88,8 +89,7 @@ class JsonlSink:
 
     def _open(self) -> IO[bytes]:
         path = self.options.path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        file = path.open("a+b")
+        file = os.fdopen(open_private_append(path), "a+b")
         self._cut_partial_line(file)
         file.seek(0, os.SEEK_END)
         self._size = file.tell()

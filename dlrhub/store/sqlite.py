@@ -19,6 +19,9 @@ loop itself. That loop has nothing else to do while a commit is on disk (new
 callbacks wait in its socket), and the hand-off to a thread and back (a wake-up
 and a GIL hand-over each way) made the ingest benchmark about 15 % slower
 (bench/README.md).
+
+The database file is created 0600 before SQLite opens it, so its `-wal` and
+`-shm` files are 0600 too (`dlrhub/private_files.py`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import Any
 
 import aiosqlite
 
+from dlrhub.private_files import create_private_file
 from dlrhub.store.sql import (
     SCHEMA_TEMPLATE,
     Execute,
@@ -78,7 +82,7 @@ async def connect_sqlite(
     path: Path, *, synchronous: str = "FULL", query_only: bool = False
 ) -> aiosqlite.Connection:
     """A connection to dlrhub's SQLite file with the settings every user of it needs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    create_private_file(path)
     connection = await aiosqlite.connect(path, isolation_level=None)
     try:
         for pragma in _pragmas(synchronous=synchronous, query_only=query_only):
@@ -145,7 +149,7 @@ class _Writer:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function)
 
     def _connect(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_private_file(self.path)
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             for pragma in WRITER_PRAGMAS:

@@ -3,8 +3,9 @@
 With no `[[sources]]` configured, `dlrhub serve` creates one source of the
 registry's default provider (360NRS), named after it; without
 `DLRHUB_ADMIN_TOKEN` it makes an admin token. Both secrets are random and
-persisted (mode 0600, in the data directory, mode 0700), so the URLs given to the provider
-keep working across restarts.
+persisted (mode 0600, in the data directory, mode 0700), so the URLs given to
+the provider keep working across restarts. A token is shown once, by the start
+that generates it; later starts say which file holds it (`Prepared.files`).
 """
 
 from __future__ import annotations
@@ -18,28 +19,42 @@ from dlrhub.private_files import write_private_file
 from dlrhub.providers import DEFAULT_PROVIDER
 
 DEFAULT_SOURCE = DEFAULT_PROVIDER.name
+ADMIN_TOKEN = "admin token"  # noqa: S105 (a label, not a secret)
+
+
+def source_label(name: str) -> str:
+    """The label of a source's token in `Prepared.generated` and `Prepared.files`."""
+    return f"source {name}"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Prepared:
     config: Config
     generated: list[str]  # what was created now: "admin token", "source <name>"
+    # Where each token that came from the data directory is kept, by the same labels,
+    # whether this start generated it or an earlier one did.
+    files: dict[str, Path] = dataclasses.field(default_factory=dict)
 
 
 def prepare(config: Config) -> Prepared:
     generated = []
+    files = {}
     if config.admin_token is None:
-        token, created = _persisted_secret(config.data_dir / "admin.token")
+        path = config.data_dir / "admin.token"
+        token, created = _persisted_secret(path)
         config = dataclasses.replace(config, admin_token=token)
+        files[ADMIN_TOKEN] = path
         if created:
-            generated.append("admin token")
+            generated.append(ADMIN_TOKEN)
     if not config.sources:
-        token, created = _persisted_secret(config.data_dir / f"source-{DEFAULT_SOURCE}.token")
+        path = config.data_dir / f"source-{DEFAULT_SOURCE}.token"
+        token, created = _persisted_secret(path)
         source = SourceConfig(name=DEFAULT_SOURCE, provider=DEFAULT_PROVIDER.name, token=token)
         config = dataclasses.replace(config, sources=(source,))
+        files[source_label(DEFAULT_SOURCE)] = path
         if created:
-            generated.append(f"source {DEFAULT_SOURCE}")
-    return Prepared(config, generated)
+            generated.append(source_label(DEFAULT_SOURCE))
+    return Prepared(config, generated, files)
 
 
 def _persisted_secret(path: Path) -> tuple[str, bool]:

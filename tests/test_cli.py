@@ -14,6 +14,8 @@ import orjson
 import pytest
 
 from dlrhub.cli import main as cli_main
+from dlrhub.commands.receiver import describe_endpoints
+from dlrhub.config import load_config
 from dlrhub.event import Event, EventType, RawCallback, Status
 from dlrhub.store import Accept, SQLiteStore
 from tests.processes import dlrhub_serve, run_dlrhub
@@ -73,6 +75,53 @@ async def test_zero_config_serve_prints_urls_that_work_then_events_lists_them(
     table = await run_dlrhub("events", "--status", "delivered", "--limit", "1", cwd=tmp_path)
     assert len(table.stdout.splitlines()) == 1
     assert "order-1" in table.stdout
+
+
+async def test_a_generated_token_is_printed_by_the_start_that_made_it_and_never_again(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "dlrhub-data"
+    async with dlrhub_serve(log_dir=tmp_path, name="first", cwd=tmp_path) as first:
+        source_token = (data / "source-nrs360.token").read_text(encoding="utf-8").strip()
+        admin_token = (data / "admin.token").read_text(encoding="utf-8").strip()
+        assert f"/hooks/nrs360/events?token={source_token}\n" in first.output()
+        assert f"Admin token (generated, kept in dlrhub-data/admin.token):\n  {admin_token}\n" in (
+            first.output()
+        )
+    async with (
+        dlrhub_serve(log_dir=tmp_path, name="second", cwd=tmp_path) as second,
+        httpx.AsyncClient(base_url=second.base_url) as client,
+    ):
+        banner = second.output()
+        hook = f"{second.base_url}/hooks/nrs360"
+        assert f"{hook}/events?token=<see dlrhub-data/source-nrs360.token>\n" in banner
+        assert f"{hook}/dlr?token=<see dlrhub-data/source-nrs360.token>&status=%d" in banner
+        assert "Bearer <admin token, in dlrhub-data/admin.token>" in banner
+        # The tokens still work (and the access log of these requests hides them).
+        stored = await client.get(f"/hooks/nrs360/dlr?token={source_token}&status=1&ref=r-1")
+        assert stored.status_code == 200, stored.text
+        listed = await client.get("/v1/events", headers={"Authorization": f"Bearer {admin_token}"})
+        assert len(listed.json()["events"]) == 1
+    output = second.output()  # everything it wrote, stdout and stderr, up to its exit
+    assert "GET /v1/events" in output
+    assert source_token not in output and admin_token not in output
+
+
+def test_a_configured_token_is_never_printed(tmp_path: Path) -> None:
+    source_token, admin_token = "Vq3-kD8_mZt2xLw9PbN4", "Hn7_qW2-rT5yU8iO1pAs"
+    path = tmp_path / "dlrhub.toml"
+    path.write_text(
+        f"admin_token = '{admin_token}'\n[[sources]]\nname = 'shop'\nprovider = '360nrs'\n"
+        f"token = '{source_token}'\n[[sources]]\nname = 'gw'\nprovider = 'kannel'\n",
+        encoding="utf-8",
+    )
+    config = load_config(path, env={"DLRHUB_SOURCES__GW__TOKEN": "Zx8-cV3_bN6mL9kJ2hGf"})
+    banner = describe_endpoints(config, [], {})
+    assert "/hooks/shop/events?token=<your token from the configuration>\n" in banner
+    assert "/hooks/gw/dlr?token=<your token from the configuration>&" in banner
+    assert "Bearer <admin_token from the configuration>" in banner
+    for token in (source_token, admin_token, "Zx8-cV3_bN6mL9kJ2hGf"):
+        assert token not in banner
 
 
 def test_commands_on_a_missing_store_fail_in_one_line(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from collections.abc import Mapping
+from pathlib import Path
 
 import orjson
 
@@ -21,6 +23,7 @@ from dlrhub.commands.outbound import poller_services
 from dlrhub.commands.sinks import register_sink_metrics, sink_services
 from dlrhub.config import Config
 from dlrhub.event import Event, EventType, Status
+from dlrhub.first_start import ADMIN_TOKEN, source_label
 from dlrhub.providers import DEFAULT_PROVIDER, PROVIDERS
 from dlrhub.store import EventFilter, Store
 from dlrhub.store.settings import open_store
@@ -98,7 +101,7 @@ def command_serve(args: argparse.Namespace) -> int:
     configure_logging(config.log_level)
     logging.getLogger("uvicorn.access").addFilter(AccessLogRedactor())
     asyncio.run(_check_store(config))
-    print(describe_endpoints(config, prepared.generated), flush=True)
+    print(describe_endpoints(config, prepared.generated, prepared.files), flush=True)
     services = sink_services(config, args)
     pollers = poller_services(config)
     app = create_app(
@@ -130,23 +133,42 @@ async def _check_store(config: Config) -> None:
     await store.close()
 
 
-def describe_endpoints(config: Config, generated: list[str]) -> str:
-    """The exact URLs to paste into each provider's settings."""
+def describe_endpoints(
+    config: Config, generated: list[str], files: Mapping[str, Path] | None = None
+) -> str:
+    """The exact URLs to paste into each provider's settings.
+
+    A token is shown only by the start that generated it (`generated`, from
+    `first_start.prepare`). Later starts show, in its place, the file that holds it
+    (`files`); a token from the configuration file or the environment is never shown:
+    the operator has it.
+    """
+    files = files or {}
     base = config.server.public_url or f"http://{config.server.host}:{config.server.port}"
     lines = [f"dlrhub {__version__} listening on {base} (store: {config.store_label})", ""]
     for source in config.sources:
         provider = PROVIDERS[source.provider]
         hook = f"{base}/hooks/{source.name}"
+        label = source_label(source.name)
+        if label in generated:
+            token = source.token
+        elif label in files:
+            token = f"<see {files[label]}>"
+        else:
+            token = "<your token from the configuration>"  # noqa: S105 (a placeholder)
         lines.append(f"Source {source.name!r} ({source.provider}):")
-        urls = provider.source.urls(hook, source.token, source.options) if provider.source else []
-        for label, url in urls:
-            lines += [f"  {label}:", f"    {url}"]
+        urls = provider.source.urls(hook, token, source.options) if provider.source else []
+        for url_label, url in urls:
+            lines += [f"  {url_label}:", f"    {url}"]
         lines.append("")
-    if "admin token" in generated:
-        lines.append(f"Admin token (generated, kept in {config.data_dir}/admin.token):")
+    if ADMIN_TOKEN in generated:
+        kept_in = files.get(ADMIN_TOKEN, config.data_dir / "admin.token")
+        lines.append(f"Admin token (generated, kept in {kept_in}):")
         lines.append(f"  {config.admin_token}")
+    elif ADMIN_TOKEN in files:
+        lines.append(f"Admin API: Authorization: Bearer <admin token, in {files[ADMIN_TOKEN]}>")
     else:
-        lines.append("Admin API: Authorization: Bearer <admin token> (see README).")
+        lines.append("Admin API: Authorization: Bearer <admin_token from the configuration>")
     return "\n".join(lines)
 
 

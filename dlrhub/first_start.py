@@ -17,6 +17,7 @@ from pathlib import Path
 from dlrhub.config import Config, SourceConfig
 from dlrhub.private_files import write_private_file
 from dlrhub.providers import DEFAULT_PROVIDER
+from dlrhub.settings_values import read_secret
 
 DEFAULT_SOURCE = DEFAULT_PROVIDER.name
 ADMIN_TOKEN = "admin token"  # noqa: S105 (a label, not a secret)
@@ -58,8 +59,9 @@ def prepare(config: Config) -> Prepared:
 
 
 def _persisted_secret(path: Path) -> tuple[str, bool]:
+    """The token kept at `path` (held to the rules of a configured one), or a new one."""
     if path.exists():
-        return path.read_text(encoding="utf-8").strip(), False
+        return read_secret(str(path), path.read_text(encoding="utf-8").strip()), False
     token = secrets.token_urlsafe(24)
     write_private_file(path, token + "\n")
     return token, True

@@ -94,12 +94,48 @@ def read_text(path: str, value: Any) -> str:
     return value
 
 
+# The token values of the shipped examples (deploy/dlrhub.toml.example, README.md,
+# docs/): a configuration still holding one was copied, not filled in.
+# tests/test_docs.py checks that every token-looking value shipped is listed here.
+PLACEHOLDER_SECRETS = frozenset(
+    {
+        "replace-with-a-long-random-token",
+        "a-long-random-url-safe-token",
+        "your-account-auth-token",
+    }
+)
+SECRET_MIN_LENGTH = 16
+SECRET_MIN_DISTINCT = 8
+HOW_TO_MAKE_ONE = "python -c 'import secrets; print(secrets.token_urlsafe(24))'"
+
+
+def secret_problem(text: str) -> str | None:
+    """Why `text` cannot be a token (source, admin, viewer), or None; never quotes it.
+
+    A token is 16 or more URL-safe characters, at least 8 of them different (so
+    `aaaaaaaaaaaaaaaa` or `1212121212121212` are refused), and not a placeholder
+    of the shipped examples.
+    """
+    if len(text) < SECRET_MIN_LENGTH or not re.fullmatch(r"[A-Za-z0-9._~-]+", text):
+        return (
+            f"must be {SECRET_MIN_LENGTH} or more URL-safe characters"
+            " (letters, digits, '.', '_', '~', '-')"
+        )
+    if len(set(text)) < SECRET_MIN_DISTINCT:
+        return (
+            f"must have {SECRET_MIN_DISTINCT} or more different characters;"
+            f" make a random one: {HOW_TO_MAKE_ONE}"
+        )
+    if text.lower() in PLACEHOLDER_SECRETS:
+        return f"is the example's placeholder; replace it with a random one: {HOW_TO_MAKE_ONE}"
+    return None
+
+
 def read_secret(path: str, value: Any) -> str:
     text = read_text(path, value)
-    if len(text) < 16 or not re.fullmatch(r"[A-Za-z0-9._~-]+", text):
-        raise ConfigError(
-            path, "must be 16 or more URL-safe characters (letters, digits, '.', '_', '~', '-')"
-        )
+    problem = secret_problem(text)
+    if problem is not None:
+        raise ConfigError(path, problem)
     return text
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -157,6 +160,75 @@ def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     missing = tmp_path / "nope.toml"
     assert cli_main(["check-config", "--config", str(missing)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+WEAK_TOKENS = [
+    pytest.param("Ab3-x9_Kq2", "must be 16 or more URL-safe characters", id="short"),
+    pytest.param(
+        "aaaaaaaaaaaaaaaaaaaaaaaa", "must have 8 or more different characters", id="one-character"
+    ),
+    pytest.param(
+        "abc1234abc1234abc1234", "must have 8 or more different characters", id="seven-characters"
+    ),
+    pytest.param("replace-with-a-long-random-token", "is the example's placeholder", id="deploy"),
+    pytest.param("a-long-random-url-safe-token", "is the example's placeholder", id="readme"),
+    pytest.param("Your-Account-Auth-Token", "is the example's placeholder", id="twilio-docs"),
+]
+
+
+@pytest.mark.parametrize(("token", "problem"), WEAK_TOKENS)
+def test_a_weak_token_is_refused_wherever_it_is_set_and_never_echoed(
+    tmp_path: Path, token: str, problem: str
+) -> None:
+    files = {
+        "sources[0].token": f"[[sources]]\nname = 'shop'\nprovider = '360nrs'\ntoken = '{token}'\n",
+        "sources[0].auth_token": (
+            f"[[sources]]\nname = 'sms'\nprovider = 'twilio'\nauth_token = '{token}'\n"
+        ),
+        "admin_token": f"admin_token = '{token}'\n",
+    }
+    for key, text in files.items():
+        with pytest.raises(ConfigError) as error:
+            load_config(write(tmp_path, text), env={})
+        assert str(error.value).startswith(f"{key}: {problem}")
+        assert token not in str(error.value)
+    variables = {"DLRHUB_ADMIN_TOKEN": "admin_token", "DLRHUB_SOURCES__SHOP__TOKEN": "sources[0]"}
+    for variable, key in variables.items():
+        env = {"DLRHUB_SOURCES__SHOP__PROVIDER": "360nrs", "DLRHUB_SOURCES__SHOP__TOKEN": TOKEN}
+        with pytest.raises(ConfigError) as error:
+            load_config(None, env={**env, variable: token})
+        assert str(error.value).startswith(key) and f"(from {variable})" in str(error.value)
+        assert token not in str(error.value)
+
+
+def test_a_weak_token_in_a_token_file_is_refused_at_start(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "admin.token").write_text("secretsecretsecret\n", encoding="utf-8")
+    config = load_config(None, env={"DLRHUB_DATA_DIR": str(tmp_path / "data")})
+    with pytest.raises(ConfigError) as error:
+        prepare(config)
+    assert "admin.token: must have 8 or more different characters" in str(error.value)
+    assert "secretsecret" not in str(error.value)
+
+
+def test_check_config_refuses_the_example_configuration_until_its_token_is_replaced(
+    tmp_path: Path,
+) -> None:
+    example = Path(__file__).resolve().parents[1] / "deploy" / "dlrhub.toml.example"
+    argv = [sys.executable, "-m", "dlrhub", "check-config", "--config", str(example)]
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DLRHUB_")}
+    refused = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines() == [
+        "dlrhub: configuration error: sources[0].token: is the example's placeholder;"
+        " replace it with a random one: python -c 'import secrets;"
+        " print(secrets.token_urlsafe(24))'"
+    ]
+    assert "replace-with-a-long-random-token" not in refused.stdout + refused.stderr
+    env["DLRHUB_SOURCES__NRS360__TOKEN"] = "Vq3-kD8_mZt2xLw9PbN4"
+    accepted = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert accepted.returncode == 0, accepted.stderr
+    assert "configuration is valid" in accepted.stdout
 
 
 MANY_ERRORS = f"""

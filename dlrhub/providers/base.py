@@ -110,7 +110,9 @@ class SourceSpec:
     source's `dlr_plus_as_space` key (whether a `+` in the receipt query is a
     space), or None when the provider's format decides and there is no such key.
     `urls(hook, secret, options)` lists the (label, URL) pairs printed at start
-    for the user to give the provider.
+    for the user to give the provider. `secret` is the token only on the start that
+    generated it; otherwise a placeholder (`<see dlrhub-data/source-x.token>`) to put
+    in the URL as it is, unquoted.
     """
 
     routes: tuple[Route, ...]

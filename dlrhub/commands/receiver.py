@@ -100,9 +100,9 @@ def command_serve(args: argparse.Namespace) -> int:
     config = prepared.config
     configure_logging(config.log_level)
     logging.getLogger("uvicorn.access").addFilter(AccessLogRedactor())
+    services = sink_services(config, args)  # refused here if another process delivers
     asyncio.run(_check_store(config))
     print(describe_endpoints(config, prepared.generated, prepared.files), flush=True)
-    services = sink_services(config, args)
     pollers = poller_services(config)
     app = create_app(
         config, services=[*services, *pollers], ingest_worker=config.server.ingest_worker

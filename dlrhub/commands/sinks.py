@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -18,6 +18,9 @@ from dlrhub.commands.common import (
 )
 from dlrhub.config import Config, ConfigError
 from dlrhub.store import Store
+
+if TYPE_CHECKING:  # imported when a command needs it: the CLI starts faster
+    from dlrhub.sinks.service import SinkService
 
 
 def add_sink_commands(
@@ -77,12 +80,26 @@ def add_sink_commands(
 
 
 def sink_services(config: Config, args: argparse.Namespace) -> list[Any]:
-    """The sink delivery service for `serve`, unless --no-sinks or no sink is configured."""
+    """The sink delivery service for `serve`, unless --no-sinks or no sink is configured.
+
+    It holds the one-deliverer lock of the data directory already, or this fails.
+    """
     if getattr(args, "no_sinks", False) or not config.sinks:
         return []
     from dlrhub.sinks.service import SinkService
 
-    return [SinkService(config)]
+    return [claimed(SinkService(config))]
+
+
+def claimed(service: SinkService) -> SinkService:
+    """`service` holding the one-deliverer lock, or a one-line refusal naming the holder."""
+    from dlrhub.sinks.deliverer_lock import DeliveryRefused
+
+    try:
+        service.claim()
+    except DeliveryRefused as error:
+        raise CliError(str(error)) from None
+    return service
 
 
 def register_sink_metrics(registry: Any, services: Sequence[Any]) -> None:
@@ -102,8 +119,9 @@ def command_worker(args: argparse.Namespace) -> int:
     if not config.sqlite_path.exists():
         raise CliError(f"no store at {config.sqlite_path}; start 'dlrhub serve' first")
 
+    service = claimed(SinkService(config))  # refused here if another process delivers
+
     async def run() -> None:
-        service = SinkService(config)
         if args.metrics_port is not None:
             from prometheus_client import CollectorRegistry, start_http_server
 

@@ -2,7 +2,10 @@
 
 It opens its own connections to the event log and to the sink state, so sink
 reads never queue behind the receiver's reads and a slow or down sink cannot
-hold up ingest: the receiver commits and answers whatever the sinks do.
+hold up ingest: the receiver commits and answers whatever the sinks do. While
+it runs it holds the one-deliverer lock of its sink state
+(`dlrhub/sinks/deliverer_lock.py`): a second service on the same data directory
+is refused at start.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from dlrhub.sinks.base import Sink
+from dlrhub.sinks.deliverer_lock import DelivererLock
 from dlrhub.sinks.engine import SinkRunner
 from dlrhub.sinks.kinds import create_sink
 from dlrhub.sinks.settings import SinkConfig, SinksSettings
@@ -39,6 +43,17 @@ def open_event_log(config: SinksSettings) -> Store:
     return open_store(config.store, config.data_dir)
 
 
+async def _open(config: SinksSettings) -> tuple[Store, SinkStateStore]:
+    event_log, state = open_event_log(config), open_sink_state(config)
+    await event_log.open()
+    try:
+        await state.open()
+    except BaseException:
+        await event_log.close()
+        raise
+    return event_log, state
+
+
 class SinkService:
     """Runs one `SinkRunner` per configured sink for as long as it is started."""
 
@@ -60,22 +75,30 @@ class SinkService:
         self._tasks: list[asyncio.Task[None]] = []
         self._log: Store | None = None
         self._state: SinkStateStore | None = None
+        self.lock = DelivererLock(config.sqlite_path)
+
+    def claim(self) -> None:
+        """Take the one-deliverer lock now, or raise `DeliveryRefused` naming its holder.
+
+        `start` takes it too; a command claims it first so that it is refused before
+        it serves anything.
+        """
+        self.lock.acquire()
 
     async def start(self) -> None:
-        self._log = open_event_log(self.config)
-        self._state = open_sink_state(self.config)
-        await self._log.open()
+        self.claim()
         try:
-            await self._state.open()
+            event_log, state = await _open(self.config)
         except BaseException:
-            await self._log.close()
+            self.lock.release()
             raise
+        self._log, self._state = event_log, state
         self.runners = [
             SinkRunner(
                 sink_config,
                 self.create(sink_config),
-                self._log,
-                self._state,
+                event_log,
+                state,
                 poll_interval=self.poll_interval,
                 control_interval=self.control_interval,
             )
@@ -106,6 +129,7 @@ class SinkService:
         if self._log is not None:
             await self._log.close()
         self._state = self._log = None
+        self.lock.release()  # last: nothing of this service delivers any more
 
     def collector(self) -> Collector:
         """Prometheus metrics of every sink, for an app's registry."""

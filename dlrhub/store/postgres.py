@@ -5,9 +5,17 @@ Each has its own group-commit writer; their write transactions are serialized
 by a transaction-level advisory lock, which is what keeps `seq` both unique and
 in commit order across processes. Commits are durable with PostgreSQL's default
 `synchronous_commit = on`. Tables live in their own schema (`store.schema`,
-default `dlrhub`), created if missing. If the connection drops, writes answer
-`StoreUnavailable` (503 to the provider, who retries) and the next batch
-reconnects.
+default `dlrhub`), created if missing.
+
+A connection on which anything failed is never used again: it is terminated
+(the writer's, or the pool's reader) and the next batch or read opens a fresh
+one. Why not trust `is_closed()`: after `pg_terminate_backend` asyncpg reads
+the server's FATAL before the socket's end, and a query sent in between fails
+with `InternalClientError` ("another operation is in progress") on a
+connection that still looks open. So that failure, like any lost connection,
+answers `StoreUnavailable` (503 to the provider, who retries), never a 500.
+`application_name` (default `dlrhub`; one in the DSN wins) names the
+connections in `pg_stat_activity`.
 
 PostgreSQL text cannot hold NUL characters, which a provider's payload may
 carry: in text columns (message id, recipient, quarantine reason, ...) a NUL is
@@ -22,6 +30,7 @@ import functools
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -86,6 +95,7 @@ class PostgresBackend:
     errors: tuple[type[Exception], ...] = (
         asyncpg.PostgresError,
         asyncpg.InterfaceError,
+        asyncpg.InternalClientError,  # a terminated backend, seen half-way (module docstring)
         OSError,
         TimeoutError,
     )
@@ -96,6 +106,10 @@ class PostgresBackend:
         self.dsn = dsn
         self.schema = schema
         self.name = f"PostgreSQL store at {redact_dsn(dsn)} (schema {schema})"
+        given = parse_qs(urlsplit(dsn).query)
+        self._application_name = (
+            {} if "application_name" in given else {"application_name": "dlrhub"}
+        )
         self._writer: asyncpg.Connection | None = None
         self._readers: asyncpg.Pool | None = None
 
@@ -116,7 +130,7 @@ class PostgresBackend:
             min_size=1,
             max_size=4,
             timeout=CONNECT_TIMEOUT_SECONDS,
-            server_settings={"search_path": self.schema, "application_name": "dlrhub"},
+            server_settings={"search_path": self.schema, **self._application_name},
         )
 
     async def close(self) -> None:
@@ -132,19 +146,28 @@ class PostgresBackend:
         if self._writer is None or self._writer.is_closed():
             self._writer = await self._connect()
         connection = self._writer
-        async with connection.transaction():
-            await connection.execute("SELECT pg_advisory_xact_lock($1)", WRITER_LOCK)
-            run = functools.partial(_run_statement, connection)
-            return await run_transaction_async(transaction, run)
+        try:
+            async with connection.transaction():
+                await connection.execute("SELECT pg_advisory_xact_lock($1)", WRITER_LOCK)
+                run = functools.partial(_run_statement, connection)
+                return await run_transaction_async(transaction, run)
+        except BaseException:
+            self._writer = None  # the next batch connects afresh
+            connection.terminate()
+            raise
 
     async def read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         if self._readers is None:
             raise asyncpg.InterfaceError("the store is not open")
         async with self._readers.acquire() as connection:
-            return await _fetch(connection, sql, params)
+            try:
+                return await _fetch(connection, sql, params)
+            except BaseException:
+                connection.terminate()  # the pool replaces it on a later acquire
+                raise
 
     async def _connect(self, *, with_schema: bool = True) -> asyncpg.Connection:
-        settings = {"application_name": "dlrhub"}
+        settings = dict(self._application_name)
         if with_schema:
             settings["search_path"] = self.schema
         connection: asyncpg.Connection = await asyncpg.connect(

@@ -1,5 +1,8 @@
 """`dlrhub serve` and `dlrhub worker` as real processes delivering to a webhook receiver.
 
+One of them delivers per data directory: a second one is refused at start, and
+SIGKILL of the first frees the place.
+
 The SIGKILL test: a backlog is being delivered when the server is killed with
 SIGKILL; after a restart on the same data directory every event arrives, and
 the only duplicates are events after the cursor committed at the kill (the
@@ -11,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import stat
+import subprocess
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,7 +33,9 @@ from tests.processes import (
     dlrhub_argv,
     dlrhub_serve,
     environment_without_dlrhub,
+    free_port,
     prints,
+    run_dlrhub,
 )
 from tests.sinks.conftest import SECRET, Receiver, ingest, make_events
 from tests.waiting import eventually_async
@@ -215,3 +222,69 @@ async def test_ingest_answers_while_every_sink_is_down(
         assert service.runners[1].stats.state == "down"
         assert len(receiver.requests) == 1, "the hung delivery is still open"
         assert [runner.stats.delivered for runner in service.runners] == [0, 0]
+
+
+def refused_by(result: subprocess.CompletedProcess[str], holder: int, lock: Path) -> str:
+    """The one line a refused `worker` or `serve` printed, naming `holder` and `lock`."""
+    assert result.returncode == 1, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("dlrhub: the sinks of "), lines[0]
+    assert f"delivered by process {holder} (" in lines[0], lines[0]
+    assert f"(lock file {lock})" in lines[0], lines[0]
+    return lines[0]
+
+
+async def test_one_process_delivers_per_data_directory(tmp_path: Path, receiver: Receiver) -> None:
+    """A second deliverer is refused at start; `serve --no-sinks` is not; SIGKILL frees it."""
+    config = write_config(tmp_path, receiver, batch_size=1)
+    lock = tmp_path / "data" / "dlrhub.sqlite3.sinks.lock"
+    backlog = await store_backlog(tmp_path, 20)
+    async with dlrhub_process(config, "worker") as (worker, _):
+        await eventually_async(lambda: receiver.ids >= set(backlog), 30)
+        assert stat.S_IMODE(lock.stat().st_mode) == 0o600
+        assert lock.read_text().startswith(f"{worker.pid} ")
+        second = await run_dlrhub("worker", "--config", str(config), cwd=tmp_path)
+        assert "worker --config" in refused_by(second, worker.pid, lock)
+        serve = await run_dlrhub(
+            "serve", "--config", str(config), "--port", str(free_port()), cwd=tmp_path
+        )
+        refused_by(serve, worker.pid, lock)
+        assert "listening" not in serve.stdout, "refused before it served"
+
+        async with dlrhub_process(config, "serve", "--no-sinks") as (_, base_url):
+            await post_callbacks(base_url, "beside", 10)
+            await eventually_async(lambda: len(receiver.events) == 30, 30)
+            worker.send_signal(signal.SIGKILL)
+            await worker.wait()
+            await post_callbacks(base_url, "after-kill", 10)
+            async with dlrhub_process(config, "worker") as (restarted, _):
+                assert lock.read_text().startswith(f"{restarted.pid} ")
+                await eventually_async(lambda: len(receiver.ids) == 40, 30)
+    delivered = Counter(event["id"] for event in receiver.events)
+    assert set(delivered.values()) == {1}, "one deliverer: every event delivered once"
+    assert {event["message_id"] for event in receiver.events} >= {
+        *(f"beside-{index}" for index in range(10)),
+        *(f"after-kill-{index}" for index in range(10)),
+    }
+
+
+async def test_serve_with_sinks_holds_the_data_directory(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    config = write_config(tmp_path, receiver)
+    lock = tmp_path / "data" / "dlrhub.sqlite3.sinks.lock"
+    async with dlrhub_process(config, "serve") as (serve, _):
+        worker = await run_dlrhub("worker", "--config", str(config), cwd=tmp_path)
+        assert "serve --config" in refused_by(worker, serve.pid, lock)
+        # Killed at once: its ingest worker process (a child) must not hold the lock on.
+        serve.send_signal(signal.SIGKILL)
+        await serve.wait()
+    worker_after = ServerProcess(
+        dlrhub_argv("worker", "--config", str(config)),
+        tmp_path / "worker-after.log",
+        prints("dlrhub worker: delivering"),
+        env=environment_without_dlrhub(),
+    )
+    await worker_after.start()  # the lock went with serve
+    await worker_after.stop()

@@ -33,10 +33,16 @@ class DlrhubApp(Starlette):
     Callbacks are the hot path: skipping Starlette's middleware and routing for them
     saves about a third of what the bare framework costs per request. `Hooks` gives
     its own JSON answers for every outcome, errors included.
+
+    Paths are matched exactly: `/v1/events/` answers 404 like any unknown path.
+    Starlette's router would redirect it to `/v1/events`, with a `Location` built
+    from the request's Host header, which the client chooses (a redirect to any
+    host, or a poisoned cache behind a proxy).
     """
 
     def __init__(self, hooks: Hooks, **options: Any) -> None:
         super().__init__(**options)
+        self.router.redirect_slashes = False
         self.hooks = hooks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

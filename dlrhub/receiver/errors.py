@@ -1,4 +1,10 @@
-"""Every error answer is JSON `{"error": <code>, "detail": <sentence>}`, never a trace."""
+"""Every error answer is JSON `{"error": <code>, "detail": <sentence>}`, never a trace.
+
+A detail says what the caller can act on, never how dlrhub is built: no file
+path, DSN, host name or exception text. Where the cause is ours (the store, the
+ingest worker, a provider we could not reach) the answer is a fixed sentence
+and the cause goes to the log, where the operator reads it.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +30,8 @@ HTTP_CODES = {
 
 
 INTERNAL_ERROR_DETAIL = "dlrhub hit an unexpected error; it is logged"
+STORE_UNAVAILABLE_DETAIL = "the store cannot be used right now; retry later (the cause is logged)"
+RETRY_AFTER_SECONDS = "5"
 
 
 def error_body(code: str, detail: str) -> bytes:
@@ -34,6 +42,19 @@ def error_response(
     status: int, code: str, detail: str, headers: dict[str, str] | None = None
 ) -> Response:
     return Response(error_body(code, detail), status, headers, media_type="application/json")
+
+
+def store_unavailable(method: str, path: str, error: Exception) -> Response:
+    """The 503 answer to a request the store could not serve; the cause goes to the log."""
+    log_store_unavailable(method, path, error)
+    return error_response(
+        503, "store_unavailable", STORE_UNAVAILABLE_DETAIL, {"Retry-After": RETRY_AFTER_SECONDS}
+    )
+
+
+def log_store_unavailable(method: str, path: str, error: Exception) -> None:
+    # The store's text names its file or its DSN and host: fine for the log, not an answer.
+    log.warning("%s %s answered 503, store unavailable: %s", method, path, error)
 
 
 async def http_exception(request: Request, exc: Exception) -> Response:

@@ -1,4 +1,8 @@
-"""`/healthz` (the process answers), `/readyz` (callbacks can be stored), `/metrics`."""
+"""`/healthz` (the process answers), `/readyz` (callbacks can be stored), `/metrics`.
+
+These routes need no token, so a failing `/readyz` says only that the store is
+unavailable; why (its file, its DSN and host, the driver's error) is logged.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from dlrhub.receiver.errors import error_response
+from dlrhub.receiver.errors import RETRY_AFTER_SECONDS, error_response, store_unavailable
 from dlrhub.receiver.ingest_worker import IngestWorker
 from dlrhub.receiver.metrics import Metrics
 from dlrhub.store import Probe, Store, StoreUnavailable
@@ -43,9 +47,12 @@ class Health:
         try:
             await self.store.write(Probe())
         except StoreUnavailable as error:
-            return error_response(503, "store_unavailable", str(error), {"Retry-After": "5"})
+            return store_unavailable(request.method, request.url.path, error)
         if self.ingest_worker is not None and (reason := self.ingest_worker.unavailable()):
-            return error_response(503, "store_unavailable", reason, {"Retry-After": "5"})
+            # A fixed sentence of the worker's (`IngestWorker.unavailable`), no internal detail.
+            return error_response(
+                503, "store_unavailable", reason, {"Retry-After": RETRY_AFTER_SECONDS}
+            )
         answer: dict[str, object] = {"status": "ready", "store": "writable"}
         if self.outbound is not None:
             with contextlib.suppress(StoreUnavailable):

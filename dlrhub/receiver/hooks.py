@@ -33,7 +33,12 @@ from dlrhub.event import RawCallback
 from dlrhub.providers import PROVIDERS
 from dlrhub.providers.base import FORM, Authenticator, HookRequest, Route
 from dlrhub.providers.source import SourceConfig
-from dlrhub.receiver.errors import INTERNAL_ERROR_DETAIL, error_body
+from dlrhub.receiver.errors import (
+    INTERNAL_ERROR_DETAIL,
+    STORE_UNAVAILABLE_DETAIL,
+    error_body,
+    log_store_unavailable,
+)
 from dlrhub.receiver.ingest import Ingester
 from dlrhub.receiver.ingest_worker import IngestWorkerError
 from dlrhub.receiver.metrics import Metrics
@@ -195,8 +200,12 @@ class Hooks:
             ingested = await self.ingest(raw)
         except StoreUnavailable as error:
             self._count(source.name, route.kind, "store_unavailable")
+            log_store_unavailable(scope["method"], scope["path"], error)
             return error_answer(
-                503, "store_unavailable", str(error), [("Retry-After", RETRY_AFTER_SECONDS)]
+                503,
+                "store_unavailable",
+                STORE_UNAVAILABLE_DETAIL,
+                [("Retry-After", RETRY_AFTER_SECONDS)],
             )
         if ingested.reason is not None and not ingested.duplicate:
             log.warning(
@@ -229,9 +238,11 @@ class Hooks:
         auth: Authenticator,
     ) -> None:
         if not source.allows(address):
+            # Behind a proxy the address may be the proxy's: the log names it, not the answer.
+            log.warning("refused a callback to source %s from address %s", source.name, address)
             raise Refused(
                 "forbidden",
-                error_answer(403, "forbidden", f"address {address} may not call this source"),
+                error_answer(403, "forbidden", "the calling address may not call this source"),
             )
         if not auth.needs_body:
             self._authenticate(scope, headers, source, auth, b"")

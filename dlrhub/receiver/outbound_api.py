@@ -19,7 +19,7 @@ from dlrhub.event import parse_time
 from dlrhub.outbound.errors import ProviderAuthError, ProviderError, ProviderUnavailable
 from dlrhub.outbound.sending import Outbound, SendRefused, TrackRequest
 from dlrhub.receiver.auth import Endpoint, require_admin
-from dlrhub.receiver.errors import error_response
+from dlrhub.receiver.errors import error_response, store_unavailable
 from dlrhub.receiver.settings import ReceiverSettings
 from dlrhub.store import Store, StoreUnavailable
 from dlrhub.store.tracking_sqlite import SQLiteTrackingStore
@@ -77,13 +77,9 @@ class OutboundApi:
                 status = 404 if error.code == "unknown_account" else 400
                 return error_response(status, error.code, str(error))
             except ProviderError as error:
-                status = 503 if isinstance(error, ProviderUnavailable) else 502
-                if isinstance(error, ProviderAuthError):
-                    log.error("outbound: %s", error)
-                body = {"error": error.error, "detail": str(error), "provider_code": error.code}
-                return JSONResponse(body, status_code=status)
+                return _provider_failure(error)
             except StoreUnavailable as error:
-                return error_response(503, "store_unavailable", str(error), {"Retry-After": "5"})
+                return store_unavailable(request.method, request.url.path, error)
 
         return require_admin(self.config.admin_token, answered)
 
@@ -138,6 +134,30 @@ class OutboundApi:
         return JSONResponse({"tracked": added, "already_tracked": len(items) - added})
 
 
+def _provider_failure(error: ProviderError) -> Response:
+    """The answer to a failed provider call, with the provider's own words when it answered.
+
+    A provider's refusal (`ProviderRejected`, `ProviderAuthError`, ...) carries its
+    answer's text, scrubbed of the account's credentials: the caller needs it. A
+    provider that could not be reached or kept failing (`ProviderUnavailable`) is
+    described by our transport, whose text holds the base URL's host and port and
+    the network error: that is logged, and the answer is a fixed sentence.
+    """
+    if isinstance(error, ProviderUnavailable):
+        log.warning("outbound: %s", error)
+        detail = (
+            f"{error.provider} account {error.account!r}: the provider could not be reached"
+            " or kept failing; the cause is logged"
+        )
+        status = 503
+    else:
+        if isinstance(error, ProviderAuthError):
+            log.error("outbound: %s", error)
+        detail, status = str(error), 502
+    body = {"error": error.error, "detail": detail, "provider_code": error.code}
+    return JSONResponse(body, status_code=status)
+
+
 async def _json_object(request: Request) -> dict[str, Any]:
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
         raise BadBody("send a JSON body with Content-Type: application/json")
@@ -146,8 +166,10 @@ async def _json_object(request: Request) -> dict[str, Any]:
         raise BadBody(f"the body is over {MAX_BODY} bytes")
     try:
         document = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise BadBody(f"the body is not valid JSON: {error}") from None
+    except orjson.JSONDecodeError as error:  # where, not the parser's own words
+        raise BadBody(
+            f"the body is not valid JSON (line {error.lineno}, column {error.colno})"
+        ) from None
     return _object(document, "the body")
 
 

@@ -14,7 +14,7 @@ from starlette.routing import Route
 from dlrhub.event import EventType, Status
 from dlrhub.providers import ALIASES
 from dlrhub.receiver.auth import Endpoint, require_admin
-from dlrhub.receiver.errors import error_response
+from dlrhub.receiver.errors import error_response, store_unavailable
 from dlrhub.receiver.settings import ReceiverSettings
 from dlrhub.reprocess import reprocess_entry
 from dlrhub.store import EventFilter, Store, StoreUnavailable
@@ -58,7 +58,7 @@ class QueryApi:
             except BadQuery as error:
                 return error_response(400, "bad_request", str(error))
             except StoreUnavailable as error:
-                return error_response(503, "store_unavailable", str(error), {"Retry-After": "5"})
+                return store_unavailable(request.method, request.url.path, error)
 
         return require_admin(self.config.admin_token, answered)
 

@@ -59,8 +59,11 @@ class LastError:
             last_text, at = self._recorded
             if last_text == text and now - at < ERROR_RECORD_INTERVAL:
                 return
-        self._recorded = (text, now)
         try:
             await self.state.record_error(self.name, text, datetime.now(UTC))
         except SinkStateUnavailable as error:
             log.warning("sink %s: cannot record its last error: %s", self.name, error)
+            return
+        # Only once written: lanes failing alike at once each write it, so the text lands
+        # even when the lane writing first is cancelled (another lane paused the sink).
+        self._recorded = (text, now)

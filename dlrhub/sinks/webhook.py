@@ -1,11 +1,12 @@
 """`webhook` sink: POST events as JSON, signed the Standard Webhooks way.
 
-| key       | default         | meaning                                                     |
-|-----------|-----------------|-------------------------------------------------------------|
-| `url`     | (required)      | http(s) URL to POST to                                      |
-| `secret`  | (required)      | `whsec_<base64>`; `dlrhub sinks new-secret` makes one       |
-| `headers` | none            | extra request headers (values are treated as secrets)       |
-| `on_4xx`  | `"dead_letter"` | other 4xx answers: `dead_letter`, `retry` or `pause`        |
+| key             | default         | meaning                                                |
+|-----------------|-----------------|--------------------------------------------------------|
+| `url`           | (required)      | http(s) URL to POST to                                 |
+| `secret`        | (required)      | `whsec_<base64>`; `dlrhub sinks new-secret` makes one  |
+| `headers`       | none            | extra request headers (values are treated as secrets)  |
+| `on_4xx`        | `"dead_letter"` | other 4xx answers: `dead_letter`, `retry` or `pause`   |
+| `allow_private` | false           | may POST to loopback, link-local and private addresses |
 
 Body: with `batch_size = 1` (the default) one event object, the shape of
 `Event.to_dict()`; with a larger `batch_size` `{"events": [...]}`. Headers
@@ -22,23 +23,48 @@ the endpoint.
 | 408, 5xx, timeout, reset   | a failed attempt: retried with backoff               |
 | other 4xx                  | per `on_4xx`; by default a dead letter at once       |
 | no connection              | the sink is down: retried until it is back           |
+| address not allowed        | paused until `dlrhub sinks resume`; nothing is sent  |
+
+Where a webhook may connect (`dlrhub/sinks/addresses.py`): by default only to
+public addresses, never to loopback, link-local, private or cloud metadata
+ones, since whoever controls the URL's DNS (or writes the URL) would otherwise
+have dlrhub POST into the network it runs in. The URL's host is checked when
+the configuration is read, and again at delivery, where the address checked
+must be the address connected to: httpx resolves host names itself, just
+before connecting, so a check made beforehand could be answered with a public
+address and the connection with a private one (DNS rebinding). The sink's
+httpx transport therefore connects through `CheckedNetwork`, an httpcore
+network backend that resolves the host once per new connection, refuses the
+connection if any of its addresses is refused, and connects to those checked
+addresses themselves. Only the TCP connection changes: the URL, its Host
+header, TLS SNI and certificate checks still use the host name. (The other way,
+resolving in `deliver` and sending to the address with the Host header and SNI
+set by hand, would resolve on every POST instead of every connection, and
+fight the connection pool.) A refused address is a configuration problem, not
+a delivery that may succeed later: the sink pauses (as with `on_4xx = "pause"`)
+with the reason as its last error, instead of retrying or dead-lettering every
+event; after fixing the URL, its DNS or `allow_private`, `dlrhub sinks resume`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import ipaddress
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Literal
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 import orjson
 
 from dlrhub import __version__
 from dlrhub.event import Event
 from dlrhub.settings_schema import Check, Required
+from dlrhub.sinks.addresses import address_problem, url_problem
 from dlrhub.sinks.backoff import parse_retry_after
 from dlrhub.sinks.base import (
     DeliveryFailed,
@@ -84,6 +110,12 @@ class WebhookOptions:
     ] = field(repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     on_4xx: On4xx = "dead_letter"
+    allow_private: bool = False
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        problem = url_problem(self.url, allow_private=self.allow_private)
+        if problem is not None:
+            yield "url", problem
 
     def secrets(self) -> tuple[str, ...]:
         values = [self.secret, self.secret.removeprefix("whsec_"), *self.headers.values()]
@@ -115,16 +147,8 @@ class WebhookSink:
         self._client: httpx.AsyncClient | None = None
 
     async def open(self) -> None:
-        limits = httpx.Limits(
-            max_connections=self.max_in_flight, max_keepalive_connections=self.max_in_flight
-        )
-        # TCP_NODELAY: headers and body go out as separate writes; with Nagle's
-        # algorithm the body waits for the peer's delayed ACK (40 ms per request).
-        transport = httpx.AsyncHTTPTransport(
-            limits=limits, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-        )
         self._client = httpx.AsyncClient(
-            transport=transport,
+            transport=checked_transport(self.max_in_flight, self.options.allow_private),
             timeout=httpx.Timeout(self.timeout),
             headers={"User-Agent": f"dlrhub/{__version__}"},
             follow_redirects=False,
@@ -148,6 +172,8 @@ class WebhookSink:
         where = self.options.display_url
         try:
             response = await self._client.post(self.options.url, content=body, headers=headers)
+        except AddressRefused as error:
+            raise SinkPaused(f"{where}: {error}") from None
         except (httpx.ConnectError, httpx.ConnectTimeout) as error:
             raise SinkUnavailable(f"cannot connect to {where}: {type(error).__name__}") from None
         except httpx.TimeoutException:
@@ -155,6 +181,88 @@ class WebhookSink:
         except httpx.HTTPError as error:
             raise DeliveryFailed(f"POST {where} failed: {type(error).__name__}") from None
         classify_answer(response, where, self.options.on_4xx)
+
+
+class AddressRefused(Exception):
+    """The webhook's host resolves to an address this sink may not connect to."""
+
+
+class CheckedNetwork(httpcore.AsyncNetworkBackend):
+    """TCP connections to the addresses `address_problem` allows, and only those.
+
+    The host is resolved here, once per connection; every address it resolves to
+    is judged, and the connection goes to those addresses (in resolver order),
+    never to a second lookup's answer.
+    """
+
+    def __init__(
+        self, *, allow_private: bool, network: httpcore.AsyncNetworkBackend | None = None
+    ) -> None:
+        self.allow_private = allow_private
+        self._network = network or httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's signature)
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        try:
+            async with asyncio.timeout(timeout):
+                found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"resolving {host} took over {timeout}s") from None
+        except OSError as error:  # the name does not resolve: the sink is down, as before
+            raise httpcore.ConnectError(f"cannot resolve {host}: {error}") from None
+        addresses = list(dict.fromkeys(str(address[0]) for *_, address in found))
+        for address in addresses:
+            problem = address_problem(
+                ipaddress.ip_address(address), allow_private=self.allow_private
+            )
+            if problem is not None:
+                raise AddressRefused(f"{host} resolves to {address}, {problem}")
+        failure: Exception = httpcore.ConnectError(f"{host} resolves to no address")
+        for address in addresses:
+            left = None if deadline is None else max(deadline - loop.time(), 0.0)
+            try:
+                return await self._network.connect_tcp(
+                    address,
+                    port,
+                    timeout=left,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as error:
+                failure = error
+        raise failure
+
+    async def sleep(self, seconds: float) -> None:
+        await self._network.sleep(seconds)
+
+
+def checked_transport(max_in_flight: int, allow_private: bool) -> httpx.AsyncHTTPTransport:
+    """httpx's transport, connecting through `CheckedNetwork` (module docstring)."""
+    limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
+    # TCP_NODELAY: headers and body go out as separate writes; with Nagle's
+    # algorithm the body waits for the peer's delayed ACK (40 ms per request).
+    options = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+    transport = httpx.AsyncHTTPTransport(limits=limits, socket_options=options)
+    # httpx takes no network backend, so its pool is made again, with the same
+    # settings and ours, through httpcore's public API (tests/sinks/test_addresses.py
+    # shows the check is in force, should a later httpx build its pool otherwise).
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        socket_options=options,
+        network_backend=CheckedNetwork(allow_private=allow_private),
+    )
+    return transport
 
 
 def encode_body(batch: Sequence[Event], *, batched: bool) -> tuple[bytes, str]:

@@ -55,6 +55,7 @@ access_log = false
 name = "hook"
 kind = "webhook"
 url = "{receiver.base_url}/hook"
+allow_private = true
 secret = "{SECRET}"
 batch_size = {batch_size}
 max_in_flight = 2
@@ -209,7 +210,7 @@ async def test_ingest_answers_while_every_sink_is_down(
     dead_port = refused_port
     path.write_text(
         path.read_text() + f'timeout = "30s"\n[[sinks]]\nname = "refused"\nkind = "webhook"\n'
-        f'url = "http://127.0.0.1:{dead_port}/hook"\nsecret = "{SECRET}"\n'
+        f'url = "http://127.0.0.1:{dead_port}/hook"\nsecret = "{SECRET}"\nallow_private = true\n'
     )
     config = load_config(path, env={})
     service = SinkService(config, poll_interval=0.01, control_interval=0.05)

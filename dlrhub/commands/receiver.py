@@ -86,17 +86,22 @@ def add_receiver_commands(
     check.set_defaults(handler=command_check_config)
 
 
+CONCURRENCY_LIMIT_LINE = "Exceeded concurrency limit."  # Uvicorn's, once per request
+
+
 def command_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from dlrhub.app import create_app
     from dlrhub.first_start import prepare
+    from dlrhub.log_limits import RepeatedLineFilter
     from dlrhub.redact import AccessLogRedactor
 
     prepared = prepare(config_from(args))
     config = prepared.config
     configure_logging(config.log_level)
     logging.getLogger("uvicorn.access").addFilter(AccessLogRedactor())
+    logging.getLogger("uvicorn.error").addFilter(RepeatedLineFilter(CONCURRENCY_LIMIT_LINE))
     asyncio.run(_check_store(config))
     print(describe_endpoints(config, prepared.generated), flush=True)
     services = sink_services(config, args)

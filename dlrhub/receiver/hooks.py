@@ -30,6 +30,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from dlrhub.event import RawCallback
+from dlrhub.log_limits import LimitedLog
 from dlrhub.providers import PROVIDERS
 from dlrhub.providers.base import FORM, Authenticator, HookRequest, Route
 from dlrhub.providers.source import SourceConfig
@@ -138,6 +139,7 @@ class Hooks:
                 routes = {route.kind: route for route in spec.routes}
                 self.routes[source.name] = (source, spec.auth, routes)
                 metrics.expect_ingest_kinds(routes)
+        self._unavailable = LimitedLog(log, logging.WARNING)  # 503 answers, counted
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -195,9 +197,12 @@ class Hooks:
             ingested = await self.ingest(raw)
         except StoreUnavailable as error:
             self._count(source.name, route.kind, "store_unavailable")
+            self._unavailable.happened("callbacks answered 503, the last because %s", error)
             return error_answer(
                 503, "store_unavailable", str(error), [("Retry-After", RETRY_AFTER_SECONDS)]
             )
+        if self._unavailable.ongoing:
+            self._unavailable.ended("callbacks are stored again after 503 answers")
         if ingested.reason is not None and not ingested.duplicate:
             log.warning(
                 "quarantined a %s callback from source %s as entry %s: %s",

@@ -37,6 +37,7 @@ from typing import cast
 import msgspec
 
 from dlrhub.event import RawCallback
+from dlrhub.log_limits import LimitedLog
 from dlrhub.logs import configure_logging
 from dlrhub.receiver.ingest import Ingest, Ingested, ingested
 from dlrhub.receiver.metrics import Metrics
@@ -164,6 +165,7 @@ class IngestWorker:
         self._next_id = _COMMIT_NOTICE + 1
         self._stopping = False
         self._restart: asyncio.Task[None] | None = None
+        self._restart_failures = LimitedLog(log)
 
     async def __call__(self, raw: RawCallback) -> Ingested:
         link = self._link
@@ -280,9 +282,11 @@ class IngestWorker:
             await asyncio.sleep(RESTART_DELAY_SECONDS)
             try:
                 await self._spawn()
-                return
             except (OSError, StoreUnavailable, TimeoutError) as error:
-                log.error("could not restart the ingest worker: %s", error)
+                self._restart_failures.happened("could not restart the ingest worker: %s", error)
+                continue
+            self._restart_failures.ended("the ingest worker restarted after failed attempts")
+            return
 
     def _fail_pending(self, reason: str) -> None:
         pending, self._pending = self._pending, {}

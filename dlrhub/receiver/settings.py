@@ -13,7 +13,7 @@ from typing import Protocol
 
 from dlrhub.outbound.settings import OutboundSettings
 from dlrhub.providers.source import SourceConfig
-from dlrhub.settings_schema import HttpUrl, Port, PositiveInt
+from dlrhub.settings_schema import HttpUrl, Port, PositiveDuration, PositiveInt
 from dlrhub.store.settings import StoreConfig
 
 
@@ -26,6 +26,7 @@ class ServerConfig:
     forwarded_allow_ips: str | None = None
     access_log: bool = True
     ingest_worker: bool = True  # `dlrhub serve` normalizes and commits in a second process
+    ingest_timeout: PositiveDuration = 5.0  # a commit not done by then is answered 503
 
     @property
     def base_url(self) -> str:

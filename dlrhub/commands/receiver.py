@@ -123,6 +123,10 @@ def command_serve(args: argparse.Namespace) -> int:
             forwarded_allow_ips=config.server.forwarded_allow_ips,
             timeout_graceful_shutdown=10,
             server_header=False,
+            # Above this many connections Uvicorn answers each request 503. It has no header
+            # timeout: the reverse proxy closes that (deploy/README.md). Slow bodies: 408 in
+            # Hooks after server.body_timeout.
+            limit_concurrency=config.server.limit_concurrency,
         )
     )
     server.run()

@@ -27,6 +27,8 @@ class ServerConfig:
     access_log: bool = True
     ingest_worker: bool = True  # `dlrhub serve` normalizes and commits in a second process
     ingest_timeout: PositiveDuration = 5.0  # a commit not done by then is answered 503
+    body_timeout: PositiveDuration = 10.0  # a body not all there by then is answered 408
+    limit_concurrency: PositiveInt | None = 1000  # connections; requests above get 503
 
     @property
     def base_url(self) -> str:

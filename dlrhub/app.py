@@ -104,7 +104,9 @@ def create_app(
     routes = [
         *QueryApi(config, store).routes(),
         *outbound.routes(),
-        *Health(store, metrics, outbound.readiness, worker).routes(),
+        *Health(
+            store, metrics, outbound.readiness, worker, timeout=config.server.ingest_timeout
+        ).routes(),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
     app = DlrhubApp(

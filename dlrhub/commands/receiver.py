@@ -89,17 +89,22 @@ def add_receiver_commands(
     check.set_defaults(handler=command_check_config)
 
 
+CONCURRENCY_LIMIT_LINE = "Exceeded concurrency limit."  # Uvicorn's, once per request
+
+
 def command_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from dlrhub.app import create_app
     from dlrhub.first_start import prepare
+    from dlrhub.log_limits import RepeatedLineFilter
     from dlrhub.redact import AccessLogRedactor
 
     prepared = prepare(config_from(args))
     config = prepared.config
     configure_logging(config.log_level)
     logging.getLogger("uvicorn.access").addFilter(AccessLogRedactor())
+    logging.getLogger("uvicorn.error").addFilter(RepeatedLineFilter(CONCURRENCY_LIMIT_LINE))
     services = sink_services(config, args)  # refused here if another process delivers
     asyncio.run(_check_store(config))
     print(describe_endpoints(config, prepared.generated, prepared.files), flush=True)
@@ -121,6 +126,10 @@ def command_serve(args: argparse.Namespace) -> int:
             forwarded_allow_ips=config.server.forwarded_allow_ips,
             timeout_graceful_shutdown=10,
             server_header=False,
+            # Above this many connections Uvicorn answers each request 503. It has no header
+            # timeout: the reverse proxy closes that (deploy/README.md). Slow bodies: 408 in
+            # Hooks after server.body_timeout.
+            limit_concurrency=config.server.limit_concurrency,
         )
     )
     server.run()

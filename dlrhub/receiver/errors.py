@@ -15,6 +15,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dlrhub.log_limits import LimitedLog
+
 log = logging.getLogger(__name__)
 
 HTTP_CODES = {
@@ -52,9 +54,12 @@ def store_unavailable(method: str, path: str, error: Exception) -> Response:
     )
 
 
+_STORE_UNAVAILABLE = LimitedLog(log, logging.WARNING)  # a lost store fails every request
+
+
 def log_store_unavailable(method: str, path: str, error: Exception) -> None:
     # The store's text names its file or its DSN and host: fine for the log, not an answer.
-    log.warning("%s %s answered 503, store unavailable: %s", method, path, error)
+    _STORE_UNAVAILABLE.happened("%s %s answered 503, store unavailable: %s", method, path, error)
 
 
 async def http_exception(request: Request, exc: Exception) -> Response:

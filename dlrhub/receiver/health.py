@@ -1,11 +1,18 @@
 """`/healthz` (the process answers), `/readyz` (callbacks can be stored), `/metrics`.
 
-These routes need no token, so a failing `/readyz` says only that the store is
-unavailable; why (its file, its DSN and host, the driver's error) is logged.
+`/readyz` commits a probe the way callbacks are committed (through the ingest
+worker when there is one, and through the receiver's own store), and answers
+503 if that fails or takes over `server.ingest_timeout`: it answers, however
+stuck the store is. While the ingest worker is known to be stalled (a callback
+missed its deadline and the worker has not answered since), it answers 503 at
+once. These routes need no token, so a failing `/readyz` says only that the
+store is unavailable; why (its file, its DSN and host, the driver's error) is
+logged.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
@@ -14,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from dlrhub.receiver.errors import RETRY_AFTER_SECONDS, error_response, store_unavailable
+from dlrhub.receiver.errors import store_unavailable
 from dlrhub.receiver.ingest_worker import IngestWorker
 from dlrhub.receiver.metrics import Metrics
 from dlrhub.store import Probe, Store, StoreUnavailable
@@ -27,11 +34,14 @@ class Health:
         metrics: Metrics,
         outbound: Callable[[], Awaitable[dict[str, object]]] | None = None,
         ingest_worker: IngestWorker | None = None,
+        *,
+        timeout: float,  # server.ingest_timeout
     ) -> None:
         self.store = store
         self.metrics = metrics
         self.outbound = outbound  # paused provider accounts, shown without failing readiness
         self.ingest_worker = ingest_worker
+        self.timeout = timeout
 
     def routes(self) -> list[Route]:
         return [
@@ -45,20 +55,27 @@ class Health:
 
     async def readyz(self, request: Request) -> Response:
         try:
-            await self.store.write(Probe())
+            if self.ingest_worker is not None:
+                if reason := self.ingest_worker.unavailable():
+                    raise StoreUnavailable(reason)
+                await self.ingest_worker.probe()  # within the timeout
+            await self._probe_store()
         except StoreUnavailable as error:
             return store_unavailable(request.method, request.url.path, error)
-        if self.ingest_worker is not None and (reason := self.ingest_worker.unavailable()):
-            # A fixed sentence of the worker's (`IngestWorker.unavailable`), no internal detail.
-            return error_response(
-                503, "store_unavailable", reason, {"Retry-After": RETRY_AFTER_SECONDS}
-            )
         answer: dict[str, object] = {"status": "ready", "store": "writable"}
         if self.outbound is not None:
             with contextlib.suppress(StoreUnavailable):
                 if outbound := await self.outbound():
                     answer["outbound"] = outbound
         return JSONResponse(answer)
+
+    async def _probe_store(self) -> None:
+        try:
+            await asyncio.wait_for(self.store.write(Probe()), self.timeout)
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"the store did not commit a probe within {self.timeout:g} s"
+            ) from None
 
     async def metrics_page(self, request: Request) -> Response:
         # On a store error the gauge keeps its last value; readyz reports the store.

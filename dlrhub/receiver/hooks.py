@@ -10,35 +10,38 @@ is a Starlette app; `dlrhub.app.DlrhubApp` sends `/hooks/` here first.
 
 Checks run cheapest first: unknown source or route 404, wrong method 405,
 address not allowed 403, bad token 401 (nothing stored), wrong content type
-415, body over the limit 413; a check that reads the body (a signature) runs
-after the body is read and answers 401 or 403.
+415, body over the limit 413, body not all there within `server.body_timeout`
+408 (and the connection closed); a check that reads the body (a signature) runs
+after the body is read and answers 401 or 403. So a held request keeps at most
+`max_body_bytes` for at most `body_timeout`; on more than
+`server.limit_concurrency` connections Uvicorn answers 503 itself.
 Then the callback is normalized and committed (`dlrhub.receiver.ingest`); the
-200 answer is sent only after the commit. A payload that cannot be normalized is
-quarantined and still answered 200: the provider would retry anything else, and
-a retry cannot fix it.
+200 answer is sent only after the commit, or 503 with `Retry-After` when the
+store fails or does not commit within `server.ingest_timeout`. A payload that
+cannot be normalized is quarantined and still answered 200: the provider would
+retry anything else, and a retry cannot fix it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from starlette.types import Receive, Scope, Send
 
 from dlrhub.event import RawCallback
+from dlrhub.log_limits import LimitedLog
 from dlrhub.providers import PROVIDERS
 from dlrhub.providers.base import FORM, Authenticator, HookRequest, Route
 from dlrhub.providers.source import SourceConfig
-from dlrhub.receiver.errors import (
-    INTERNAL_ERROR_DETAIL,
-    STORE_UNAVAILABLE_DETAIL,
-    error_body,
-    log_store_unavailable,
-)
+from dlrhub.receiver.deadlines import Deadlines
+from dlrhub.receiver.errors import INTERNAL_ERROR_DETAIL, STORE_UNAVAILABLE_DETAIL, error_body
 from dlrhub.receiver.ingest import Ingester
 from dlrhub.receiver.ingest_worker import IngestWorkerError
 from dlrhub.receiver.metrics import Metrics
@@ -128,6 +131,19 @@ def _too_large(limit: int) -> Refused:
     )
 
 
+def _too_slow(seconds: float) -> Refused:
+    detail = f"the body did not arrive within {seconds:g} s"
+    # Closed after the answer: the rest of a slow body must not hold the connection.
+    return Refused(
+        "request_timeout",
+        error_answer(408, "request_timeout", detail, [("Connection", "close")]),
+    )
+
+
+def _cancel(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+
+
 class Hooks:
     """The ASGI app answering provider callbacks under `/hooks/`."""
 
@@ -143,6 +159,11 @@ class Hooks:
                 routes = {route.kind: route for route in spec.routes}
                 self.routes[source.name] = (source, spec.auth, routes)
                 metrics.expect_ingest_kinds(routes)
+        self._body_deadlines: Deadlines[asyncio.Task[Any]] = Deadlines(
+            config.server.body_timeout, _cancel
+        )
+        self._unavailable = LimitedLog(log, logging.WARNING)  # 503 answers, counted
+        self._loop: asyncio.AbstractEventLoop | None = None  # the one the requests run on
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -200,13 +221,15 @@ class Hooks:
             ingested = await self.ingest(raw)
         except StoreUnavailable as error:
             self._count(source.name, route.kind, "store_unavailable")
-            log_store_unavailable(scope["method"], scope["path"], error)
+            self._unavailable.happened("callbacks answered 503, the last because %s", error)
             return error_answer(
                 503,
                 "store_unavailable",
                 STORE_UNAVAILABLE_DETAIL,
                 [("Retry-After", RETRY_AFTER_SECONDS)],
             )
+        if self._unavailable.ongoing:
+            self._unavailable.ended("callbacks are stored again after 503 answers")
         if ingested.reason is not None and not ingested.duplicate:
             log.warning(
                 "quarantined a %s callback from source %s as entry %s: %s",
@@ -305,26 +328,47 @@ class Hooks:
         return f"{base}{path}?{query}" if query else f"{base}{path}"
 
     async def _read_body(self, receive: Receive, headers: _Headers) -> bytes:
+        """The whole body, within `server.body_timeout` (else 408) and `max_body_bytes` (413)."""
         limit = self.config.server.max_body_bytes
         declared = headers.content_length
         if declared.isdigit() and int(declared) > limit:
             raise _too_large(limit)
+        # The deadline cancels this task (one timer for all requests, see deadlines.py); the
+        # cancellation is turned into the 408 here, the only place where it can arrive.
+        task = self._current_task()
+        key = self._body_deadlines.add(task, task.get_loop())
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise Refused(
-                    "client_disconnected",
-                    error_answer(400, "client_disconnected", "the client went away mid-body"),
-                )
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(limit)
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise Refused(
+                        "client_disconnected",
+                        error_answer(400, "client_disconnected", "the client went away mid-body"),
+                    )
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        except asyncio.CancelledError:
+            if self._body_deadlines.discard(key) or task.uncancel():
+                raise  # not the deadline's doing (a shutdown), or not only its
+            raise _too_slow(self._body_deadlines.seconds) from None
+        finally:
+            self._body_deadlines.discard(key)
+
+    def _current_task(self) -> asyncio.Task[Any]:
+        """This request's task; asked of the loop seen last, which spares a getpid() call."""
+        task = asyncio.current_task(self._loop) if self._loop is not None else None
+        if task is None:
+            task = asyncio.current_task()
+            assert task is not None  # ASGI apps run in a task
+            self._loop = task.get_loop()
+        return task
 
     def _raw_callback(
         self,

@@ -4,20 +4,30 @@ A callback that cannot be normalized is quarantined, not refused: the provider
 would retry anything but a 200, and a retry cannot fix it. `Ingest` does this
 in the receiver's own process; `dlrhub.receiver.ingest_worker` runs the same
 `Ingest` in a worker process so that it uses a second core (see there).
+
+A commit that does not end within `server.ingest_timeout` (a stuck disk, a
+lock held by a stopped process) is answered 503 with `Retry-After`: the caller
+stops waiting, the store still commits it when it can, and the provider's
+retry is then answered 200 as a duplicate.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Literal, Protocol
 
 import msgspec
 
 from dlrhub.event import RawCallback
+from dlrhub.log_limits import LimitedLog
 from dlrhub.normalizers import NormalizeError, SourceOptions
 from dlrhub.providers import PROVIDERS
+from dlrhub.receiver.deadlines import Deadlines
 from dlrhub.receiver.settings import ReceiverSettings
-from dlrhub.store import Accept, Quarantine, Store, WriteItem, WriteResult
+from dlrhub.store import Accept, Quarantine, Store, StoreUnavailable, WriteItem, WriteResult
+
+log = logging.getLogger(__name__)
 
 
 class Ingested(msgspec.Struct, frozen=True, array_like=True):
@@ -44,10 +54,34 @@ class Ingest:
         self._options: dict[str, SourceOptions] = {
             source.name: source.options for source in config.sources
         }
+        self.timeout = config.server.ingest_timeout
+        self._deadlines: Deadlines[asyncio.Future[WriteResult]] = Deadlines(
+            self.timeout, self._expire
+        )
+        self._stall = LimitedLog(log)
 
     async def __call__(self, raw: RawCallback) -> Ingested:
         item = self.item(raw)
-        return ingested(item, await self.store.write(item))
+        future = self.store.submit(item)
+        key = self._deadlines.add(future, future.get_loop())
+        try:
+            result = await future
+        finally:
+            self._deadlines.discard(key)
+        if self._stall.ongoing:
+            self._stall.ended("the store commits callbacks in time again")
+        return ingested(item, result)
+
+    def _expire(self, future: asyncio.Future[WriteResult]) -> None:
+        """The commit took over `timeout`: answer 503 now; the store still commits it."""
+        if future.done():
+            return
+        error = StoreUnavailable(f"the store did not commit within {self.timeout:g} s")
+        future.set_exception(error)
+        self._stall.happened(
+            "the store has not committed a callback within %g s; callbacks are answered 503",
+            self.timeout,
+        )
 
     def item(self, raw: RawCallback) -> WriteItem:
         """What to store for `raw`: its events, or a quarantine entry saying why there are none."""

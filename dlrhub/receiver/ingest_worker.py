@@ -13,10 +13,17 @@ one `write` per event-loop turn on both sides.
 Failure: if the worker dies, every callback waiting on it and every new one is
 answered 503 with `Retry-After` (the provider retries) until a new worker is up;
 the receiver starts one after `RESTART_DELAY_SECONDS`, and `/readyz` says 503 in
-the meantime. The worker ignores SIGINT and SIGTERM: it stops when the receiver
-closes the socket (on shutdown, or when the receiver dies), after committing
-what it was given. The receiver and the worker write to the same store, which
-serializes writers (see dlrhub/store/sql.py).
+the meantime. If it stalls (SIGSTOP, a stuck disk), each callback it has not
+answered within `server.ingest_timeout` is answered 503, and `/readyz` says 503
+until the worker answers again; what it commits afterwards is there for the
+provider's retry, answered 200 as a duplicate. While the worker reads nothing,
+at most `LINK_BUFFER_BYTES` of callbacks wait for it: beyond that, new ones are
+answered 503 at once instead of piling up in the receiver's memory.
+
+The worker ignores SIGINT and SIGTERM: it stops when the receiver closes the
+socket (on shutdown, or when the receiver dies), after committing what it was
+given. The receiver and the worker write to the same store, which serializes
+writers (see dlrhub/store/sql.py).
 """
 
 from __future__ import annotations
@@ -31,17 +38,19 @@ import socket
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Callable
-from typing import cast
+from collections.abc import Callable, Coroutine
+from typing import Any, cast
 
 import msgspec
 
 from dlrhub.event import RawCallback
+from dlrhub.log_limits import LimitedLog
 from dlrhub.logs import configure_logging
+from dlrhub.receiver.deadlines import Deadlines
 from dlrhub.receiver.ingest import Ingest, Ingested, ingested
 from dlrhub.receiver.metrics import Metrics
 from dlrhub.receiver.settings import ReceiverSettings
-from dlrhub.store import Store, StoreUnavailable, WriteItem, WriteResult
+from dlrhub.store import Probe, Store, StoreUnavailable, WriteItem, WriteResult
 from dlrhub.store.settings import open_store
 
 log = logging.getLogger(__name__)
@@ -49,6 +58,9 @@ log = logging.getLogger(__name__)
 RESTART_DELAY_SECONDS = 1.0
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 30.0
+# Callbacks written to the worker's socket and not yet read by it, beyond the socket's own
+# buffer: a stalled worker is answered for by 503s, not by the receiver's memory.
+LINK_BUFFER_BYTES = 16 * 1024 * 1024
 _LENGTH_BYTES = 4
 # Frames handled per event-loop turn, hence at most one commit's worth: the worker
 # commits on its own loop (`blocking_commit`), so each turn normalizes, commits and
@@ -66,7 +78,7 @@ class IngestWorkerError(Exception):
 
 class _Request(msgspec.Struct, array_like=True):
     id: int
-    raw: RawCallback  # msgspec encodes the dataclass by field name
+    raw: RawCallback | None  # msgspec encodes the dataclass by field name; None: a probe
 
 
 class _Reply(msgspec.Struct, array_like=True):
@@ -85,18 +97,30 @@ _decode_reply = msgspec.msgpack.Decoder(_Reply).decode
 class _Framed(asyncio.Protocol):
     """Length-prefixed frames in both directions; writes gathered per loop turn."""
 
-    def __init__(self, on_frame: Callable[[bytes], None]) -> None:
+    def __init__(
+        self, on_frame: Callable[[bytes], None], write_buffer_limit: int | None = None
+    ) -> None:
         self._on_frame = on_frame
         self._buffer = bytearray()
         self._scheduled = False
         self._out: list[bytes] = []
         self._transport: asyncio.Transport | None = None
+        self._write_buffer_limit = write_buffer_limit
+        self.paused = False  # the peer reads nothing and our buffer is over the limit
         # Kept: asking asyncio for the running loop costs a getpid() per call.
         self.loop = asyncio.get_running_loop()
         self.closed: asyncio.Future[None] = self.loop.create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        if self._write_buffer_limit is not None:
+            self._transport.set_write_buffer_limits(high=self._write_buffer_limit)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
@@ -164,21 +188,50 @@ class IngestWorker:
         self._next_id = _COMMIT_NOTICE + 1
         self._stopping = False
         self._restart: asyncio.Task[None] | None = None
+        self.timeout = config.server.ingest_timeout
+        self._deadlines: Deadlines[asyncio.Future[Ingested]] = Deadlines(self.timeout, self._expire)
+        self._stall = LimitedLog(log)  # ongoing from a missed deadline to the next reply
+        self._restart_failures = LimitedLog(log)
 
-    async def __call__(self, raw: RawCallback) -> Ingested:
+    def __call__(self, raw: RawCallback) -> Coroutine[Any, Any, Ingested]:
+        raw.dedupe_key()  # hashed here, where there is CPU to spare; it travels with `raw`
+        return self._ask(raw)  # not awaited here: one coroutine less per callback
+
+    async def probe(self) -> None:
+        """Have the worker commit a probe; `StoreUnavailable` if it cannot, or not in time."""
+        await self._ask(None)
+
+    async def _ask(self, raw: RawCallback | None) -> Ingested:
         link = self._link
         if link is None or not self._ready:
             raise StoreUnavailable("the ingest worker is not running; it is being restarted")
+        if link.paused:
+            raise StoreUnavailable("the ingest worker is not keeping up")
         request_id = self._next_id
         self._next_id += 1
         future: asyncio.Future[Ingested] = link.loop.create_future()
         self._pending[request_id] = future
-        raw.dedupe_key()  # hashed here, where there is CPU to spare; it travels with `raw`
         link.send(_encode(_Request(request_id, raw)))
+        key = self._deadlines.add(future, link.loop)
         try:
             return await future
         finally:
             self._pending.pop(request_id, None)
+            self._deadlines.discard(key)
+
+    def _expire(self, future: asyncio.Future[Ingested]) -> None:
+        """No answer within `timeout`: answer 503 now; the worker may still commit it."""
+        if future.done():
+            return
+        future.set_exception(
+            StoreUnavailable(f"the ingest worker did not answer within {self.timeout:g} s")
+        )
+        self._stall.happened(
+            "the ingest worker (pid %s) has not answered a callback within %g s;"
+            " callbacks are answered 503 until it does",
+            self._process.pid if self._process is not None else "?",
+            self.timeout,
+        )
 
     @property
     def pid(self) -> int | None:
@@ -187,7 +240,13 @@ class IngestWorker:
 
     def unavailable(self) -> str | None:
         """Why callbacks cannot be taken now (for `/readyz`), or None."""
-        return None if self._ready else "the ingest worker is not running"
+        if not self._ready:
+            return "the ingest worker is not running"
+        if self._stall.ongoing:
+            return f"the ingest worker has not answered within {self.timeout:g} s"
+        if self._link is not None and self._link.paused:
+            return "the ingest worker is not keeping up"
+        return None
 
     async def start(self) -> None:
         await self._spawn()
@@ -228,7 +287,8 @@ class IngestWorker:
         ready: asyncio.Future[str | None] = loop.create_future()
         try:
             _, link = await loop.create_unix_connection(
-                lambda: _Framed(functools.partial(self._on_reply, ready)), sock=ours
+                lambda: _Framed(functools.partial(self._on_reply, ready), LINK_BUFFER_BYTES),
+                sock=ours,
             )
             link.send(pickle.dumps(self.config))
             link.closed.add_done_callback(functools.partial(self._on_closed, ready))
@@ -245,6 +305,8 @@ class IngestWorker:
 
     def _on_reply(self, ready: asyncio.Future[str | None], frame: bytes) -> None:
         reply = _decode_reply(frame)
+        if self._stall.ongoing:  # it answers again, if late
+            self._stall.ended("the ingest worker answers again after missing its deadline")
         if reply.id == _COMMIT_NOTICE:
             if not ready.done():  # the first notice: the store is open, or why not
                 ready.set_result(reply.unavailable)
@@ -280,9 +342,11 @@ class IngestWorker:
             await asyncio.sleep(RESTART_DELAY_SECONDS)
             try:
                 await self._spawn()
-                return
             except (OSError, StoreUnavailable, TimeoutError) as error:
-                log.error("could not restart the ingest worker: %s", error)
+                self._restart_failures.happened("could not restart the ingest worker: %s", error)
+                continue
+            self._restart_failures.ended("the ingest worker restarted after failed attempts")
+            return
 
     def _fail_pending(self, reason: str) -> None:
         pending, self._pending = self._pending, {}
@@ -328,15 +392,20 @@ class _Worker:
 
     def on_request(self, frame: bytes) -> None:
         request = _decode_request(frame)
+        item: WriteItem
         try:
-            item, future = self.ingest.submit(request.raw)
+            if request.raw is None:
+                item = Probe()
+                future = self.ingest.store.submit(item)
+            else:
+                item, future = self.ingest.submit(request.raw)
         except StoreUnavailable as error:
             self.link.send(_encode(_Reply(request.id, unavailable=str(error))))
             return
         except Exception as error:  # a bug: answer this callback, keep serving the others
-            log.exception(
-                "unexpected error on a %s callback of %s", request.raw.kind, request.raw.source
-            )
+            raw = request.raw
+            what = f"a {raw.kind} callback of {raw.source}" if raw is not None else "a probe"
+            log.exception("unexpected error on %s", what)
             self.link.send(_encode(_Reply(request.id, failed=repr(error))))
             return
         self._waiting.append((request.id, item, future))

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from dlrhub.outbound.settings import OutboundSettings
 from dlrhub.providers.source import SourceConfig
-from dlrhub.settings_schema import HttpUrl, Port, PositiveInt
+from dlrhub.settings_schema import HttpUrl, Port, PositiveDuration, PositiveInt
 from dlrhub.store.settings import StoreConfig
 
 
@@ -26,6 +26,9 @@ class ServerConfig:
     forwarded_allow_ips: str | None = None
     access_log: bool = True
     ingest_worker: bool = True  # `dlrhub serve` normalizes and commits in a second process
+    ingest_timeout: PositiveDuration = 5.0  # a commit not done by then is answered 503
+    body_timeout: PositiveDuration = 10.0  # a body not all there by then is answered 408
+    limit_concurrency: PositiveInt | None = 1000  # connections; requests above get 503
 
     @property
     def base_url(self) -> str:

@@ -34,6 +34,7 @@ from dlrhub.event import (
     format_time,
     parse_time,
 )
+from dlrhub.log_limits import LimitedLog
 from dlrhub.store.base import (
     Accept,
     EventFilter,
@@ -316,6 +317,8 @@ class SQLStore:
         self.on_commit = on_commit
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()  # None: stop
         self._task: asyncio.Task[None] | None = None
+        # A full disk fails every commit: one line per interval with a count, not per commit.
+        self._commit_failures = LimitedLog(log)
 
     async def open(self) -> None:
         try:
@@ -368,7 +371,7 @@ class SQLStore:
             try:
                 results = await self._commit(items)
             except self.backend.errors as error:
-                log.error("store write of %d item(s) failed: %s", len(items), error)
+                self._commit_failures.happened("store commits failed: %s", error)
                 message = f"the {self.backend.name} could not commit: {error}"
                 _fail(pending, StoreUnavailable(message))
                 continue
@@ -376,9 +379,13 @@ class SQLStore:
                 _fail(pending, StoreUnavailable("the store was closed mid-commit"))
                 raise
             except Exception as error:  # a bug must not leave callers waiting forever
-                log.exception("store write of %d item(s) failed unexpectedly", len(items))
+                self._commit_failures.happened(
+                    "store commits failed unexpectedly: %r", error, exc_info=True
+                )
                 _fail(pending, StoreUnavailable(f"the store could not commit: {error!r}"))
                 continue
+            if self._commit_failures.ongoing:
+                self._commit_failures.ended("store commits succeed again after failing")
             for (_, future), result in zip(pending, results, strict=True):
                 if not future.done():
                     future.set_result(result)

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dlrhub.log_limits import LimitedLog
+from dlrhub.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -46,20 +46,32 @@ def error_response(
     return Response(error_body(code, detail), status, headers, media_type="application/json")
 
 
+class ReceiverBusy(StoreUnavailable):
+    """The receiver cannot take a callback now (its ingest worker or commit is behind).
+
+    Its text is a fixed sentence of ours with no internal detail, so unlike any other
+    store error it is fit for an answer: it tells the operator which fault it is.
+    """
+
+
+def unavailable_detail(error: Exception) -> str:
+    """What a 503 may say of `error`: a `ReceiverBusy` sentence, else the fixed one."""
+    return str(error) if isinstance(error, ReceiverBusy) else STORE_UNAVAILABLE_DETAIL
+
+
 def store_unavailable(method: str, path: str, error: Exception) -> Response:
     """The 503 answer to a request the store could not serve; the cause goes to the log."""
     log_store_unavailable(method, path, error)
     return error_response(
-        503, "store_unavailable", STORE_UNAVAILABLE_DETAIL, {"Retry-After": RETRY_AFTER_SECONDS}
+        503, "store_unavailable", unavailable_detail(error), {"Retry-After": RETRY_AFTER_SECONDS}
     )
-
-
-_STORE_UNAVAILABLE = LimitedLog(log, logging.WARNING)  # a lost store fails every request
 
 
 def log_store_unavailable(method: str, path: str, error: Exception) -> None:
     # The store's text names its file or its DSN and host: fine for the log, not an answer.
-    _STORE_UNAVAILABLE.happened("%s %s answered 503, store unavailable: %s", method, path, error)
+    # Not rate-limited: callbacks, the flood when a store is lost, are (`Hooks`); an
+    # operator's API calls and probes are few.
+    log.warning("%s %s answered 503, store unavailable: %s", method, path, error)
 
 
 async def http_exception(request: Request, exc: Exception) -> Response:

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from dlrhub.receiver.errors import store_unavailable
+from dlrhub.receiver.errors import ReceiverBusy, store_unavailable
 from dlrhub.receiver.ingest_worker import IngestWorker
 from dlrhub.receiver.metrics import Metrics
 from dlrhub.store import Probe, Store, StoreUnavailable
@@ -57,7 +57,7 @@ class Health:
         try:
             if self.ingest_worker is not None:
                 if reason := self.ingest_worker.unavailable():
-                    raise StoreUnavailable(reason)
+                    raise ReceiverBusy(reason)
                 await self.ingest_worker.probe()  # within the timeout
             await self._probe_store()
         except StoreUnavailable as error:
@@ -73,7 +73,7 @@ class Health:
         try:
             await asyncio.wait_for(self.store.write(Probe()), self.timeout)
         except TimeoutError:
-            raise StoreUnavailable(
+            raise ReceiverBusy(
                 f"the store did not commit a probe within {self.timeout:g} s"
             ) from None
 

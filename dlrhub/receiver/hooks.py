@@ -41,7 +41,7 @@ from dlrhub.providers import PROVIDERS
 from dlrhub.providers.base import FORM, Authenticator, HookRequest, Route
 from dlrhub.providers.source import SourceConfig
 from dlrhub.receiver.deadlines import Deadlines
-from dlrhub.receiver.errors import INTERNAL_ERROR_DETAIL, STORE_UNAVAILABLE_DETAIL, error_body
+from dlrhub.receiver.errors import INTERNAL_ERROR_DETAIL, error_body, unavailable_detail
 from dlrhub.receiver.ingest import Ingester
 from dlrhub.receiver.ingest_worker import IngestWorkerError
 from dlrhub.receiver.metrics import Metrics
@@ -225,7 +225,7 @@ class Hooks:
             return error_answer(
                 503,
                 "store_unavailable",
-                STORE_UNAVAILABLE_DETAIL,
+                unavailable_detail(error),
                 [("Retry-After", RETRY_AFTER_SECONDS)],
             )
         if self._unavailable.ongoing:

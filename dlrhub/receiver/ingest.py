@@ -24,8 +24,9 @@ from dlrhub.log_limits import LimitedLog
 from dlrhub.normalizers import NormalizeError, SourceOptions
 from dlrhub.providers import PROVIDERS
 from dlrhub.receiver.deadlines import Deadlines
+from dlrhub.receiver.errors import ReceiverBusy
 from dlrhub.receiver.settings import ReceiverSettings
-from dlrhub.store import Accept, Quarantine, Store, StoreUnavailable, WriteItem, WriteResult
+from dlrhub.store import Accept, Quarantine, Store, WriteItem, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class Ingest:
         """The commit took over `timeout`: answer 503 now; the store still commits it."""
         if future.done():
             return
-        error = StoreUnavailable(f"the store did not commit within {self.timeout:g} s")
+        error = ReceiverBusy(f"the store did not commit within {self.timeout:g} s")
         future.set_exception(error)
         self._stall.happened(
             "the store has not committed a callback within %g s; callbacks are answered 503",

@@ -47,6 +47,7 @@ from dlrhub.event import RawCallback
 from dlrhub.log_limits import LimitedLog
 from dlrhub.logs import configure_logging
 from dlrhub.receiver.deadlines import Deadlines
+from dlrhub.receiver.errors import ReceiverBusy
 from dlrhub.receiver.ingest import Ingest, Ingested, ingested
 from dlrhub.receiver.metrics import Metrics
 from dlrhub.receiver.settings import ReceiverSettings
@@ -204,9 +205,9 @@ class IngestWorker:
     async def _ask(self, raw: RawCallback | None) -> Ingested:
         link = self._link
         if link is None or not self._ready:
-            raise StoreUnavailable("the ingest worker is not running; it is being restarted")
+            raise ReceiverBusy("the ingest worker is not running; it is being restarted")
         if link.paused:
-            raise StoreUnavailable("the ingest worker is not keeping up")
+            raise ReceiverBusy("the ingest worker is not keeping up")
         request_id = self._next_id
         self._next_id += 1
         future: asyncio.Future[Ingested] = link.loop.create_future()
@@ -224,7 +225,7 @@ class IngestWorker:
         if future.done():
             return
         future.set_exception(
-            StoreUnavailable(f"the ingest worker did not answer within {self.timeout:g} s")
+            ReceiverBusy(f"the ingest worker did not answer within {self.timeout:g} s")
         )
         self._stall.happened(
             "the ingest worker (pid %s) has not answered a callback within %g s;"

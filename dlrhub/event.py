@@ -10,13 +10,17 @@ kept in the log.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+from urllib.parse import unquote_plus
 
 import msgspec
 import orjson
+
+from dlrhub.redact import REDACTED, redact_form, redact_json_body, redact_query
 
 JSONValue = Any  # orjson-serializable: None, bool, int, float, str, list, dict
 
@@ -157,14 +161,22 @@ def epoch_micros(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+# The query parameter that carries a source token (dlrhub/providers/token.py): the
+# dedupe key leaves its value out, and no configuration keeps it from redaction.
+CREDENTIAL_PARAMETER = "token"
+
+
 @dataclass(slots=True)
 class RawCallback:
-    """One HTTP callback as received, with secrets already removed.
+    """One HTTP callback as received.
 
     `kind` is the route it came in on (`events`, `dlr`, `progress`); `query` is
-    the raw query string and `body` the raw body, both redacted. Treat it as
-    immutable: it is not frozen only because a frozen dataclass costs several
-    times more to build, and the receiver builds one per callback.
+    the raw query string and `body` the raw body. The receiver builds it as
+    received, normalizes it and computes its dedupe key, then stores
+    `redacted()`, its copy without secrets: what is stored, logged or sent on is
+    always redacted, what identifies a callback never is. Treat it as immutable: it
+    is not frozen only because a frozen dataclass costs several times more to
+    build, and the receiver builds one per callback.
     """
 
     source: str
@@ -180,9 +192,69 @@ class RawCallback:
     _dedupe_key: str = field(init=False, repr=False, compare=False, default="")
 
     def dedupe_key(self) -> str:
-        """Identity of the callback: a provider's retry of it hashes the same."""
+        """Identity of the callback: a provider's retry of it hashes the same.
+
+        Everything the provider sent counts but its authentication, so that a retry
+        sent after the source's token changed is still a retry: the value of the
+        `token` parameter is left out (as `[REDACTED]`, as keys were written before
+        redaction moved after them, so that retries across the upgrade still match).
+        HTTP Basic credentials and signature headers are not part of a callback.
+        """
         if not self._dedupe_key:
-            parts = "\x00".join((self.source, self.kind, self.method, self.query, ""))
+            query = _without_credential(self.query)
+            parts = "\x00".join((self.source, self.kind, self.method, query, ""))
             digest = hashlib.sha256(parts.encode("utf-8", "surrogatepass") + self.body)
             self._dedupe_key = digest.hexdigest()
         return self._dedupe_key
+
+    def redacted(self, keep: Collection[str] = frozenset()) -> RawCallback:
+        """This callback without its secrets (see dlrhub/redact.py), under the same dedupe key.
+
+        `keep`: parameter names the configuration gives, never redacted. `self` when
+        there is nothing to redact.
+        """
+        keep = keep if CREDENTIAL_PARAMETER not in keep else set(keep) - {CREDENTIAL_PARAMETER}
+        query = redact_query(self.query, keep)
+        body = _redact_body(self.body, keep)
+        if query == self.query and body == self.body:
+            return self
+        copy = RawCallback(
+            self.source,
+            self.provider,
+            self.kind,
+            self.method,
+            query,
+            self.content_type,
+            body,
+            self.received_at,
+            self.remote_addr,
+        )
+        copy._dedupe_key = self.dedupe_key()
+        return copy
+
+
+def _without_credential(query: str) -> str:
+    """`query` with the value of each `token` parameter hidden, as the token check finds them."""
+    if CREDENTIAL_PARAMETER not in query and "%" not in query:
+        return query  # the cheap common miss: no parameter can decode to `token`
+    parts = query.split("&")
+    for index, part in enumerate(parts):
+        name, separator, _ = part.partition("=")
+        if separator and (
+            name == CREDENTIAL_PARAMETER
+            or ("%" in name and unquote_plus(name) == CREDENTIAL_PARAMETER)
+        ):
+            parts[index] = f"{name}={REDACTED}"
+    return "&".join(parts)
+
+
+def _redact_body(body: bytes, keep: Collection[str]) -> bytes:
+    """A body redacted as what it looks like: a JSON object or array, else a form."""
+    if not body:
+        return body
+    first = body[:1]
+    if first.isspace():
+        first = body.lstrip()[:1]
+    if first in (b"{", b"["):
+        return redact_json_body(body, keep)
+    return redact_form(body, keep)

@@ -38,7 +38,7 @@ from starlette.types import Receive, Scope, Send
 from dlrhub.event import RawCallback
 from dlrhub.log_limits import LimitedLog
 from dlrhub.providers import PROVIDERS
-from dlrhub.providers.base import FORM, Authenticator, HookRequest, Route
+from dlrhub.providers.base import Authenticator, HookRequest, Route
 from dlrhub.providers.source import SourceConfig
 from dlrhub.receiver.deadlines import Deadlines
 from dlrhub.receiver.errors import INTERNAL_ERROR_DETAIL, error_body, unavailable_detail
@@ -46,7 +46,6 @@ from dlrhub.receiver.ingest import Ingester
 from dlrhub.receiver.ingest_worker import IngestWorkerError
 from dlrhub.receiver.metrics import Metrics
 from dlrhub.receiver.settings import ReceiverSettings
-from dlrhub.redact import redact_form, redact_query
 from dlrhub.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -379,14 +378,15 @@ class Hooks:
         source: SourceConfig,
         body: bytes,
     ) -> RawCallback:
+        """The callback as received: `Ingest` redacts it after normalizing and deduplicating."""
         return RawCallback(
             source=source.name,
             provider=source.provider,
             kind=route.kind,
             method=scope["method"],
-            query=redact_query(scope["query_string"].decode("latin-1")),
+            query=scope["query_string"].decode("latin-1"),
             content_type=headers.content_type,
-            body=redact_form(body) if route.content_type == FORM and body else body,
+            body=body,
             received_at=datetime.now(UTC),
             remote_addr=address,
         )

@@ -1,7 +1,14 @@
-"""The work behind a callback's 200: normalize it, then commit what comes of it.
+"""The work behind a callback's 200: normalize it, redact it, then commit what comes of it.
 
 A callback that cannot be normalized is quarantined, not refused: the provider
-would retry anything but a 200, and a retry cannot fix it. `Ingest` does this
+would retry anything but a 200, and a retry cannot fix it.
+
+Redaction comes after normalizing and after the dedupe key (`RawCallback.dedupe_key`),
+so a parameter named like a secret still tells receipts apart, and before the
+store, so no secret reaches the database, its WAL, the quarantine, the events
+(`extra`, hence `/v1` answers and sink deliveries) or the logs. The names a
+source's configuration gives its parameters (`dlr_params`) are never redacted;
+the source token always is (see dlrhub/redact.py). `Ingest` does this
 in the receiver's own process; `dlrhub.receiver.ingest_worker` runs the same
 `Ingest` in a worker process so that it uses a second core (see there).
 
@@ -19,13 +26,14 @@ from typing import Literal, Protocol
 
 import msgspec
 
-from dlrhub.event import RawCallback
+from dlrhub.event import CREDENTIAL_PARAMETER, Event, RawCallback
 from dlrhub.log_limits import LimitedLog
 from dlrhub.normalizers import NormalizeError, SourceOptions
 from dlrhub.providers import PROVIDERS
 from dlrhub.receiver.deadlines import Deadlines
 from dlrhub.receiver.errors import ReceiverBusy
 from dlrhub.receiver.settings import ReceiverSettings
+from dlrhub.redact import redact_json
 from dlrhub.store import Accept, Quarantine, Store, WriteItem, WriteResult
 
 log = logging.getLogger(__name__)
@@ -60,6 +68,11 @@ class Ingest:
             self.timeout, self._expire
         )
         self._stall = LimitedLog(log)
+        # The parameter names each source's configuration gives: never redacted (but the token).
+        self._keep: dict[str, frozenset[str]] = {
+            source.name: frozenset(source.options.dlr_params.values()) - {CREDENTIAL_PARAMETER}
+            for source in config.sources
+        }
 
     async def __call__(self, raw: RawCallback) -> Ingested:
         item = self.item(raw)
@@ -85,16 +98,27 @@ class Ingest:
         )
 
     def item(self, raw: RawCallback) -> WriteItem:
-        """What to store for `raw`: its events, or a quarantine entry saying why there are none."""
+        """What to store for `raw`: its events, or a quarantine entry saying why there are none.
+
+        Normalized as received, stored redacted, under the dedupe key of what was received.
+        """
+        keep = self._keep[raw.source]
         try:
-            return Accept(raw, PROVIDERS[raw.provider].normalize(raw, self._options[raw.source]))
+            events = PROVIDERS[raw.provider].normalize(raw, self._options[raw.source])
         except NormalizeError as error:
-            return Quarantine(raw, str(error))
+            return Quarantine(raw.redacted(keep), str(error))
+        return Accept(raw.redacted(keep), [_redacted(event, keep) for event in events])
 
     def submit(self, raw: RawCallback) -> tuple[WriteItem, asyncio.Future[WriteResult]]:
         """`item(raw)`, queued for the store's next commit without a task (the worker's batches)."""
         item = self.item(raw)
         return item, self.store.submit(item)
+
+
+def _redacted(event: Event, keep: frozenset[str]) -> Event:
+    """`event` without secrets in its `extra` (the fields it names are the configured ones)."""
+    extra = redact_json(event.extra, keep)
+    return event if extra is event.extra else msgspec.structs.replace(event, extra=extra)
 
 
 def ingested(item: WriteItem, result: WriteResult) -> Ingested:

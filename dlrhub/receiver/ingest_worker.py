@@ -4,10 +4,11 @@ Python runs one thread at a time, so in one process the receiver's HTTP work,
 the 360NRS normalizing and the SQLite statements share one core (bench/README.md
 measures each). `dlrhub serve` therefore starts one worker process
 (`server.ingest_worker = true`, the default) and the receiver hands it each
-authenticated, redacted callback over a Unix socket pair. The worker runs the
+authenticated callback, as received, over a Unix socket pair. The worker runs the
 same `Ingest` as the in-process path over its own store connection, with the
-same group commit, and answers once the commit is durable; only then does the
-receiver send the 200. Messages are length-prefixed msgpack frames, gathered into
+same group commit: it normalizes the callback, redacts it (nothing unredacted
+reaches the store or a log) and answers once the commit is durable; only then
+does the receiver send the 200. Messages are length-prefixed msgpack frames, gathered into
 one `write` per event-loop turn on both sides.
 
 Failure: if the worker dies, every callback waiting on it and every new one is

@@ -177,7 +177,7 @@ from dlrhub.event import Event, EventType, JSONValue, RawCallback, Status
 from dlrhub.normalizers import kannel
 from dlrhub.normalizers.base import NormalizeError, SourceOptions
 from dlrhub.normalizers.exchange import event_id
-from dlrhub.redact import is_secret_parameter
+from dlrhub.redact import is_secret_name
 
 PROVIDER = "smsgateway"
 CHANNEL = "sms"
@@ -429,5 +429,5 @@ def _other_params(params: Mapping[str, str], known: set[str]) -> dict[str, JSONV
     return {
         name: value
         for name, value in params.items()
-        if name not in known and not is_secret_parameter(name)
+        if name not in known and not is_secret_name(name)
     }

@@ -81,6 +81,14 @@ def _hook(
     if body is not None:
         operation["requestBody"] = {"required": True, "content": body}
         operation["responses"]["415"] = _answer("Wrong Content-Type.")
+        if route.lenient_content_type:
+            operation["requestBody"]["description"] = (
+                f"{route.content_type}, or any other Content-Type (or none) when the body"
+                " parses as JSON: the provider's document never states one."
+            )
+            operation["responses"]["415"] = _answer(
+                f"A Content-Type other than {route.content_type} with a body that is not JSON."
+            )
     return operation
 
 
@@ -96,7 +104,10 @@ def _route_operation(
     schema: dict[str, Any] = {"type": "object"}
     if properties:
         schema["properties"] = properties
-    return _hook(summary, {route.content_type: {"schema": schema}}, [], route, auth)
+    content = {route.content_type: {"schema": schema}}
+    if route.lenient_content_type:
+        content["*/*"] = {"schema": {}}  # any JSON text (what it holds, the normalizer reads)
+    return _hook(summary, content, [], route, auth)
 
 
 def hook_paths() -> dict[str, Any]:

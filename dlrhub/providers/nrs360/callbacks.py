@@ -115,7 +115,11 @@ names the parameters it did have; set `dlr_params.ref` (here `customId`) and run
 ## `progress` — e-mail validation progress (see providers/360nrs-api.txt ~l.5061)
 
 POST JSON `{"data": {"id", "status", "total", "processed", "valid", "cost",
-"currency", "createdAt", "updatedAt", "finishedAt", "resultUrl", "error"}}`.
+"currency", "createdAt", "updatedAt", "finishedAt", "resultUrl", "error"}}`. The
+document shows the JSON but never its Content-Type, so the route takes any (or
+none) when the body parses as JSON (`Route.lenient_content_type`); a body that
+does not parse is answered 415 unless it came as `application/json` (then it is
+quarantined).
 Type `job.progress`, channel `email_validation`, status none, `provider_status`
 = `data.status` (`started`, `finished`, `failed`; required, any text kept),
 `message_id` = `data.id` as text (a string or an integer; none when absent: a

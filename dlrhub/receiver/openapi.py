@@ -12,8 +12,14 @@ from dlrhub import __version__
 from dlrhub.event import EventType, Status
 from dlrhub.providers import PROVIDERS
 from dlrhub.providers.base import Authenticator, Route
+from dlrhub.store.base import MAX_INTEGER
 
 ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _integer(low: int, high: int = MAX_INTEGER) -> dict[str, Any]:
+    """An integer parameter: anything else, or out of these bounds, is answered 400."""
+    return {"type": "integer", "format": "int64", "minimum": low, "maximum": high}
 
 
 def _answer(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -46,7 +52,10 @@ HOOK_ANSWERS = {
     "503": _answer("Store unavailable; retry after the Retry-After seconds."),
 }
 ADMIN_ANSWERS = {
-    "400": _answer("A query parameter is wrong."),
+    "400": _answer(
+        "A query or path parameter is wrong: unknown, not one of its values, or an"
+        f" integer that is not plain digits within its bounds (at most {MAX_INTEGER})."
+    ),
     "401": _answer("Missing or wrong admin bearer token."),
     "503": _answer("Store unavailable."),
 }
@@ -167,16 +176,8 @@ def openapi_document() -> dict[str, Any]:
                         _query("message_id", "Provider message id."),
                         _query("type", "Event type.", {"enum": [t.value for t in EventType]}),
                         _query("status", "Common status.", {"enum": [s.value for s in Status]}),
-                        _query(
-                            "after_seq",
-                            "Cursor: seq of the last event seen.",
-                            {"type": "integer", "minimum": 0},
-                        ),
-                        _query(
-                            "limit",
-                            "At most this many (1-1000).",
-                            {"type": "integer", "minimum": 1, "maximum": 1000},
-                        ),
+                        _query("after_seq", "Cursor: seq of the last event seen.", _integer(0)),
+                        _query("limit", "At most this many (1-1000).", _integer(1, 1000)),
                     ],
                     "responses": {
                         "200": _answer(
@@ -208,12 +209,8 @@ def openapi_document() -> dict[str, Any]:
                         _query(
                             "state", "pending or reprocessed.", {"enum": ["pending", "reprocessed"]}
                         ),
-                        _query("after_id", "Cursor.", {"type": "integer", "minimum": 0}),
-                        _query(
-                            "limit",
-                            "At most this many.",
-                            {"type": "integer", "minimum": 1, "maximum": 1000},
-                        ),
+                        _query("after_id", "Cursor.", _integer(0)),
+                        _query("limit", "At most this many (1-1000).", _integer(1, 1000)),
                     ],
                     "responses": {"200": _answer("Entries.", {"type": "object"}), **ADMIN_ANSWERS},
                 }
@@ -223,7 +220,7 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "One quarantined callback, with its redacted raw payload",
                     "tags": ["quarantine"],
                     "security": ADMIN,
-                    "parameters": [_path("entry_id", {"type": "integer"})],
+                    "parameters": [_path("entry_id", _integer(0))],
                     "responses": {
                         "200": _answer("The entry.", {"type": "object"}),
                         "404": _answer("No such entry."),
@@ -236,7 +233,7 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Normalize a quarantined callback again and store its events",
                     "tags": ["quarantine"],
                     "security": ADMIN,
-                    "parameters": [_path("entry_id", {"type": "integer"})],
+                    "parameters": [_path("entry_id", _integer(0))],
                     "responses": {
                         "200": _answer("What happened.", {"type": "object"}),
                         "404": _answer("No such entry."),

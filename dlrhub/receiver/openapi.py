@@ -43,7 +43,8 @@ def _path(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
 
 HOOK_ANSWERS = {
     "200": _answer(
-        "Durably stored, a duplicate of a stored callback, or quarantined.",
+        "Durably stored, a duplicate of a stored callback, or quarantined (unreadable,"
+        " or a receipt that names no message: reason no_message_identity).",
         {"$ref": "#/components/schemas/HookAnswer"},
     ),
     "403": _answer("The caller's address is not in the source's allow_ips."),

@@ -2,8 +2,9 @@
 
 A failure prints one line saying what was wrong and what to do, and exits
 non-zero (2 for configuration or usage, 1 otherwise); `--verbose` adds the
-traceback; a configuration with several errors prints a line for each. The
-commands themselves live in `dlrhub/commands/`.
+traceback; a configuration with several errors prints a line for each. A usage
+error (an integer argument out of range included) is one line too
+(`commands.common.Parser`). The commands themselves live in `dlrhub/commands/`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dlrhub import __version__
-from dlrhub.commands.common import EXIT_FAILURE, EXIT_USAGE, CliError
+from dlrhub.commands.common import EXIT_FAILURE, EXIT_USAGE, CliError, Parser
 from dlrhub.commands.outbound import add_outbound_commands
 from dlrhub.commands.receiver import add_receiver_commands
 from dlrhub.commands.sinks import add_sink_commands
@@ -24,12 +25,12 @@ from dlrhub.store import StoreUnavailable
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="dlrhub",
         description="Receive, normalize, store and fan out messaging delivery receipts.",
     )
     parser.add_argument("--version", action="version", version=f"dlrhub {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument("--config", type=Path, help="dlrhub.toml (default: $DLRHUB_CONFIG)")
     common.add_argument("--data-dir", help="where the SQLite store lives (default ./dlrhub-data)")
     common.add_argument("--verbose", action="store_true", help="show tracebacks on failure")

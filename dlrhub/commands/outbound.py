@@ -13,6 +13,7 @@ from dlrhub.commands.common import (
     EXIT_FAILURE,
     EXIT_USAGE,
     CliError,
+    Parser,
     config_from,
     configure_logging,
 )
@@ -24,8 +25,8 @@ from dlrhub.store.settings import open_store
 
 
 def add_outbound_commands(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
+    commands: argparse._SubParsersAction[Parser],
+    common: Parser,
 ) -> None:
     send = commands.add_parser(
         "send",

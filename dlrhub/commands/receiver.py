@@ -14,7 +14,10 @@ from dlrhub import __version__
 from dlrhub.commands.common import (
     EXIT_FAILURE,
     EXIT_USAGE,
+    PORT,
     CliError,
+    Parser,
+    WholeNumber,
     config_from,
     configure_logging,
     with_store,
@@ -30,14 +33,14 @@ from dlrhub.store.settings import open_store
 
 
 def add_receiver_commands(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
+    commands: argparse._SubParsersAction[Parser],
+    common: Parser,
 ) -> None:
     serve = commands.add_parser(
         "serve", parents=[common], help="run the receiver", description="Run the HTTP receiver."
     )
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    serve.add_argument("--port", type=PORT, help="port to listen on (default 8080)")
     serve.add_argument(
         "--no-sinks", action="store_true", help="do not deliver to sinks (run 'dlrhub worker')"
     )
@@ -56,8 +59,10 @@ def add_receiver_commands(
     events.add_argument("--message-id")
     events.add_argument("--type", choices=[t.value for t in EventType])
     events.add_argument("--status", choices=[s.value for s in Status])
-    events.add_argument("--after-seq", type=int, default=0, help="start after this seq")
-    events.add_argument("--limit", type=int, default=100, help="without --follow: at most N")
+    events.add_argument("--after-seq", type=WholeNumber(), default=0, help="start after this seq")
+    events.add_argument(
+        "--limit", type=WholeNumber(1), default=100, help="without --follow: at most N"
+    )
     events.set_defaults(handler=command_events)
 
     quarantine = commands.add_parser(
@@ -71,12 +76,12 @@ def add_receiver_commands(
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=command_quarantine_list)
     show = actions.add_parser("show", parents=[common], help="show one entry with its payload")
-    show.add_argument("entry_id", type=int)
+    show.add_argument("entry_id", type=WholeNumber())
     show.set_defaults(handler=command_quarantine_show)
     reprocess = actions.add_parser(
         "reprocess", parents=[common], help="normalize entries again and store their events"
     )
-    reprocess.add_argument("entry_ids", type=int, nargs="*", help="entry ids")
+    reprocess.add_argument("entry_ids", type=WholeNumber(), nargs="*", help="entry ids")
     reprocess.add_argument("--all", action="store_true", help="every pending entry")
     reprocess.set_defaults(handler=command_quarantine_reprocess)
 

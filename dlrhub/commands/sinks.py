@@ -11,7 +11,10 @@ import orjson
 
 from dlrhub.commands.common import (
     EXIT_USAGE,
+    PORT,
     CliError,
+    Parser,
+    WholeNumber,
     config_from,
     configure_logging,
     with_store,
@@ -24,8 +27,8 @@ if TYPE_CHECKING:  # imported when a command needs it: the CLI starts faster
 
 
 def add_sink_commands(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
+    commands: argparse._SubParsersAction[Parser],
+    common: Parser,
 ) -> None:
     worker = commands.add_parser(
         "worker",
@@ -33,7 +36,7 @@ def add_sink_commands(
         help="deliver stored events to the sinks (with 'serve --no-sinks')",
         description="Run only the sink delivery, without the HTTP receiver.",
     )
-    worker.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    worker.add_argument("--metrics-port", type=PORT, help="serve Prometheus /metrics on this port")
     worker.set_defaults(handler=command_worker)
 
     sinks = commands.add_parser(
@@ -59,8 +62,10 @@ def add_sink_commands(
     replay.add_argument("name")
     start = replay.add_mutually_exclusive_group(required=True)
     start.add_argument("--since", help="from this time: ISO 8601 or an age such as 2h, 3d")
-    start.add_argument("--after-seq", type=int, help="events with a seq above this one")
-    replay.add_argument("--until-seq", type=int, help="up to this seq (default: the latest)")
+    start.add_argument("--after-seq", type=WholeNumber(), help="events with a seq above this one")
+    replay.add_argument(
+        "--until-seq", type=WholeNumber(), help="up to this seq (default: the latest)"
+    )
     replay.set_defaults(handler=command_replay)
 
     dlq = commands.add_parser(
@@ -74,7 +79,7 @@ def add_sink_commands(
     for action, text in (("retry", "deliver again"), ("drop", "delete")):
         command = dlq_actions.add_parser(action, parents=[common], help=f"{text} dead letters")
         command.add_argument("name")
-        command.add_argument("ids", type=int, nargs="*", help="dead letter ids")
+        command.add_argument("ids", type=WholeNumber(), nargs="*", help="dead letter ids")
         command.add_argument("--all", action="store_true", help="every dead letter of the sink")
         command.set_defaults(handler=command_dlq_change, change=action)
 
@@ -230,6 +235,10 @@ def command_replay(args: argparse.Namespace) -> int:
                     " nor an age (2h, 3d)",
                     EXIT_USAGE,
                 ) from None
+        except OverflowError:
+            raise CliError(
+                f"--since {args.since!r} reaches back before year 1", EXIT_USAGE
+            ) from None
 
     async def run(store: Store, state: Any) -> None:
         job = await queue_replay(

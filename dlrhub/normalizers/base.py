@@ -20,6 +20,22 @@ class NormalizeError(ValueError):
     """The payload cannot be turned into events; the message says why."""
 
 
+NO_MESSAGE_IDENTITY = "no_message_identity"
+
+
+class NoMessageIdentity(NormalizeError):
+    """The receipt names no message (no id, no ref of yours).
+
+    Stored, it would carry `message_id: null` and could not be told apart from
+    every other such receipt; quarantined, it waits for a fixed `dlr_params` and
+    `reprocess`. The message (the quarantine reason) starts with
+    `no_message_identity:` so that an operator can grep for it.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"{NO_MESSAGE_IDENTITY}: {detail}")
+
+
 @dataclass(frozen=True, slots=True)
 class SourceOptions:
     """Per-source choices where provider documents are silent (see README).

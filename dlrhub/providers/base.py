@@ -35,6 +35,10 @@ class Route:
     `body` says what a POST carries: a form, JSON, or nothing (a GET with a query).
     `ack` is the exact body (text/plain) a provider needs in a 200 before it stops
     retrying; by default dlrhub answers JSON (stored, duplicate, event ids).
+    `lenient_content_type` (JSON bodies only) takes a POST whatever its
+    Content-Type, or none, when its body parses as JSON: for a provider whose
+    document never states the Content-Type it sends; a body that does not parse
+    is still 415.
     """
 
     kind: str
@@ -43,6 +47,11 @@ class Route:
     summary: str = ""
     fields: tuple[str, ...] = ()  # documented parameter names, for the OpenAPI document
     ack: bytes | None = None
+    lenient_content_type: bool = False
+
+    def __post_init__(self) -> None:
+        if self.lenient_content_type and self.body != "json":
+            raise ValueError(f"route {self.kind!r}: lenient_content_type needs a JSON body")
 
     @property
     def content_type(self) -> str | None:

@@ -14,7 +14,9 @@ address not allowed 403, bad token 401 (nothing stored), wrong content type
 408 (and the connection closed); a check that reads the body (a signature) runs
 after the body is read and answers 401 or 403. So a held request keeps at most
 `max_body_bytes` for at most `body_timeout`; on more than
-`server.limit_concurrency` connections Uvicorn answers 503 itself.
+`server.limit_concurrency` connections Uvicorn answers 503 itself. A route with
+`lenient_content_type` takes any Content-Type when its body parses as JSON, and
+answers 415 once the body is read.
 Then the callback is normalized and committed (`dlrhub.receiver.ingest`); the
 200 answer is sent only after the commit, or 503 with `Retry-After` when the
 store fails or does not commit within `server.ingest_timeout`. A payload that
@@ -143,6 +145,20 @@ def _cancel(task: asyncio.Task[Any]) -> None:
     task.cancel()
 
 
+def _check_lenient_body(scope: Scope, headers: _Headers, route: Route, body: bytes) -> None:
+    """A route whose provider states no Content-Type takes any when the body parses as JSON."""
+    given_type = headers.content_type.split(";")[0].strip().lower()
+    if scope["method"] == "GET" or given_type == route.content_type:
+        return
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError:
+        detail = f"got Content-Type {given_type or 'none'} and a body that is not JSON"
+        raise Refused(
+            "unsupported_media_type", error_answer(415, "unsupported_media_type", detail)
+        ) from None
+
+
 class Hooks:
     """The ASGI app answering provider callbacks under `/hooks/`."""
 
@@ -210,6 +226,8 @@ class Hooks:
             headers = _Headers.read(scope["headers"], auth.headers)
             self._check(scope, address, headers, route, source, auth)
             body = await self._read_body(receive, headers)
+            if route.lenient_content_type:
+                _check_lenient_body(scope, headers, route, body)
             if auth.needs_body:
                 self._authenticate(scope, headers, source, auth, body)
         except Refused as refused:
@@ -270,7 +288,7 @@ class Hooks:
             self._authenticate(scope, headers, source, auth, b"")
         if route.content_type is not None and scope["method"] != "GET":
             given_type = headers.content_type.split(";")[0].strip().lower()
-            if given_type != route.content_type:
+            if given_type != route.content_type and not route.lenient_content_type:
                 raise Refused(
                     "unsupported_media_type",
                     error_answer(

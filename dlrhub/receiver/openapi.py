@@ -12,8 +12,14 @@ from dlrhub import __version__
 from dlrhub.event import EventType, Status
 from dlrhub.providers import PROVIDERS
 from dlrhub.providers.base import Authenticator, Route
+from dlrhub.store.base import MAX_INTEGER
 
 ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _integer(low: int, high: int = MAX_INTEGER) -> dict[str, Any]:
+    """An integer parameter: anything else, or out of these bounds, is answered 400."""
+    return {"type": "integer", "format": "int64", "minimum": low, "maximum": high}
 
 
 def _answer(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -37,7 +43,8 @@ def _path(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
 
 HOOK_ANSWERS = {
     "200": _answer(
-        "Durably stored, a duplicate of a stored callback, or quarantined.",
+        "Durably stored, a duplicate of a stored callback, or quarantined (unreadable,"
+        " or a receipt that names no message: reason no_message_identity).",
         {"$ref": "#/components/schemas/HookAnswer"},
     ),
     "403": _answer("The caller's address is not in the source's allow_ips."),
@@ -46,7 +53,10 @@ HOOK_ANSWERS = {
     "503": _answer("Store unavailable; retry after the Retry-After seconds."),
 }
 ADMIN_ANSWERS = {
-    "400": _answer("A query parameter is wrong."),
+    "400": _answer(
+        "A query or path parameter is wrong: unknown, not one of its values, or an"
+        f" integer that is not plain digits within its bounds (at most {MAX_INTEGER})."
+    ),
     "401": _answer("Missing or wrong admin bearer token."),
     "503": _answer("Store unavailable."),
 }
@@ -81,6 +91,14 @@ def _hook(
     if body is not None:
         operation["requestBody"] = {"required": True, "content": body}
         operation["responses"]["415"] = _answer("Wrong Content-Type.")
+        if route.lenient_content_type:
+            operation["requestBody"]["description"] = (
+                f"{route.content_type}, or any other Content-Type (or none) when the body"
+                " parses as JSON: the provider's document never states one."
+            )
+            operation["responses"]["415"] = _answer(
+                f"A Content-Type other than {route.content_type} with a body that is not JSON."
+            )
     return operation
 
 
@@ -96,7 +114,10 @@ def _route_operation(
     schema: dict[str, Any] = {"type": "object"}
     if properties:
         schema["properties"] = properties
-    return _hook(summary, {route.content_type: {"schema": schema}}, [], route, auth)
+    content = {route.content_type: {"schema": schema}}
+    if route.lenient_content_type:
+        content["*/*"] = {"schema": {}}  # any JSON text (what it holds, the normalizer reads)
+    return _hook(summary, content, [], route, auth)
 
 
 def hook_paths() -> dict[str, Any]:
@@ -156,16 +177,8 @@ def openapi_document() -> dict[str, Any]:
                         _query("message_id", "Provider message id."),
                         _query("type", "Event type.", {"enum": [t.value for t in EventType]}),
                         _query("status", "Common status.", {"enum": [s.value for s in Status]}),
-                        _query(
-                            "after_seq",
-                            "Cursor: seq of the last event seen.",
-                            {"type": "integer", "minimum": 0},
-                        ),
-                        _query(
-                            "limit",
-                            "At most this many (1-1000).",
-                            {"type": "integer", "minimum": 1, "maximum": 1000},
-                        ),
+                        _query("after_seq", "Cursor: seq of the last event seen.", _integer(0)),
+                        _query("limit", "At most this many (1-1000).", _integer(1, 1000)),
                     ],
                     "responses": {
                         "200": _answer(
@@ -197,12 +210,8 @@ def openapi_document() -> dict[str, Any]:
                         _query(
                             "state", "pending or reprocessed.", {"enum": ["pending", "reprocessed"]}
                         ),
-                        _query("after_id", "Cursor.", {"type": "integer", "minimum": 0}),
-                        _query(
-                            "limit",
-                            "At most this many.",
-                            {"type": "integer", "minimum": 1, "maximum": 1000},
-                        ),
+                        _query("after_id", "Cursor.", _integer(0)),
+                        _query("limit", "At most this many (1-1000).", _integer(1, 1000)),
                     ],
                     "responses": {"200": _answer("Entries.", {"type": "object"}), **ADMIN_ANSWERS},
                 }
@@ -212,7 +221,7 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "One quarantined callback, with its redacted raw payload",
                     "tags": ["quarantine"],
                     "security": ADMIN,
-                    "parameters": [_path("entry_id", {"type": "integer"})],
+                    "parameters": [_path("entry_id", _integer(0))],
                     "responses": {
                         "200": _answer("The entry.", {"type": "object"}),
                         "404": _answer("No such entry."),
@@ -225,7 +234,7 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Normalize a quarantined callback again and store its events",
                     "tags": ["quarantine"],
                     "security": ADMIN,
-                    "parameters": [_path("entry_id", {"type": "integer"})],
+                    "parameters": [_path("entry_id", _integer(0))],
                     "responses": {
                         "200": _answer("What happened.", {"type": "object"}),
                         "404": _answer("No such entry."),

@@ -14,6 +14,11 @@ from typing import Literal, Protocol
 
 from dlrhub.event import Event, EventType, RawCallback, Status
 
+# The largest integer SQLite and PostgreSQL (BIGINT) hold. Every seq, id and cursor
+# from a user (a /v1 parameter, a CLI argument) is checked against it before it
+# reaches the store, where a larger one is an overflow error, not an empty answer.
+MAX_INTEGER = 2**63 - 1
+
 
 class StoreUnavailable(Exception):
     """The store cannot take writes or answer reads right now; try again later."""

@@ -56,7 +56,9 @@ async def test_token_and_passwords_are_not_stored(running: Running) -> None:
         content="event=sent&id=1&password=hunter22&apikey=k-123456",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
-    await running.client.get(f"/hooks/nrs360/dlr?token={SOURCE_TOKEN}&status=1&key=k-123456")
+    await running.client.get(
+        f"/hooks/nrs360/dlr?token={SOURCE_TOKEN}&status=1&key=k-123456&ref=r-1"
+    )
     database = sqlite3.connect(running.config.sqlite_path)
     dump = "\n".join(database.iterdump())
     database.close()

@@ -29,7 +29,14 @@ ROUTES = (
         ("GET",),
         summary="360NRS delivery receipt on the send's notificationUrl (Kannel-style escapes)",
     ),
-    Route("progress", ("POST",), body="json", summary="360NRS JSON progress notification"),
+    Route(
+        "progress",
+        ("POST",),
+        body="json",
+        summary="360NRS JSON progress notification",
+        # The document shows the JSON and never its Content-Type (~l.5061).
+        lenient_content_type=True,
+    ),
 )
 
 

@@ -41,8 +41,14 @@ campaignId, formId, campaignName, event, extra, smtpResponse, eventDate`.
   body) to bytes, then read as UTF-8; a value that is not valid UTF-8 is read as
   latin-1 instead (a PHP sender may `urlencode` latin-1 text). When a field comes
   twice, the first one counts.
-- `message_id` is `id`, or none when it is blank (sends made from the web have no
-  id). `channel` is lower-cased; recipient and sender are not in this payload.
+- `message_id` is `id`, or none when it is blank: the document says a message sent
+  from the web has no `id` (~l.7982). Such a notification is stored, not quarantined
+  like a receipt without identity (see `dlr`): 360NRS sends it that way by design,
+  no configuration could give it an id, so quarantine would hold it for good. It is
+  merged with nothing: it is its own event (its duplicate key is the whole form),
+  it never enters a message's state (`/v1/messages`), and `extra.campaignId` with
+  `extra.contactId` name the web send's message. `channel` is lower-cased;
+  recipient and sender are not in this payload.
 - `extra` holds, under the provider's own names, the fields that are present and
   not blank: `contactId`, `campaignId`, `formId` (documented as integers: an int
   when written as a plain decimal that fits in 63 bits, else the text),
@@ -98,13 +104,26 @@ or `%t`, `YYYY-MM-DD HH:MM`; see "Times" below). `extra` holds `smsc_id` and
 there, maybe empty). The receiver has already redacted a parameter named `token`;
 it is left out entirely (any case of the name).
 
+A receipt with neither a `message_id` nor a `ref` (blank counts as absent), such
+as the document's own example `?sender=%p&phone=%P&status=%d&customId=123456`
+(l.301) read with the default `dlr_params`, names no message: stored, it would
+carry `message_id: null` and could not be told apart from any other such receipt.
+It is quarantined instead, with a reason starting `no_message_identity:` that
+names the parameters it did have; set `dlr_params.ref` (here `customId`) and run
+`dlrhub quarantine reprocess`. A missing status is reported first.
+
 ## `progress` — e-mail validation progress (see providers/360nrs-api.txt ~l.5061)
 
 POST JSON `{"data": {"id", "status", "total", "processed", "valid", "cost",
-"currency", "createdAt", "updatedAt", "finishedAt", "resultUrl", "error"}}`.
+"currency", "createdAt", "updatedAt", "finishedAt", "resultUrl", "error"}}`. The
+document shows the JSON but never its Content-Type, so the route takes any (or
+none) when the body parses as JSON (`Route.lenient_content_type`); a body that
+does not parse is answered 415 unless it came as `application/json` (then it is
+quarantined).
 Type `job.progress`, channel `email_validation`, status none, `provider_status`
 = `data.status` (`started`, `finished`, `failed`; required, any text kept),
-`message_id` = `data.id` as text (a string or an integer), `occurred_at` = the
+`message_id` = `data.id` as text (a string or an integer; none when absent: a
+job's progress is not a message's receipt, and it is stored), `occurred_at` = the
 first non-empty of `finishedAt`, `updatedAt`, `createdAt` (an integer there is
 Unix seconds), `extra` = `data` as sent.
 
@@ -144,7 +163,7 @@ import orjson
 from dlrhub.event import Event, EventType, JSONValue, RawCallback, Status
 from dlrhub.name_cache import cached_for_short_names
 from dlrhub.normalizers import kannel
-from dlrhub.normalizers.base import NormalizeError, SourceOptions
+from dlrhub.normalizers.base import NoMessageIdentity, NormalizeError, SourceOptions
 from dlrhub.normalizers.exchange import event_id
 from dlrhub.normalizers.kannel import excerpt as _quote
 from dlrhub.normalizers.kannel import mapped_status as _mapped_status
@@ -313,6 +332,15 @@ def normalize_delivery_receipt(raw: RawCallback, options: SourceOptions) -> Even
             "check the source's dlr_params against the notificationUrl template."
         )
     ref = take("ref")
+    message_id = take("message_id") or ref
+    if message_id is None:
+        raise NoMessageIdentity(
+            f"the delivery receipt has no ref in parameter {_quote(names['ref'])} and no "
+            f"message id in parameter {_quote(names['message_id'])}, so it cannot be told "
+            f"apart from other receipts{_unread(params, mapped_names)}; name the parameter "
+            "of your ref in the source's dlr_params.ref (or put a ref in the "
+            "notificationUrl), then run 'dlrhub quarantine reprocess'."
+        )
     timestamp = take("timestamp")
 
     extra: dict[str, JSONValue] = {}
@@ -331,7 +359,7 @@ def normalize_delivery_receipt(raw: RawCallback, options: SourceOptions) -> Even
         type=EventType.MESSAGE_STATUS,
         received_at=raw.received_at,
         channel=DLR_CHANNEL,
-        message_id=take("message_id") or ref,
+        message_id=message_id,
         correlation_id=ref,
         recipient=take("phone"),
         sender=take("sender"),
@@ -340,6 +368,16 @@ def normalize_delivery_receipt(raw: RawCallback, options: SourceOptions) -> Even
         occurred_at=_parse_time(timestamp, options.timezone, "timestamp") if timestamp else None,
         extra=extra,
     )
+
+
+def _unread(params: Mapping[str, str], mapped_names: set[str]) -> str:
+    """The names of the parameters no field reads, for the reason of a receipt without identity."""
+    unread = [
+        _quote(name)
+        for name in params
+        if name not in mapped_names and name.lower() != REDACTED_PARAM
+    ]
+    return f" (its other parameters: {', '.join(unread[:10])})" if unread else ""
 
 
 def normalize_progress_notification(raw: RawCallback, options: SourceOptions) -> Event:

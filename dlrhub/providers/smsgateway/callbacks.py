@@ -107,7 +107,16 @@ end), and `extra.receipt` holds its fields as text: `id`, `sub`, `dlvrd`,
 one message), else `ref` (Kannel leaves `%F` empty on a 16); `correlation_id` is
 `ref`. Put your `ref` in every `dlr-url`: it is what you know at send time.
 `%I` is a new id on every report, so it is kept in `extra` but identifies
-nothing.
+nothing; nor does the receipt's `id:` (in `%A`), which the SMSC may write in
+another base than `%F` and which reports 8 and 16 lack, so that one message would
+get two ids.
+
+A DLR with neither `%F` nor `ref` names no message: stored, it would carry
+`message_id: null` and could not be told apart from any other such DLR. It is
+quarantined instead (and still answered `ACK/Jasmin`), with a reason starting
+`no_message_identity:`; fix the `dlr-url` or the source's `dlr_params` and run
+`dlrhub quarantine reprocess`. Other errors (a missing status, a bad `ts`) are
+reported first.
 
 `occurred_at` is the `timestamp` parameter, read as UTC whatever the source's
 `timezone` (Kannel writes `%T` as Unix seconds and `%t` as
@@ -147,8 +156,9 @@ blank one. `extra.error_code` is `err`.
 The four `queued` errors are those Jasmin resubmits by default
 (`submit_error_retrial`, jasmin/managers/configs.py): the send may still succeed,
 but Jasmin sends no further DLR for it. The source's `status_map` is checked first.
-`message_id` is `id`, else your `ref`; `correlation_id` is `ref`. `occurred_at`
-is `donedate`; level 1 carries no time.
+`message_id` is `id`, else your `ref`; `correlation_id` is `ref`; a DLR with
+neither is quarantined with reason `no_message_identity:`, as a Kannel one is.
+`occurred_at` is `donedate`; level 1 carries no time.
 
 ## Times of a receipt
 
@@ -175,7 +185,7 @@ import orjson
 
 from dlrhub.event import Event, EventType, JSONValue, RawCallback, Status
 from dlrhub.normalizers import kannel
-from dlrhub.normalizers.base import NormalizeError, SourceOptions
+from dlrhub.normalizers.base import NoMessageIdentity, NormalizeError, SourceOptions
 from dlrhub.normalizers.exchange import event_id
 from dlrhub.redact import is_secret_name
 
@@ -305,6 +315,15 @@ def _kannel_event(
         occurred_at = kannel.parse_time(timestamp, "UTC", names["timestamp"])
     else:
         occurred_at = _receipt_time(receipt, options)
+    message_id = take("message_id") or ref
+    if message_id is None:
+        raise NoMessageIdentity(
+            f"the DLR has no message id in parameter {kannel.excerpt(names['message_id'])} "
+            f"(%F) and no ref in parameter {kannel.excerpt(names['ref'])}, so it cannot be "
+            "told apart from other DLRs; put msgid=%F and your ref in the dlr-url (or name "
+            "the parameters that carry them in the source's dlr_params), then run "
+            "'dlrhub quarantine reprocess'."
+        )
 
     extra: dict[str, JSONValue] = {"format": "kannel"}
     for field in ("smsc_id", "internal_id"):
@@ -326,7 +345,7 @@ def _kannel_event(
         type=EventType.MESSAGE_STATUS,
         received_at=raw.received_at,
         channel=CHANNEL,
-        message_id=take("message_id") or ref,
+        message_id=message_id,
         correlation_id=ref,
         recipient=take("phone"),
         sender=take("sender"),
@@ -381,6 +400,14 @@ def _jasmin_event(
     extra["params"] = _other_params(params, {*JASMIN_FIELDS, *yours})
 
     ref = kannel.stripped(params.get(names["ref"]))
+    message_id = take("id") or ref
+    if message_id is None:
+        raise NoMessageIdentity(
+            f"the Jasmin DLR has no 'id' and no ref in parameter {kannel.excerpt(names['ref'])}, "
+            "so it cannot be told apart from other DLRs; put your ref in the dlr-url (or name "
+            "the parameter that carries it in the source's dlr_params.ref), then run "
+            "'dlrhub quarantine reprocess'."
+        )
     return Event(
         id=event_id(raw, 0),
         source=raw.source,
@@ -388,7 +415,7 @@ def _jasmin_event(
         type=EventType.MESSAGE_STATUS,
         received_at=raw.received_at,
         channel=CHANNEL,
-        message_id=take("id") or ref,
+        message_id=message_id,
         correlation_id=ref,
         recipient=kannel.stripped(params.get(names["phone"])),
         sender=kannel.stripped(params.get(names["sender"])),

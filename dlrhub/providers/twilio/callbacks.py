@@ -85,7 +85,7 @@ first one counts.
 
 | field              | event                                                        |
 |--------------------|--------------------------------------------------------------|
-| `MessageSid`       | `message_id` (required: missing or blank is an error)        |
+| `MessageSid`       | `message_id` (required: see below)                           |
 | `MessageStatus`    | `status`, `provider_status` (required: missing or blank is an error) |
 | `To`               | `recipient`                                                  |
 | `From`             | `sender`                                                     |
@@ -96,7 +96,9 @@ first one counts.
 copies of `MessageSid` and `MessageStatus`), `MessagingServiceSid`, `ErrorCode`,
 `ErrorMessage` and whatever Twilio adds (it adds fields without notice), when
 present and not blank. The event's type is `message.status`; it has no
-`correlation_id`.
+`correlation_id`. A callback without `MessageSid` (missing or blank) names no
+message: it is quarantined with a reason starting `no_message_identity:`, as
+receipts without identity are for every provider.
 
 **Channel.** `To` and `From` of a WhatsApp message are `whatsapp:+14155238886`:
 a prefix of letters, digits, `+`, `.` or `-` starting with a letter, then `:`,
@@ -147,7 +149,7 @@ from urllib.parse import unquote_to_bytes
 from zoneinfo import ZoneInfo
 
 from dlrhub.event import Event, EventType, JSONValue, RawCallback, Status
-from dlrhub.normalizers.base import NormalizeError, SourceOptions
+from dlrhub.normalizers.base import NoMessageIdentity, NormalizeError, SourceOptions
 from dlrhub.normalizers.exchange import event_id
 
 PROVIDER = "twilio"
@@ -204,8 +206,8 @@ def normalize_status_callback(raw: RawCallback, options: SourceOptions) -> Event
     fields = parse_form(raw.body)
     message_sid = _stripped(fields.get("MessageSid"))
     if message_sid is None:
-        raise NormalizeError(
-            "The status callback has no 'MessageSid', so it names no message to record."
+        raise NoMessageIdentity(
+            "the status callback has no 'MessageSid', so it names no message to record."
         )
     provider_status = fields.get("MessageStatus")
     if provider_status is None or not provider_status.strip():

@@ -20,7 +20,7 @@ import pytest
 
 from dlrhub.event import Event, EventType, RawCallback, Status
 from dlrhub.ids import uuid7
-from dlrhub.normalizers.base import NormalizeError, SourceOptions
+from dlrhub.normalizers.base import NoMessageIdentity, NormalizeError, SourceOptions
 from dlrhub.providers.nrs360.callbacks import ENGAGEMENT_EVENTS, EVENT_STATUSES, normalize
 
 CASES_DIR = Path(__file__).resolve().parents[2] / "data" / "nrs360"
@@ -151,16 +151,19 @@ def test_status_map_gives_an_engagement_event_a_status_but_keeps_its_type() -> N
 
 def test_status_map_overrides_kannel_meaning_of_dlr_status() -> None:
     options = SourceOptions(status_map={"1": Status.SENT, "entregada": Status.DELIVERED})
-    assert normalize_one(raw_callback("dlr", query="status=1")).status == Status.DELIVERED
-    assert normalize_one(raw_callback("dlr", query="status=1"), options).status == Status.SENT
-    event = normalize_one(raw_callback("dlr", query="status=ENTREGADA"), options)
+    delivered = raw_callback("dlr", query="status=1&ref=r-1")
+    assert normalize_one(delivered).status == Status.DELIVERED
+    assert normalize_one(delivered, options).status == Status.SENT
+    event = normalize_one(raw_callback("dlr", query="status=ENTREGADA&ref=r-1"), options)
     assert (event.status, event.provider_status) == (Status.DELIVERED, "ENTREGADA")
 
 
 def test_status_map_with_a_value_that_is_no_status_is_a_normalize_error() -> None:
     status_map: dict[str, Any] = {"1": "entregado"}
     with pytest.raises(NormalizeError, match="status_map"):
-        normalize(raw_callback("dlr", query="status=1"), SourceOptions(status_map=status_map))
+        normalize(
+            raw_callback("dlr", query="status=1&ref=r-1"), SourceOptions(status_map=status_map)
+        )
 
 
 @pytest.mark.parametrize(
@@ -181,10 +184,29 @@ def test_status_map_with_a_value_that_is_no_status_is_a_normalize_error() -> Non
     ],
 )
 def test_dlr_status_values(value: str, status: Status) -> None:
-    assert normalize_one(raw_callback("dlr", query=f"status={value}")).status == status
+    assert normalize_one(raw_callback("dlr", query=f"status={value}&ref=r-1")).status == status
 
 
 # ---- dlr_params and plus signs ---------------------------------------------------
+
+
+def test_a_receipt_without_identity_is_an_error_until_dlr_params_name_the_ref() -> None:
+    # The document's own example (providers/360nrs-api.txt l.301) with the default names.
+    raw = raw_callback("dlr", query="sender=NRSTEST&phone=34666555444&status=1&customId=123456")
+    with pytest.raises(NoMessageIdentity) as caught:
+        normalize(raw, SourceOptions())
+    assert isinstance(caught.value, NormalizeError)
+    assert str(caught.value).startswith("no_message_identity: ")
+    assert "'customId'" in str(caught.value)  # names what it did have
+    event = normalize_one(raw, SourceOptions(dlr_params={"ref": "customId"}))
+    assert (event.message_id, event.correlation_id) == ("123456", "123456")
+    by_id = normalize_one(raw_callback("dlr", query="status=1&id=6578a1f3c2b9e"))
+    assert (by_id.message_id, by_id.correlation_id) == ("6578a1f3c2b9e", None)
+
+
+def test_a_missing_status_is_reported_before_a_missing_identity() -> None:
+    with pytest.raises(NormalizeError, match="no status"):
+        normalize(raw_callback("dlr", query="phone=34666555444"), SourceOptions())
 
 
 def test_dlr_params_rename_the_query_parameters() -> None:
@@ -221,7 +243,7 @@ def test_dlr_params_rename_the_status_parameter_in_the_error() -> None:
 
 
 def test_literal_plus_is_kept_by_default() -> None:
-    event = normalize_one(raw_callback("dlr", query="status=1&phone=+34666555444&sender=A+B"))
+    event = normalize_one(raw_callback("dlr", query="status=1&phone=+34666555444&sender=A+B&ref=r"))
     assert (event.recipient, event.sender) == ("+34666555444", "A+B")
 
 
@@ -244,7 +266,7 @@ def test_invalid_percent_escapes_are_kept_and_bad_utf8_replaced() -> None:
 
 
 def test_first_of_repeated_parameters_counts() -> None:
-    event = normalize_one(raw_callback("dlr", query="status=1&status=2&x=a&x=b"))
+    event = normalize_one(raw_callback("dlr", query="status=1&status=2&x=a&x=b&ref=r"))
     assert event.status == Status.DELIVERED
     assert event.extra["params"] == {"x": "a"}
 
@@ -253,7 +275,7 @@ def test_first_of_repeated_parameters_counts() -> None:
 
 
 def test_redacted_token_is_left_out_of_extra() -> None:
-    query = "status=1&phone=%2B34666555444&token=[REDACTED]&TOKEN=[REDACTED]&campaign=navidad"
+    query = "status=1&phone=%2B34666555444&token=[REDACTED]&TOKEN=[REDACTED]&campaign=navidad&id=m"
     event = normalize_one(raw_callback("dlr", query=query))
     assert event.extra == {"params": {"campaign": "navidad"}}
     assert b"REDACTED" not in event.to_json()
@@ -346,12 +368,13 @@ def test_invalid_timezone_is_a_normalize_error_only_when_needed(timezone: str) -
     with pytest.raises(NormalizeError, match="timezone"):
         normalize(raw_callback("events", body=b"event=sent&eventDate=2024-12-02+10:15"), options)
     with pytest.raises(NormalizeError, match="timezone"):
-        normalize(raw_callback("dlr", query="status=1&ts=2024-12-02+10:15"), options)
+        normalize(raw_callback("dlr", query="status=1&ref=r&ts=2024-12-02+10:15"), options)
     aware = normalize_one(
         raw_callback("events", body=b"event=sent&eventDate=2024-12-02T10:15:00Z"), options
     )
     assert aware.occurred_at == datetime(2024, 12, 2, 10, 15, tzinfo=UTC)
-    assert normalize_one(raw_callback("dlr", query="status=1&ts=1733130931"), options).occurred_at
+    stamped = raw_callback("dlr", query="status=1&ref=r&ts=1733130931")
+    assert normalize_one(stamped, options).occurred_at
 
 
 # ---- ids -------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import pytest
 
 from dlrhub.event import Event, RawCallback, Status
 from dlrhub.ids import uuid7
-from dlrhub.normalizers.base import NormalizeError, SourceOptions
+from dlrhub.normalizers.base import NoMessageIdentity, NormalizeError, SourceOptions
 from dlrhub.providers import PROVIDERS, canonical_name
 from dlrhub.providers.smsgateway.callbacks import DEFAULT_DLR_PARAMS, JASMIN_ACK, normalize
 from dlrhub.providers.smsgateway.fake import FakeSmsGateway
@@ -174,7 +174,7 @@ def test_unknown_kind_is_a_normalize_error(kind: str) -> None:
     ],
 )
 def test_kannel_status_values(value: str, status: Status) -> None:
-    assert normalize_one(raw_callback(f"status={value}")).status == status
+    assert normalize_one(raw_callback(f"status={value}&msgid=m-1")).status == status
 
 
 @pytest.mark.parametrize(
@@ -192,7 +192,7 @@ def test_kannel_status_values(value: str, status: Status) -> None:
 )
 def test_receipt_stat_refines_the_bit(bit: str | None, stat: str, status: Status) -> None:
     reply = f"id:abc+sub:001+dlvrd:000+stat:{stat}+err:000"
-    query = f"reply={reply}" if bit is None else f"status={bit}&reply={reply}"
+    query = f"ref=r-1&reply={reply}" if bit is None else f"status={bit}&ref=r-1&reply={reply}"
     event = normalize_one(raw_callback(query))
     assert event.status == status
     assert event.provider_status == (bit if bit is not None else stat)
@@ -201,7 +201,7 @@ def test_receipt_stat_refines_the_bit(bit: str | None, stat: str, status: Status
 def test_status_map_with_a_value_that_is_no_status_is_a_normalize_error() -> None:
     status_map: dict[str, Any] = {"1": "entregado"}
     with pytest.raises(NormalizeError, match="status_map"):
-        normalize(raw_callback("status=1"), SourceOptions(status_map=status_map))
+        normalize(raw_callback("status=1&ref=r-1"), SourceOptions(status_map=status_map))
 
 
 # ---- parameters --------------------------------------------------------------------
@@ -219,7 +219,7 @@ def test_dlr_params_a_source_does_not_rename_keep_their_defaults() -> None:
 
 
 def test_first_of_repeated_parameters_counts() -> None:
-    event = normalize_one(raw_callback("status=1&status=2&x=a&x=b"))
+    event = normalize_one(raw_callback("status=1&status=2&x=a&x=b&ref=r"))
     assert event.status == Status.DELIVERED
     assert event.extra["params"] == {"x": "a"}
 
@@ -236,7 +236,7 @@ def test_query_parameters_come_before_the_bodys() -> None:
 
 
 def test_dlr_plus_as_space_changes_nothing_here() -> None:
-    query = "status=1&phone=%2B34600111222&sender=Clinica+Sur"
+    query = "status=1&phone=%2B34600111222&sender=Clinica+Sur&ref=r"
     for plus_as_space in (False, True):
         event = normalize_one(raw_callback(query), SourceOptions(dlr_plus_as_space=plus_as_space))
         assert (event.recipient, event.sender) == ("+34600111222", "Clinica Sur")
@@ -244,10 +244,10 @@ def test_dlr_plus_as_space_changes_nothing_here() -> None:
 
 def test_a_timestamp_is_utc_whatever_the_source_zone_but_a_receipt_date_is_not() -> None:
     options = SourceOptions(timezone="America/Bogota")
-    stamped = normalize_one(raw_callback("status=1&ts=1733134576"), options)
+    stamped = normalize_one(raw_callback("status=1&ref=r&ts=1733134576"), options)
     assert stamped.occurred_at == datetime(2024, 12, 2, 10, 16, 16, tzinfo=UTC)
     receipt = "id:a+stat:DELIVRD+done+date:2412021016"
-    dated = normalize_one(raw_callback(f"status=1&reply={receipt}"), options)
+    dated = normalize_one(raw_callback(f"status=1&ref=r&reply={receipt}"), options)
     assert dated.occurred_at == datetime(2024, 12, 2, 15, 16, tzinfo=UTC)
 
 
@@ -255,11 +255,28 @@ def test_a_timestamp_is_utc_whatever_the_source_zone_but_a_receipt_date_is_not()
 def test_unknown_timezone_is_an_error_only_when_a_receipt_date_needs_it(timezone: str) -> None:
     options = SourceOptions(timezone=timezone)
     with pytest.raises(NormalizeError, match="timezone"):
-        normalize(raw_callback("status=1&reply=stat:DELIVRD+done+date:2412021016"), options)
-    assert normalize_one(raw_callback("status=1&ts=1733134576"), options).occurred_at
+        normalize(raw_callback("status=1&ref=r&reply=stat:DELIVRD+done+date:2412021016"), options)
+    assert normalize_one(raw_callback("status=1&ref=r&ts=1733134576"), options).occurred_at
 
 
 # ---- ids ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "status=1&phone=%2B34600111222",  # Kannel without %F or ref
+        "status=1&msgid=%25F&ref=+",  # %F left unfilled, ref blank
+        "id=+&level=2&message_status=DELIVRD",  # Jasmin without id or ref
+    ],
+)
+def test_a_dlr_without_identity_is_quarantined_as_no_message_identity(query: str) -> None:
+    with pytest.raises(NoMessageIdentity, match=r"^no_message_identity: "):
+        normalize(raw_callback(query), SourceOptions())
+    fixed = normalize_one(
+        raw_callback(f"{query}&pedido=order-9"), SourceOptions(dlr_params={"ref": "pedido"})
+    )
+    assert (fixed.message_id, fixed.correlation_id) == ("order-9", "order-9")
 
 
 def test_a_retry_is_the_same_event() -> None:

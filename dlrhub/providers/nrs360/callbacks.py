@@ -101,8 +101,9 @@ The event: type `message.status`, channel `sms`, `correlation_id` = `ref`,
 `sender` = `sender`; `occurred_at` from `timestamp` (Kannel `%T`, Unix seconds,
 or `%t`, `YYYY-MM-DD HH:MM`; see "Times" below). `extra` holds `smsc_id` and
 `smsc_reply` when present and `params`, every other parameter by name (always
-there, maybe empty). The receiver has already redacted a parameter named `token`;
-it is left out entirely (any case of the name).
+there, maybe empty). A parameter named `token` (the source's credential) is left
+out entirely (any case of the name); other secret-named ones are redacted before
+the event is stored.
 
 A receipt with neither a `message_id` nor a `ref` (blank counts as absent), such
 as the document's own example `?sender=%p&phone=%P&status=%d&customId=123456`

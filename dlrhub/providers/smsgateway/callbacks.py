@@ -173,7 +173,7 @@ an error.
 
 `extra.format` is `kannel` or `jasmin`. `extra.params` holds every other
 parameter by name (always there, maybe empty), except those named like a secret
-(`token`, `password`, `key`, ...: the receiver has redacted them).
+(`token`, `password`, `key`, ...: left out, as the stored raw callback redacts them).
 """
 
 from __future__ import annotations

@@ -41,10 +41,18 @@ def raw_of(case: dict[str, Any], provider: str) -> RawCallback:
     )
 
 
+def load_case(path: Path) -> dict[str, Any]:
+    case = orjson.loads(path.read_bytes())
+    assert isinstance(case, dict)
+    return case
+
+
 def options_of(case: dict[str, Any]) -> SourceOptions:
+    """The case's `options`: any `SourceOptions` field, statuses given by name."""
     given = dict(case.get("options") or {})
-    status_map = {key: Status(value) for key, value in given.pop("status_map", {}).items()}
-    return SourceOptions(status_map=status_map, timezone=given.get("timezone", "UTC"))
+    if "status_map" in given:
+        given["status_map"] = {key: Status(value) for key, value in given["status_map"].items()}
+    return SourceOptions(**given)
 
 
 def assert_subset(expected: Any, actual: Any, where: str) -> None:

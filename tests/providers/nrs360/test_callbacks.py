@@ -15,25 +15,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
-import orjson
 import pytest
 
 from dlrhub.event import Event, EventType, RawCallback, Status
 from dlrhub.ids import uuid7
 from dlrhub.normalizers.base import NoMessageIdentity, NormalizeError, SourceOptions
 from dlrhub.providers.nrs360.callbacks import ENGAGEMENT_EVENTS, EVENT_STATUSES, normalize
+from tests.recorded_cases import load_case, options_of
 
 CASES_DIR = Path(__file__).resolve().parents[2] / "data" / "nrs360"
 CASE_FILES = sorted(CASES_DIR.glob("*.json"))
 RECEIVED_AT = datetime(2025, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 SOURCE = "nrs360-test"
 FORM = "application/x-www-form-urlencoded"
-
-
-def load_case(path: Path) -> dict[str, Any]:
-    case = orjson.loads(path.read_bytes())
-    assert isinstance(case, dict)
-    return case
 
 
 def raw_callback(
@@ -55,13 +49,6 @@ def raw_callback(
         body=body,
         received_at=received_at,
     )
-
-
-def options_from_case(case: dict[str, Any]) -> SourceOptions:
-    given = dict(case.get("options") or {})
-    if "status_map" in given:
-        given["status_map"] = {key: Status(value) for key, value in given["status_map"].items()}
-    return SourceOptions(**given)
 
 
 def normalize_one(raw: RawCallback, options: SourceOptions | None = None) -> Event:
@@ -89,7 +76,7 @@ def test_recorded_payload(path: Path) -> None:
         method=case["method"],
         content_type=case["content_type"],
     )
-    options = options_from_case(case)
+    options = options_of(case)
 
     if "error" in case:
         with pytest.raises(NormalizeError, match=re.escape(case["error"])):

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from dlrhub.event import Event, RawCallback, Status
@@ -23,18 +22,13 @@ from dlrhub.normalizers.base import NoMessageIdentity, NormalizeError, SourceOpt
 from dlrhub.providers import PROVIDERS, canonical_name
 from dlrhub.providers.smsgateway.callbacks import DEFAULT_DLR_PARAMS, JASMIN_ACK, normalize
 from dlrhub.providers.smsgateway.fake import FakeSmsGateway
+from tests.recorded_cases import load_case, options_of
 
 CASES_DIR = Path(__file__).resolve().parents[2] / "data" / "smsgateway"
 CASE_FILES = sorted(CASES_DIR.glob("*.json"))
 RECEIVED_AT = datetime(2025, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 SOURCE = "gateway-test"
 FORM = "application/x-www-form-urlencoded"
-
-
-def load_case(path: Path) -> dict[str, Any]:
-    case = orjson.loads(path.read_bytes())
-    assert isinstance(case, dict)
-    return case
 
 
 def raw_callback(
@@ -55,13 +49,6 @@ def raw_callback(
         body=body,
         received_at=received_at,
     )
-
-
-def options_from_case(case: dict[str, Any]) -> SourceOptions:
-    given = dict(case.get("options") or {})
-    if "status_map" in given:
-        given["status_map"] = {key: Status(value) for key, value in given["status_map"].items()}
-    return SourceOptions(**given)
 
 
 def normalize_one(raw: RawCallback, options: SourceOptions | None = None) -> Event:
@@ -95,7 +82,7 @@ def test_recorded_payload(path: Path) -> None:
         body=case["body"].encode("utf-8"),
         received_at=RECEIVED_AT,
     )
-    options = options_from_case(case)
+    options = options_of(case)
 
     if "error" in case:
         with pytest.raises(NormalizeError, match=re.escape(case["error"])):

@@ -9,9 +9,20 @@ dlrhub signs every webhook it sends with three headers:
 | `webhook-signature` | `v1,` + base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}"))    |
 
 The secret is written `whsec_<base64 key>`; the HMAC key is the decoded bytes.
+With several secrets (a key being rolled) the message is signed with each, and
+`webhook-signature` holds one `v1,<signature>` per secret, space-separated, in
+the order configured: the spec lets a consumer accept any one that matches, so
+a consumer holding only the old secret or only the new one verifies either
+way, and the keys can be swapped on both sides without a moment of failures.
+
+`headers_style` picks the header names: `standard` (the table above), `svix`
+(`svix-id`, `svix-timestamp`, `svix-signature`: the same values, for
+consumers on Svix's libraries, which read these names first) or `both`.
+
 `verify_webhook` is the Python consumer's side (exported as
-`dlrhub.verify_webhook`); any Standard Webhooks library verifies the same
-headers (see docs/sinks.md for Node and Go).
+`dlrhub.verify_webhook`); it takes one secret or several, and reads the
+`svix-*` names when the `webhook-*` ones are absent. Any Standard Webhooks
+library verifies the same headers (see docs/sinks.md for Node and Go).
 """
 
 from __future__ import annotations
@@ -22,13 +33,20 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import orjson
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 DEFAULT_TOLERANCE = 300  # seconds either side of now, as the Standard Webhooks libraries do
+
+HeadersStyle = Literal["standard", "svix", "both"]
+HEADER_PREFIXES: Mapping[HeadersStyle, tuple[str, ...]] = {
+    "standard": ("webhook",),
+    "svix": ("svix",),
+    "both": ("webhook", "svix"),
+}
 
 
 class WebhookVerificationError(ValueError):
@@ -53,27 +71,37 @@ def new_secret() -> str:
 
 
 def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
-    """The `webhook-signature` value for one message."""
+    """One `v1,<signature>` entry: the signature of one message with one key."""
     signed = f"{message_id}.{timestamp}.".encode() + body
     digest = hmac.new(key, signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
 def signature_headers(
-    key: bytes, message_id: str, body: bytes, timestamp: int | None = None
+    keys: bytes | Sequence[bytes],
+    message_id: str,
+    body: bytes,
+    timestamp: int | None = None,
+    *,
+    style: HeadersStyle = "standard",
 ) -> dict[str, str]:
+    """The id, timestamp and signature headers of one message, signed with every key."""
     stamp = int(time.time()) if timestamp is None else timestamp
-    return {
-        "webhook-id": message_id,
-        "webhook-timestamp": str(stamp),
-        "webhook-signature": sign(key, message_id, stamp, body),
-    }
+    signatures = " ".join(
+        sign(key, message_id, stamp, body) for key in ([keys] if isinstance(keys, bytes) else keys)
+    )
+    headers = {}
+    for prefix in HEADER_PREFIXES[style]:
+        headers[f"{prefix}-id"] = message_id
+        headers[f"{prefix}-timestamp"] = str(stamp)
+        headers[f"{prefix}-signature"] = signatures
+    return headers
 
 
 def verify_webhook(
     body: bytes | str,
     headers: Mapping[str, str],
-    secret: str,
+    secret: str | Sequence[str],
     *,
     tolerance: int = DEFAULT_TOLERANCE,
     now: float | None = None,
@@ -81,15 +109,20 @@ def verify_webhook(
     """Check a dlrhub webhook and answer its JSON payload; raise `WebhookVerificationError`.
 
     `body` must be the raw request body, byte for byte; `headers` any mapping
-    (names are compared case-insensitively).
+    (names are compared case-insensitively; `svix-*` stand in for missing
+    `webhook-*` ones). `secret` is one secret or several (while a key is
+    rolled): the webhook verifies if a signature matches any of them.
     """
     raw = body.encode() if isinstance(body, str) else bytes(body)
     lowered = {name.lower(): value for name, value in headers.items()}
-    message_id = lowered.get("webhook-id")
-    stamp_text = lowered.get("webhook-timestamp")
-    signatures = lowered.get("webhook-signature")
+    prefix = "webhook" if "webhook-signature" in lowered else "svix"
+    message_id = lowered.get(f"{prefix}-id")
+    stamp_text = lowered.get(f"{prefix}-timestamp")
+    signatures = lowered.get(f"{prefix}-signature")
     if not (message_id and stamp_text and signatures):
-        raise WebhookVerificationError("missing webhook-id, webhook-timestamp or webhook-signature")
+        raise WebhookVerificationError(
+            "missing webhook-id, webhook-timestamp or webhook-signature (or their svix-* names)"
+        )
     try:
         stamp = int(stamp_text)
     except ValueError:
@@ -97,13 +130,17 @@ def verify_webhook(
     current = time.time() if now is None else now
     if abs(current - stamp) > tolerance:
         raise WebhookVerificationError("webhook-timestamp is too old or too far in the future")
+    given = [secret] if isinstance(secret, str) else list(secret)
+    if not given:
+        raise WebhookVerificationError("no secret to verify with")
     try:
-        key = decode_secret(secret)
+        keys = [decode_secret(text) for text in given]
     except ValueError as error:
         raise WebhookVerificationError(str(error)) from None
-    expected = sign(key, message_id, stamp, raw).encode()
-    for candidate in signatures.split():
-        if hmac.compare_digest(candidate.encode(), expected):
+    candidates = [candidate.encode() for candidate in signatures.split()]
+    for key in keys:
+        expected = sign(key, message_id, stamp, raw).encode()
+        if any(hmac.compare_digest(candidate, expected) for candidate in candidates):
             try:
                 return orjson.loads(raw)
             except orjson.JSONDecodeError:

@@ -3,7 +3,9 @@
 | key             | default         | meaning                                                |
 |-----------------|-----------------|--------------------------------------------------------|
 | `url`           | (required)      | http(s) URL to POST to                                 |
-| `secret`        | (required)      | `whsec_<base64>`; `dlrhub sinks new-secret` makes one  |
+| `secret`        | (required)      | `whsec_<base64>`; `dlrhub sinks new-secret` makes one; |
+|                 |                 | a list to roll keys: each delivery is signed with each |
+| `headers_style` | `"standard"`    | `standard` (`webhook-*`), `svix` (`svix-*`) or `both`  |
 | `headers`       | none            | extra request headers (values are treated as secrets)  |
 | `on_4xx`        | `"dead_letter"` | other 4xx answers: `dead_letter`, `retry` or `pause`   |
 | `allow_private` | false           | may POST to loopback, link-local and private addresses |
@@ -12,8 +14,9 @@ Body: with `batch_size = 1` (the default) one event object, the shape of
 `Event.to_dict()`; with a larger `batch_size` `{"events": [...]}`. Headers
 `webhook-id` (the event id; for a batch `batch_` + a hash of the ids, stable
 across retries of the same batch), `webhook-timestamp`, `webhook-signature`
-(see `signing.py`). `max_in_flight` is the number of concurrent requests to
-the endpoint.
+(one `v1,` signature per secret; see `signing.py`, which also says what
+`headers_style` changes). `max_in_flight` is the number of concurrent
+requests to the endpoint.
 
 | answer                     | outcome                                              |
 |----------------------------|------------------------------------------------------|
@@ -75,7 +78,7 @@ from dlrhub.sinks.base import (
     SinkPaused,
     SinkUnavailable,
 )
-from dlrhub.sinks.signing import decode_secret, signature_headers
+from dlrhub.sinks.signing import HeadersStyle, decode_secret, signature_headers
 
 if TYPE_CHECKING:
     from dlrhub.sinks.settings import SinkConfig
@@ -98,16 +101,22 @@ def _secret_problem(secret: str) -> str | None:
     return None if len(key) >= 16 else "must decode to 16 or more bytes (24 to 64 advised)"
 
 
+def _secrets_problem(secrets: tuple[str, ...]) -> str | None:
+    return None if secrets else "must hold at least one secret"
+
+
 @dataclass(frozen=True, slots=True)
 class WebhookOptions:
     url: Annotated[str, Check(_url_problem), Required("is required for a webhook sink")] = field(
         repr=False
     )
+    # one secret, or several while a key is rolled (`a,b` from a variable)
     secret: Annotated[
-        str,
-        Check(_secret_problem),
+        tuple[Annotated[str, Check(_secret_problem)], ...],
+        Check(_secrets_problem),
         Required("is required: 'whsec_' + base64 (make one: dlrhub sinks new-secret)"),
     ] = field(repr=False)
+    headers_style: HeadersStyle = "standard"
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     on_4xx: On4xx = "dead_letter"
     allow_private: bool = False
@@ -118,7 +127,10 @@ class WebhookOptions:
             yield "url", problem
 
     def secrets(self) -> tuple[str, ...]:
-        values = [self.secret, self.secret.removeprefix("whsec_"), *self.headers.values()]
+        values = [
+            form for secret in self.secret for form in (secret, secret.removeprefix("whsec_"))
+        ]
+        values += self.headers.values()
         parts = urlsplit(self.url)
         if parts.password:
             values.append(parts.password)
@@ -143,7 +155,7 @@ class WebhookSink:
         self.timeout = config.timeout
         self.batched = config.batch_size > 1
         self.max_in_flight = config.max_in_flight
-        self._key = decode_secret(options.secret)
+        self._keys = tuple(decode_secret(secret) for secret in options.secret)
         self._client: httpx.AsyncClient | None = None
 
     async def open(self) -> None:
@@ -167,7 +179,7 @@ class WebhookSink:
         headers = {
             "Content-Type": "application/json",
             **self.options.headers,
-            **signature_headers(self._key, message_id, body),
+            **signature_headers(self._keys, message_id, body, style=self.options.headers_style),
         }
         where = self.options.display_url
         try:

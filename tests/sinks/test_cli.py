@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -87,3 +90,26 @@ def test_dlq_list_retry_drop(config: Config, capsys: pytest.CaptureFixture[str])
 def test_new_secret(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sinks", "new-secret"]) == 0
     assert capsys.readouterr().out.startswith("whsec_")
+
+
+def test_new_secrets_make_a_rolling_pair_check_config_accepts(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DLRHUB_")}
+
+    def dlrhub(*argv: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "dlrhub", *argv]
+        return subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path)
+
+    old, new = (dlrhub("sinks", "new-secret").stdout.strip() for _ in range(2))
+    assert old != new and old.startswith("whsec_") and new.startswith("whsec_")
+    config = tmp_path / "dlrhub.toml"
+    config.write_text(
+        '[[sinks]]\nname = "hook"\nkind = "webhook"\nurl = "https://consumer.example/dlr"\n'
+        f'secret = ["{old}", "{new}"]\nheaders_style = "both"\n',
+        encoding="utf-8",
+    )
+    checked = dlrhub("check-config", "--config", str(config))
+    assert checked.returncode == 0, checked.stderr
+    env["DLRHUB_SINKS__HOOK__SECRET"] = f"{new},{old}"  # the same pair from one variable
+    checked = dlrhub("check-config", "--config", str(config))
+    assert checked.returncode == 0, checked.stderr
+    assert old not in checked.stdout + checked.stderr and new not in checked.stdout

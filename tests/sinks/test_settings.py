@@ -124,3 +124,56 @@ filter = { statuses = ["done"], types = "message.status" }
         "sinks[1].retry.max_attempts: must be a whole number, not 'many'"
         " (from DLRHUB_SINKS__B__RETRY__MAX_ATTEMPTS)",
     ]
+
+
+NEW_SECRET = "whsec_C2FtcGxlLXJvbGxlZC1rZXktMzItYnl0ZXMtbG9uZyE="
+ROLLING = f"""
+[[sinks]]
+name = "hook"
+kind = "webhook"
+url = "https://consumer.example/hooks/dlr"
+secret = ["{SECRET}", "{NEW_SECRET}"]
+headers_style = "both"
+"""
+
+
+def test_a_webhook_secret_may_be_a_list_and_each_is_secret(tmp_path: Path) -> None:
+    (sink,) = load(tmp_path, ROLLING).sinks
+    assert isinstance(sink.options, WebhookOptions)
+    assert sink.options.secret == (SECRET, NEW_SECRET)
+    assert sink.options.headers_style == "both"
+    assert {SECRET, NEW_SECRET, NEW_SECRET.removeprefix("whsec_")} <= set(sink.secrets())
+    assert SECRET not in repr(sink) and NEW_SECRET not in repr(sink)
+    (single,) = load(tmp_path, WEBHOOK).sinks
+    assert isinstance(single.options, WebhookOptions)
+    assert (single.options.secret, single.options.headers_style) == ((SECRET,), "standard")
+
+
+def test_webhook_secrets_from_one_variable(tmp_path: Path) -> None:
+    env = {"DLRHUB_SINKS__ANALYTICS__SECRET": f"{NEW_SECRET},{SECRET}"}
+    (sink,) = load(tmp_path, WEBHOOK, env).sinks
+    assert isinstance(sink.options, WebhookOptions)
+    assert sink.options.secret == (NEW_SECRET, SECRET)
+
+
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [
+        (f'["{SECRET}", "whsec_sentinel-secret!!"]', "sinks[0].secret[1]: the secret must be"),
+        ('["whsec_c2VudGluZWwtc2VjcmV0"]', "sinks[0].secret[0]: must decode to 16 or more"),
+        ("[]", "sinks[0].secret: must hold at least one secret"),
+    ],
+)
+def test_each_webhook_secret_is_checked_and_never_shown(
+    tmp_path: Path, secret: str, message: str
+) -> None:
+    text = ROLLING.replace(f'["{SECRET}", "{NEW_SECRET}"]', secret)
+    with pytest.raises(ConfigError) as error:
+        load(tmp_path, text)
+    assert str(error.value).startswith(message)
+    assert "sentinel" not in str(error.value) and "c2VudGluZWwtc2VjcmV0" not in str(error.value)
+
+
+def test_headers_style_is_one_of_three(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=re.escape("'standard', 'svix' or 'both'")):
+        load(tmp_path, ROLLING.replace('"both"', '"stripe"'))

@@ -6,8 +6,11 @@ import itertools
 from pathlib import Path
 
 from standardwebhooks import Webhook
+from svix.webhooks import Webhook as SvixWebhook
 
+import dlrhub
 from dlrhub.sinks.operations import retry_dead_letters
+from dlrhub.sinks.signing import new_secret
 from tests.sinks.conftest import (
     SECRET,
     Receiver,
@@ -18,6 +21,8 @@ from tests.sinks.conftest import (
     sink_config,
 )
 from tests.waiting import eventually_async
+
+ROLLED = "whsec_c2VudGluZWwtcm9sbGVkLXNlY3JldC0zMi1ieXRlcyE="  # a second secret, while rolling
 
 
 def webhook(receiver: Receiver, **keys: object) -> str:
@@ -63,6 +68,37 @@ async def test_one_event_per_request_by_default(tmp_path: Path, receiver: Receiv
         payload = verifier.verify(body, headers)
         assert headers["webhook-id"] == payload["id"]
     assert_per_message_order(receiver.events)
+
+
+async def test_rolling_secrets_sign_every_delivery_with_each(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    old, new = SECRET, new_secret()
+    keys = {"secret": f'["{old}", "{new}"]', "headers_style": '"both"'}
+    config = sink_config(tmp_path, webhook(receiver, **keys).replace(f'secret = "{SECRET}"\n', ""))
+    events = make_events(20, messages=5)
+    async with harness(config) as h, h.service():
+        await ingest(h.store, events)
+        await eventually_async(lambda: len(receiver.events) >= 20, 30)
+    assert len(receiver.requests) == 20
+    for headers, body in receiver.requests:
+        assert len(headers["webhook-signature"].split(" ")) == 2
+        for secret in (old, new):  # a consumer on either side of the roll
+            assert Webhook(secret).verify(body, headers)["id"] == headers["webhook-id"]
+            SvixWebhook(secret).verify(body, headers)  # reads the svix-* names
+        assert dlrhub.verify_webhook(body, headers, [old, new])["id"] == headers["svix-id"]
+        assert headers["svix-timestamp"] == headers["webhook-timestamp"]
+
+
+async def test_svix_style_sends_only_svix_headers(tmp_path: Path, receiver: Receiver) -> None:
+    config = sink_config(tmp_path, webhook(receiver, headers_style='"svix"'))
+    async with harness(config) as h, h.service():
+        await ingest(h.store, make_events(3))
+        await eventually_async(lambda: len(receiver.events) >= 3, 30)
+    for headers, body in receiver.requests:
+        assert not any(name.startswith("webhook-") for name in headers)
+        SvixWebhook(SECRET).verify(body, headers)
+        assert dlrhub.verify_webhook(body, headers, SECRET)["id"] == headers["svix-id"]
 
 
 async def test_failing_then_hanging_receiver_gets_everything_after_recovery(
@@ -146,9 +182,9 @@ async def test_410_disables_the_sink(tmp_path: Path, receiver: Receiver) -> None
 async def test_secrets_stay_out_of_errors(tmp_path: Path, receiver: Receiver) -> None:
     config = sink_config(
         tmp_path,
-        webhook(receiver, headers='{ Authorization = "Bearer header-secret-123456" }').replace(
-            '/hook"', '/hook?token=query-secret-123456"'
-        ),
+        webhook(receiver, headers='{ Authorization = "Bearer header-secret-123456" }')
+        .replace('/hook"', '/hook?token=query-secret-123456"')
+        .replace(f'secret = "{SECRET}"', f'secret = ["{SECRET}", "{ROLLED}"]'),
     )
     receiver.mode = "fail"
     async with harness(config) as h, h.service() as service:
@@ -162,6 +198,6 @@ async def test_secrets_stay_out_of_errors(tmp_path: Path, receiver: Receiver) ->
         await eventually_async(recorded, 10)
         state = await h.state.state("hook")
     assert state is not None and state.last_error is not None
-    for secret in ("query-secret-123456", "header-secret-123456", SECRET):
+    for secret in ("query-secret-123456", "header-secret-123456", SECRET, ROLLED):
         assert secret not in state.last_error
     assert state.last_error.startswith(f"POST {receiver.base_url}/hook answered 500")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections import Counter
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qs
 
 from dlrhub.config import Config
 from dlrhub.event import Status
@@ -293,3 +295,33 @@ async def test_a_killed_poller_keeps_its_schedule(
         row = await stores.tracking.find("onx", message_id)
         assert row is not None and row.attempts == 1
     await second.close()
+
+
+async def test_no_message_is_queried_after_its_final_answer(
+    onurix: tuple[FakeOnurix, str], stores: Stores, tmp_path: Any
+) -> None:
+    """Against the time-based fake (Pendiente, Enviado, Entregado, 0.2 s apart), count the
+    state queries per message: each reaches Entregado and is never asked again after it."""
+    fake, base = onurix
+    fake.step_seconds = 0.2
+    config = outbound_config(tmp_path, [onurix_account(fake, base, concurrency=8)])
+    outbound = Outbound(config, stores.store, stores.tracking)
+    ids = [fake.add_message(f"5731503{i:05d}").id for i in range(30)]
+    await outbound.track("onx", [TrackRequest(message_id) for message_id in ids])
+    await polled_until_stopped(config, stores, "onx", *ids)
+
+    asked = Counter(
+        parse_qs(request.query)["id"][0] for request in fake.requests_to("/api/v1/messages-state")
+    )
+    for message_id in ids:
+        row = await stores.tracking.find("onx", message_id)
+        assert row is not None and row.stopped_reason == "final_status"
+        state = await stores.store.message("onurix", message_id)
+        assert state is not None and state.status is Status.DELIVERED
+        answers = fake.messages[message_id].answers
+        assert asked[message_id] == len(answers) == row.attempts
+        assert [a.state for a in answers][-1] == "Entregado" and answers[-1].final
+        assert fake.messages[message_id].timeline.queried_after_final() == 0, (
+            f"{message_id} asked {asked[message_id]} times: {[a.state for a in answers]}"
+        )
+    assert set(asked) == set(ids)

@@ -295,6 +295,7 @@ async def test_nrs360_207_partial_acceptance(nrs360: tuple[FakeNrs360, str]) -> 
     none_valid = await client.send(message("34"))
     assert none_valid[0].status_code == 400
     assert events_of("nrs360", "send", none_valid)[0].status is Status.REJECTED
+    fake.clock = lambda: datetime.now(UTC) + timedelta(seconds=fake.step)  # sent, not delivered
     info = await client.status([accepted.message_id or ""])
     (sent,) = events_of("nrs360", "poll", [info])
     assert sent.status is Status.SENT and sent.occurred_at is not None

@@ -25,8 +25,9 @@ async def serve(port: int, latency: float, step_seconds: float) -> None:
         if provider.account is None or provider.fake is None:
             continue
         fake = provider.fake_class()(latency=latency)
-        if hasattr(fake, "step_seconds"):
-            fake.step_seconds = step_seconds
+        for name in ("step_seconds", "step"):  # Onurix and UVox; 360NRS
+            if hasattr(fake, name):
+                setattr(fake, name, step_seconds)
         base_url = f"http://127.0.0.1:{port + offset}{fake.base_path}"
         settings = "\n".join(f'{key} = "{value}"' for key, value in fake.account_settings().items())
         print(f'# {provider.name}: base_url = "{base_url}"\n{settings}\n')

@@ -1,14 +1,19 @@
 """What every fake provider shares: a request log and scripted faults.
 
-A `Fault` applies to the next `times` requests whose path starts with `path`
-(any path when empty):
+By default a fake answers only what its provider's document shows (Onurix: 520
+with `{error, msg}`; UVox: its three-digit codes). Everything else is a named
+fault mode a test turns on with `fake.inject(Fault(kind, ...))`; it applies to
+the next `times` requests whose path starts with `path` (any path when empty):
 
-| kind          | effect                                                             |
-|---------------|--------------------------------------------------------------------|
-| `delay`       | waits `seconds`, then answers normally                             |
-| `status`      | answers HTTP `status` with `body` (default: the provider's error) |
-| `malformed`   | answers HTTP 200 with a body that is not JSON                      |
-| `expire_token`| (Conectaline) every temporary token issued so far stops working    |
+| kind           | effect                                                                |
+|----------------|-----------------------------------------------------------------------|
+| `delay`        | waits `seconds`, then answers normally                                |
+| `status`       | answers HTTP `status` with `body` (default: the provider's error)    |
+| `unauthorized` | answers HTTP 401 with the provider's refusal (`body` to override)     |
+| `rate_limited` | answers HTTP 429 with `Retry-After: seconds` (1 when 0)               |
+| `html_502`     | answers HTTP 502 with an HTML page, as a proxy in front of it would   |
+| `garbage`      | answers HTTP 200 with a body that is not JSON (`malformed`: the same) |
+| `expire_token` | (Conectaline) every temporary token issued so far stops working       |
 """
 
 from __future__ import annotations
@@ -24,7 +29,23 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
-FaultKind = Literal["delay", "status", "malformed", "expire_token"]
+FaultKind = Literal[
+    "delay",
+    "status",
+    "unauthorized",
+    "rate_limited",
+    "html_502",
+    "garbage",
+    "malformed",
+    "expire_token",
+]
+HTML_502 = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    b"</body>\r\n</html>\r\n"
+)
+GARBAGE = b'{"data": [{"id": '
+ALWAYS = 1_000_000  # `times` for a fault that lasts the whole test
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -89,6 +110,10 @@ class FakeProvider:
         """The provider's error answer for an injected HTTP status."""
         return b'{"error": "internal", "msg": "fault injected"}'
 
+    def unauthorized_body(self) -> bytes:
+        """The provider's answer to refused credentials, for the `unauthorized` fault."""
+        return b'{"error": "unauthorized", "msg": "fault injected"}'
+
     def on_expire_token(self) -> None:
         """Conectaline overrides: revoke the tokens."""
 
@@ -123,8 +148,20 @@ class FakeProvider:
                         status_code=fault.status,
                         media_type="application/json",
                     )
-                elif fault.kind == "malformed":
-                    return Response(b'{"data": [{"id": ', media_type="application/json")
+                elif fault.kind == "unauthorized":
+                    body = fault.body if fault.body is not None else self.unauthorized_body()
+                    return Response(body, status_code=401, media_type="application/json")
+                elif fault.kind == "rate_limited":
+                    return Response(
+                        fault.body if fault.body is not None else self.error_body(429),
+                        status_code=429,
+                        headers={"Retry-After": str(max(1, round(fault.seconds)))},
+                        media_type="application/json",
+                    )
+                elif fault.kind == "html_502":
+                    return Response(HTML_502, status_code=502, media_type="text/html")
+                elif fault.kind in ("garbage", "malformed"):
+                    return Response(GARBAGE, media_type="application/json")
                 elif fault.kind == "expire_token":
                     self.on_expire_token()
                 break

@@ -101,7 +101,9 @@ async def test_send_over_the_api_then_the_embedded_poller_follows_it(
 
 
 async def test_track_over_the_api_and_an_auth_error_shows_in_readyz(
-    served: tuple[Config, httpx.AsyncClient, Poller], uvox: tuple[FakeUvox, str]
+    served: tuple[Config, httpx.AsyncClient, Poller],
+    onurix: tuple[FakeOnurix, str],
+    uvox: tuple[FakeUvox, str],
 ) -> None:
     _, admin, _ = served
     message_id = uvox[0].add_message()
@@ -114,6 +116,7 @@ async def test_track_over_the_api_and_an_auth_error_shows_in_readyz(
     assert [e["provider_status"] for e in state["events"]] == ["011", "013"]
     assert state["events"][0]["correlation_id"] == "t-1"
 
+    onurix[0].refuse_credentials_with = 401  # the document shows 520; this is the 401 mode
     bad = {"account": "onx-bad", "messages": [{"message_id": "msg-x"}]}
     assert (await admin.post("/v1/tracking", json=bad)).status_code == 200
     ready = await answered(admin, "/readyz", "onx-bad")
@@ -124,9 +127,10 @@ async def test_track_over_the_api_and_an_auth_error_shows_in_readyz(
 
 
 async def test_api_refusals_are_json_errors(
-    served: tuple[Config, httpx.AsyncClient, Poller],
+    served: tuple[Config, httpx.AsyncClient, Poller], onurix: tuple[FakeOnurix, str]
 ) -> None:
     _, admin, _ = served
+    onurix[0].refuse_credentials_with = 401  # the document shows 520; this is the 401 mode
     unauthorized = await admin.post("/v1/messages", json={}, headers={"Authorization": "Bearer x"})
     assert unauthorized.status_code == 401
     cases = [

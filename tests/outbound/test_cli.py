@@ -73,6 +73,7 @@ async def test_a_refused_key_is_one_line_and_pauses_polling(
     tmp_path: Path, onurix: tuple[FakeOnurix, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake, base = onurix
+    fake.refuse_credentials_with = 401  # the document shows 520; this is the 401 mode
     config = str(write_config(tmp_path, base, fake, key="wrong-key-0123"))
 
     async def run(*arguments: str) -> int:

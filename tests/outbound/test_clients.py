@@ -26,6 +26,7 @@ from dlrhub.providers.nrs360.fake import FakeNrs360
 from dlrhub.providers.onurix.fake import FakeOnurix
 from dlrhub.providers.uvox.fake import FakeUvox
 from dlrhub.testing.faults import Fault
+from dlrhub.testing.progress import ManualClock
 from tests.outbound.conftest import make_account
 
 
@@ -48,6 +49,7 @@ def events_of(provider: str, kind: str, exchanges: list[Exchange], account_name:
 
 async def test_onurix_sms_and_call_sends(onurix: tuple[FakeOnurix, str]) -> None:
     fake, base = onurix
+    fake.clock = ManualClock()  # still Pendiente when asked
     client = client_for(make_account("onurix", base, client=fake.client, key=fake.key))
     exchanges = await client.send(message("573150123456", "573150012345", "5731"))
     events = events_of("onurix", "send", exchanges)
@@ -86,13 +88,19 @@ async def test_onurix_bad_key_unknown_id_and_malformed_answer(
     onurix: tuple[FakeOnurix, str],
 ) -> None:
     fake, base = onurix
+    fake.refuse_credentials_with = 401  # the document shows 520; this is the 401 mode
     wrong = client_for(make_account("onurix", base, client=fake.client, key="wrong-key-123"))
     with pytest.raises(ProviderAuthError):
         await wrong.status(["msg-1"])
     client = client_for(make_account("onurix", base, client=fake.client, key=fake.key))
+    # An undocumented 400 `{error, msg}`, switched on: how the client reads one.
+    not_found = b'{"error": "404", "msg": "Mensaje no encontrado"}'
+    fake.inject(Fault("status", path="/api/v1/messages-state", status=400, body=not_found))
     with pytest.raises(ProviderRejected) as caught:
         await client.status(["nope"])
     assert caught.value.code == "404"
+    invalid = b'{"error": 1000, "msg": "Parametros invalidos"}'
+    fake.inject(Fault("status", path="/api/v1/send-sms", status=400, body=invalid))
     refused = await client.send(message("573150123456", text=""))
     assert events_of("onurix", "send", refused)[0].status is Status.REJECTED
     fake.add_message("573150123456")
@@ -164,6 +172,7 @@ async def test_uvox_status_no_credit_unknown_id_and_retry(uvox: tuple[FakeUvox, 
             "uvox", base, accountnumber=fake.accountnumber, apikey=fake.apikey, apikey_in="header"
         )
     )
+    fake.clock = ManualClock()  # still 011 once credit is back
     message_id = fake.add_message()
     fake.no_credit = True
     (held,) = events_of("uvox", "poll", [await client.status([message_id])])
@@ -286,6 +295,7 @@ async def test_nrs360_207_partial_acceptance(nrs360: tuple[FakeNrs360, str]) -> 
     none_valid = await client.send(message("34"))
     assert none_valid[0].status_code == 400
     assert events_of("nrs360", "send", none_valid)[0].status is Status.REJECTED
+    fake.clock = lambda: datetime.now(UTC) + timedelta(seconds=fake.step)  # sent, not delivered
     info = await client.status([accepted.message_id or ""])
     (sent,) = events_of("nrs360", "poll", [info])
     assert sent.status is Status.SENT and sent.occurred_at is not None

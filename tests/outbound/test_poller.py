@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections import Counter
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qs
 
 from dlrhub.config import Config
 from dlrhub.event import Status
@@ -57,8 +59,9 @@ async def test_a_tracked_onurix_message_goes_accepted_sent_delivered_and_stops(
     onurix: tuple[FakeOnurix, str], stores: Stores, tmp_path: Any
 ) -> None:
     fake, base = onurix
-    fake.progression = ("Enviado", "Entregado")
-    config = outbound_config(tmp_path, [onurix_account(fake, base)])
+    fake.progression = ("Enviado", "Entregado")  # Entregado from 0.5 s after the send
+    # Polls 50 ms after the send (Enviado) and 1 s after that (Entregado).
+    config = outbound_config(tmp_path, [onurix_account(fake, base)], multiplier=20)
     outbound = Outbound(config, stores.store, stores.tracking)
     (sent,) = await outbound.send("onx", ["573150123456"], "Su pedido salió", refs=["order-1"])
     assert sent.status is Status.ACCEPTED and sent.ref == "order-1"
@@ -80,11 +83,12 @@ async def test_unchanged_answers_store_nothing_and_intervals_double(
     onurix: tuple[FakeOnurix, str], stores: Stores, tmp_path: Any
 ) -> None:
     fake, base = onurix
-    fake.progression = ("Enviado", "Enviado", "Enviado", "Entregado")
+    fake.progression = ("Enviado", "Entregado")
     config = outbound_config(
         tmp_path, [onurix_account(fake, base)], first_interval="10s", max_interval="1h"
     )
     clock = Clock()
+    fake.clock, fake.step_seconds = lambda: clock().timestamp(), 100  # polls at 10, 30, 70, 150 s
     message = fake.add_message("573150123456")
     outbound = Outbound(config, stores.store, stores.tracking, now=clock)
     await outbound.track("onx", [TrackRequest(message.id, ref="r-1")])
@@ -113,6 +117,7 @@ async def test_uvox_no_credit_holds_then_sent_stops_and_unknown_id_gives_up(
         tmp_path, [uvox_account(fake, base, sender="UVox")], unknown_id_limit=3
     )
     clock = Clock()
+    fake.clock, fake.step_seconds = lambda: clock().timestamp(), 8
     outbound = Outbound(config, stores.store, stores.tracking, now=clock)
     fake.no_credit = True
     (sent,) = await outbound.send("uvx", ["13058888888"], "Hola", refs=["u-1"])
@@ -187,6 +192,7 @@ async def test_an_auth_error_pauses_the_account_until_resumed(
     onurix: tuple[FakeOnurix, str], stores: Stores, tmp_path: Any
 ) -> None:
     fake, base = onurix
+    fake.refuse_credentials_with = 401  # the document shows 520; this is the 401 mode
     config = outbound_config(tmp_path, [onurix_account(fake, base, key="wrong-key-0123")])
     clock = Clock()
     outbound = Outbound(config, stores.store, stores.tracking, now=clock)
@@ -219,19 +225,28 @@ async def test_two_pollers_never_poll_the_same_message_at_once(
     fake.latency = 0.01
     fake.progression = ("Enviado", "Entregado")
     config = outbound_config(tmp_path, [onurix_account(fake, base, concurrency=8)], batch_size=10)
-    outbound = Outbound(config, stores.store, stores.tracking)
+    clock = Clock()  # the pollers' and the fake's: each poll sees the state the test expects
+    fake.clock = lambda: clock().timestamp()
+    outbound = Outbound(config, stores.store, stores.tracking, now=clock)
     ids = [fake.add_message(f"5731501{i:05d}").id for i in range(60)]
     await outbound.track("onx", [TrackRequest(message_id) for message_id in ids])
-    first = Poller(config, stores.store, owner="poller-a")
-    second = Poller(config, stores.store, owner="poller-b")
+    first = Poller(config, stores.store, owner="poller-a", now=clock)
+    second = Poller(config, stores.store, owner="poller-b", now=clock)
     await first.start()
     await second.start()
 
+    async def polled_once() -> bool:
+        rows = [await stores.tracking.find("onx", message_id) for message_id in ids]
+        return all(row is not None and row.attempts == 1 for row in rows)
+
     async def all_stopped() -> bool:
-        summaries = await stores.tracking.summaries(Clock()())
+        summaries = await stores.tracking.summaries(clock())
         return summaries[0].polling == 0
 
     try:
+        clock.advance(0.05)  # every message due once: Enviado
+        await eventually_async(polled_once, 20)
+        clock.advance(1000)  # due again, and past the fake's step: Entregado
         await eventually_async(all_stopped, 20)
     finally:
         await first.stop()
@@ -280,3 +295,33 @@ async def test_a_killed_poller_keeps_its_schedule(
         row = await stores.tracking.find("onx", message_id)
         assert row is not None and row.attempts == 1
     await second.close()
+
+
+async def test_no_message_is_queried_after_its_final_answer(
+    onurix: tuple[FakeOnurix, str], stores: Stores, tmp_path: Any
+) -> None:
+    """Against the time-based fake (Pendiente, Enviado, Entregado, 0.2 s apart), count the
+    state queries per message: each reaches Entregado and is never asked again after it."""
+    fake, base = onurix
+    fake.step_seconds = 0.2
+    config = outbound_config(tmp_path, [onurix_account(fake, base, concurrency=8)])
+    outbound = Outbound(config, stores.store, stores.tracking)
+    ids = [fake.add_message(f"5731503{i:05d}").id for i in range(30)]
+    await outbound.track("onx", [TrackRequest(message_id) for message_id in ids])
+    await polled_until_stopped(config, stores, "onx", *ids)
+
+    asked = Counter(
+        parse_qs(request.query)["id"][0] for request in fake.requests_to("/api/v1/messages-state")
+    )
+    for message_id in ids:
+        row = await stores.tracking.find("onx", message_id)
+        assert row is not None and row.stopped_reason == "final_status"
+        state = await stores.store.message("onurix", message_id)
+        assert state is not None and state.status is Status.DELIVERED
+        answers = fake.messages[message_id].answers
+        assert asked[message_id] == len(answers) == row.attempts
+        assert [a.state for a in answers][-1] == "Entregado" and answers[-1].final
+        assert fake.messages[message_id].timeline.queried_after_final() == 0, (
+            f"{message_id} asked {asked[message_id]} times: {[a.state for a in answers]}"
+        )
+    assert set(asked) == set(ids)

@@ -4,9 +4,10 @@ Speaks the wire format of providers/360nrs-api.txt: HTTP Basic on every
 request; `POST /api/rest/sms` answers 202 when every recipient is valid, 207
 per recipient when some are not (error 102), 400 when none is. Each accepted
 message gets a timeline of events (`progression`, one every `step` seconds
-after the send); `GET /api/rest/sms/<ids>` reveals one more event per query,
-and `GET /api/rest/sendings/<id>/reports/events` lists every event of the
-sending as CSV, filtered by `afterDate` / `beforeDate`.
+after the send); `GET /api/rest/sms/<ids>` shows the events that have happened
+by `clock()` (time, not the number of queries, moves a message on), and
+`GET /api/rest/sendings/<id>/reports/events` lists every event of the sending
+as CSV, filtered by `afterDate` / `beforeDate`.
 
 `notify(message_id)` plays 360NRS calling back: it POSTs the message's event
 notifications to `events_url` (form, as ~l.7982 describes), and GETs its
@@ -20,6 +21,7 @@ import csv
 import io
 import itertools
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
@@ -68,7 +70,10 @@ class FakeSms:
     contact_id: int
     notification_url: str | None
     timeline: list[FakeEvent]
-    revealed: int = 0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def error(code: int, description: str, status: int) -> JSONResponse:
@@ -82,6 +87,7 @@ class FakeNrs360(FakeProvider):
     password: str = "nrs360-api-pass-0123"  # noqa: S105 (the fake's demo credential)
     progression: tuple[str, ...] = ("sent", "delivered")
     step: float = 5.0
+    clock: Callable[[], datetime] = utc_now
     events_url: str | None = None
     messages: dict[str, FakeSms] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(100001))
@@ -124,7 +130,7 @@ class FakeNrs360(FakeProvider):
             return error(102, "No valid recipients", 400)
         urls = body.get("notificationUrl")
         campaign_id, sending_id = next(self._ids), next(self._ids)
-        now = datetime.now(UTC).replace(microsecond=0)
+        now = self.clock().replace(microsecond=0)
         results: list[dict[str, object]] = []
         for index, to in enumerate(recipients):
             to = str(to)
@@ -178,8 +184,8 @@ class FakeNrs360(FakeProvider):
         if not found:
             return error(404, "Resource not found", 404)
         data = []
+        now = self.clock()
         for sms in found:
-            sms.revealed = min(sms.revealed + 1, len(sms.timeline))
             events = [
                 {
                     "type": event.type,
@@ -188,7 +194,8 @@ class FakeNrs360(FakeProvider):
                     "browser": "",
                     "os": "",
                 }
-                for event in sms.timeline[: sms.revealed]
+                for event in sms.timeline
+                if event.date <= now
             ]
             data.append(
                 {

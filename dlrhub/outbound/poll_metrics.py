@@ -10,7 +10,7 @@ class PollMetrics:
         self.polls = Counter(
             "dlrhub_poller_requests",
             "Status requests made, by account and outcome"
-            " (answered, unavailable, rejected, auth_error, bad_answer).",
+            " (answered, busy, unavailable, rejected, auth_error, bad_answer).",
             ["account", "outcome"],
             registry=None,
         )

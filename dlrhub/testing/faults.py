@@ -9,6 +9,9 @@ A `Fault` applies to the next `times` requests whose path starts with `path`
 | `status`      | answers HTTP `status` with `body` (default: the provider's error) |
 | `malformed`   | answers HTTP 200 with a body that is not JSON                      |
 | `expire_token`| (Conectaline) every temporary token issued so far stops working    |
+| `throttle`    | answers 429 with `Retry-After: seconds` to each request beyond      |
+|               | `per_second` in the last second (the 429s count as requests too);  |
+|               | `times` is how many 429s it answers before it stops                |
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
-FaultKind = Literal["delay", "status", "malformed", "expire_token"]
+FaultKind = Literal["delay", "status", "malformed", "expire_token", "throttle"]
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -36,6 +39,7 @@ class Fault:
     seconds: float = 0.0
     status: int = 500
     body: bytes | None = None
+    per_second: int = 0  # `throttle`: requests a second it lets through
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +116,8 @@ class FakeProvider:
             for fault in list(self.faults):
                 if fault.times <= 0 or not request.url.path.startswith(fault.path):
                     continue
+                if fault.kind == "throttle" and not self._over(fault):
+                    continue
                 fault.times -= 1
                 if fault.times <= 0:
                     self.faults.remove(fault)
@@ -127,10 +133,23 @@ class FakeProvider:
                     return Response(b'{"data": [{"id": ', media_type="application/json")
                 elif fault.kind == "expire_token":
                     self.on_expire_token()
+                elif fault.kind == "throttle":
+                    return Response(
+                        b'{"error": "429", "msg": "Too many requests"}',
+                        status_code=429,
+                        headers={"Retry-After": f"{fault.seconds:g}"},
+                        media_type="application/json",
+                    )
                 break
             return await endpoint(request)
 
         return wrapped
+
+    def _over(self, fault: Fault) -> bool:
+        """Whether the request just recorded is beyond `fault.per_second` in the last second."""
+        latest = self.requests[-1]
+        recent = [r for r in self.requests_to(fault.path) if latest.at - r.at < 1.0]
+        return len(recent) > fault.per_second
 
 
 async def form_of(request: Request) -> dict[str, str]:

@@ -13,11 +13,12 @@ from dlrhub.outbound.clients import OutboundMessage
 from dlrhub.outbound.errors import (
     NotSupported,
     ProviderAuthError,
+    ProviderBusy,
     ProviderRejected,
     ProviderUnavailable,
 )
 from dlrhub.outbound.settings import AccountConfig
-from dlrhub.outbound.transport import Exchange
+from dlrhub.outbound.transport import Exchange, retry_after_seconds
 from dlrhub.providers import PROVIDERS, client_for
 from dlrhub.providers.conectaline.client import ConectalineClient
 from dlrhub.providers.conectaline.fake import FakeConectaline
@@ -80,6 +81,32 @@ async def test_onurix_520_is_retried_then_answers(onurix: tuple[FakeOnurix, str]
     assert "Error interno del sistema" in str(caught.value)
     assert len(fake.requests_to("/api/v1/messages-state")) == 4  # 1 + 3 retries
     await client.aclose()
+
+
+async def test_a_429_is_busy_with_retry_after_and_never_retried(
+    onurix: tuple[FakeOnurix, str],
+) -> None:
+    fake, base = onurix
+    client = client_for(make_account("onurix", base, client=fake.client, key=fake.key))
+    fake.inject(Fault("throttle", "/api/v1/messages-state", seconds=7, per_second=0))
+    with pytest.raises(ProviderBusy) as caught:
+        await client.status(["msg-1"])
+    assert (caught.value.retry_after, caught.value.http_status) == (7.0, 429)
+    assert len(fake.requests_to("/api/v1/messages-state")) == 1
+    fake.inject(Fault("throttle", "/api/v1/send-sms", seconds=0, per_second=0))
+    with pytest.raises(ProviderBusy):
+        await client.send(message("573150123456"))
+    assert len(fake.requests_to("/api/v1/send-sms")) == 1 and not fake.messages
+    await client.aclose()
+
+
+def test_retry_after_is_seconds_or_an_http_date() -> None:
+    now = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    assert retry_after_seconds("30", now) == 30.0
+    assert retry_after_seconds("Sat, 01 Mar 2025 12:00:45 GMT", now) == 45.0
+    assert retry_after_seconds("Sat, 01 Mar 2025 11:00:00 GMT", now) == 0.0
+    assert retry_after_seconds("soon", now) is None
+    assert retry_after_seconds(None, now) is None
 
 
 async def test_onurix_bad_key_unknown_id_and_malformed_answer(

@@ -13,6 +13,7 @@ from dlrhub.outbound.poller import Poller
 from dlrhub.outbound.sending import Outbound, TrackRequest
 from dlrhub.providers.onurix.fake import FakeOnurix
 from dlrhub.providers.uvox.fake import FakeUvox
+from dlrhub.testing.faults import Fault
 from tests.outbound.conftest import Clock, Stores, all_events, outbound_config
 from tests.waiting import eventually_async
 
@@ -181,6 +182,56 @@ async def test_rate_limit_is_respected(
     assert fake.max_requests_per_second("/api/v1/messages-state") <= 11
     assert elapsed >= 2.3  # 25 requests spaced 100 ms apart
     await poller.close()
+
+
+async def test_429_above_6_a_second_slows_the_account_and_every_message_is_settled(
+    onurix: tuple[FakeOnurix, str], stores: Stores, tmp_path: Any
+) -> None:
+    fake, base = onurix
+    fake.progression = ("Enviado", "Entregado")
+    fake.inject(Fault("throttle", "/api/v1/messages-state", times=10_000, seconds=1, per_second=6))
+    config = outbound_config(tmp_path, [onurix_account(fake, base, concurrency=8)])
+    outbound = Outbound(config, stores.store, stores.tracking)
+    ids = [fake.add_message(f"5731500{i:05d}").id for i in range(15)]
+    await outbound.track("onx", [TrackRequest(message_id) for message_id in ids])
+    await polled_until_stopped(config, stores, "onx", *ids)
+    rows = [await stores.tracking.find("onx", message_id) for message_id in ids]
+    assert {row.stopped_reason for row in rows if row is not None} == {"final_status"}
+    assert all(row is not None and row.misses == 0 and row.attempts == 2 for row in rows)
+    throttled = fake.requests_to("/api/v1/messages-state")
+    assert len(throttled) > 30  # some were answered 429: the test saw back-pressure
+    await outbound.aclose()
+
+
+async def test_429_holds_the_account_for_retry_after_and_keeps_the_schedule(
+    onurix: tuple[FakeOnurix, str], stores: Stores, tmp_path: Any
+) -> None:
+    fake, base = onurix
+    fake.inject(Fault("throttle", "/api/v1/messages-state", times=1, seconds=120, per_second=0))
+    config = outbound_config(tmp_path, [onurix_account(fake, base, concurrency=1)])
+    clock = Clock()
+    outbound = Outbound(config, stores.store, stores.tracking, now=clock)
+    ids = [fake.add_message(f"57315000000{i}").id for i in range(3)]
+    await outbound.track("onx", [TrackRequest(message_id) for message_id in ids])
+    poller = Poller(config, stores.store, stores.tracking, now=clock)
+    await poller.open()
+    clock.advance(1)
+    assert await poller.run_once() == 3
+    assert len(fake.requests_to("/api/v1/messages-state")) == 1  # the others held
+    rows = [await stores.tracking.find("onx", message_id) for message_id in ids]
+    for row in rows:
+        assert row is not None and (row.attempts, row.misses, row.stopped_reason) == (0, 0, None)
+        assert row.next_poll_at == clock() + timedelta(seconds=120)
+    clock.advance(60)
+    assert await poller.run_once() == 0  # still held: nothing claimed, nothing asked
+    assert len(fake.requests_to("/api/v1/messages-state")) == 1
+    clock.advance(61)
+    assert await poller.run_once() == 3
+    assert len(fake.requests_to("/api/v1/messages-state")) == 4  # throttle is over
+    rows = [await stores.tracking.find("onx", message_id) for message_id in ids]
+    assert all(row is not None and (row.attempts, row.misses) == (1, 0) for row in rows)
+    await poller.close()
+    await outbound.aclose()
 
 
 async def test_an_auth_error_pauses_the_account_until_resumed(

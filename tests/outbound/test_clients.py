@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 
 from dlrhub.event import Status
@@ -107,6 +108,62 @@ def test_retry_after_is_seconds_or_an_http_date() -> None:
     assert retry_after_seconds("Sat, 01 Mar 2025 11:00:00 GMT", now) == 0.0
     assert retry_after_seconds("soon", now) is None
     assert retry_after_seconds(None, now) is None
+
+
+def onurix_520(msg: str) -> Fault:
+    body = orjson.dumps({"error": "520", "msg": msg})
+    return Fault("status", status=520, body=body, times=10)
+
+
+async def test_onurix_520_body_says_credentials_unknown_id_or_outage(
+    onurix: tuple[FakeOnurix, str],
+) -> None:
+    fake, base = onurix
+    client = client_for(make_account("onurix", base, client=fake.client, key=fake.key))
+    state, sms = "/api/v1/messages-state", "/api/v1/send-sms"
+    fake.inject(onurix_520("Parametros invalidos: key"))
+    with pytest.raises(ProviderAuthError, match="key"):
+        await client.status(["msg-1"])
+    with pytest.raises(ProviderAuthError):
+        await client.send(message("573150123456"))
+    assert len(fake.requests_to(state)) == len(fake.requests_to(sms)) == 1  # no retries
+    fake.faults.clear()
+    fake.inject(onurix_520("El mensaje no existe"))
+    with pytest.raises(ProviderRejected):
+        await client.status(["msg-1"])
+    assert len(fake.requests_to(state)) == 2
+    refused = await client.send(message("573150123456"))
+    (event,) = events_of("onurix", "send", refused)
+    assert (
+        event.status is Status.REJECTED and event.extra["error_message"] == "El mensaje no existe"
+    )
+    fake.faults.clear()
+    fake.inject(onurix_520("Parametros invalidos"))
+    with pytest.raises(ProviderUnavailable):
+        await client.status(["msg-1"])
+    assert len(fake.requests_to(state)) == 6  # 1 + 3 retries
+    await client.aclose()
+
+
+async def test_onurix_error_words_are_set_per_account(onurix: tuple[FakeOnurix, str]) -> None:
+    fake, base = onurix
+    account = make_account(
+        "onurix",
+        base,
+        client=fake.client,
+        key=fake.key,
+        auth_words="clave",
+        unknown_id_words="desconocido",
+    )
+    client = client_for(account)
+    fake.inject(onurix_520("Clave incorrecta"))
+    with pytest.raises(ProviderAuthError):
+        await client.status(["msg-1"])
+    fake.faults.clear()
+    fake.inject(onurix_520("Mensaje no encontrado"))
+    with pytest.raises(ProviderUnavailable):
+        await client.status(["msg-1"])
+    await client.aclose()
 
 
 async def test_onurix_bad_key_unknown_id_and_malformed_answer(

@@ -234,6 +234,36 @@ async def test_429_holds_the_account_for_retry_after_and_keeps_the_schedule(
     await outbound.aclose()
 
 
+async def test_onurix_520_about_the_key_pauses_and_about_the_id_gives_up(
+    onurix: tuple[FakeOnurix, str], stores: Stores, tmp_path: Any
+) -> None:
+    fake, base = onurix
+    config = outbound_config(tmp_path, [onurix_account(fake, base, concurrency=1)])
+    clock = Clock()
+    outbound = Outbound(config, stores.store, stores.tracking, now=clock)
+    (message_id,) = [fake.add_message("573150000001").id]
+    await outbound.track("onx", [TrackRequest(message_id)])
+    poller = Poller(config, stores.store, stores.tracking, now=clock)
+    await poller.open()
+    body = b'{"error": "520", "msg": "Credenciales invalidas"}'
+    fake.inject(Fault("status", "/api/v1/messages-state", status=520, body=body))
+    assert await poller.run_once() == 1
+    (pause,) = await stores.tracking.pauses()
+    assert "Credenciales invalidas" in pause.reason
+    assert len(fake.requests_to("/api/v1/messages-state")) == 1  # not retried
+    assert await stores.tracking.resume("onx")
+    body = b'{"error": "520", "msg": "Mensaje no encontrado"}'
+    fake.inject(Fault("status", "/api/v1/messages-state", status=520, body=body, times=3))
+    for _ in range(3):
+        clock.advance(3600)
+        assert await poller.run_once() == 1
+    row = await stores.tracking.find("onx", message_id)
+    assert row is not None and row.stopped_reason == "unknown_id" and row.misses == 3
+    assert len(fake.requests_to("/api/v1/messages-state")) == 4
+    await poller.close()
+    await outbound.aclose()
+
+
 async def test_an_auth_error_pauses_the_account_until_resumed(
     onurix: tuple[FakeOnurix, str], stores: Stores, tmp_path: Any
 ) -> None:

@@ -27,6 +27,12 @@ timeout or a malformed answer never does.
 An authentication error pauses the account for `auth_pause` (persisted, so
 `/readyz` and `dlrhub poll status` show it from any process; `dlrhub poll
 resume` ends it early) instead of hammering the provider with a bad key.
+
+An answer that cannot be read (broken JSON, HTML) is quarantined and counted on
+the account, with its error as the last one: `dlrhub poll status` shows them
+from any process (`tracking_bad_answers`), `/metrics` as
+`dlrhub_poller_bad_answers_total{account}` and
+`dlrhub_poller_last_bad_answer{account,error}` (its Unix time).
 """
 
 from __future__ import annotations
@@ -68,6 +74,7 @@ log = logging.getLogger(__name__)
 
 BUSY_HOLD = 1.0  # seconds an account holds after a 429 without `Retry-After`
 MAX_BUSY_HOLD = 3600.0  # a `Retry-After` longer than this is cut to it
+MAX_ERROR_LABEL = 200  # characters of an unreadable answer's error kept on the account
 
 Clock = Callable[[], datetime]
 
@@ -414,6 +421,8 @@ class Poller:
                 label = "bad_answer" if isinstance(error, ProviderAnswerError) else "unavailable"
                 self.metrics.polls.labels(account.name, label).inc()
                 log.warning("poller, account %s: %s", account.name, error)
+                if isinstance(error, ProviderAnswerError):
+                    await self._note_bad_answer(state, error.message)
                 return [_retry_later(row, self.now(), self.settings) for row in group]
         self.metrics.polls.labels(account.name, "answered").inc()
         now = self.now()
@@ -424,6 +433,7 @@ class Poller:
             self.metrics.polls.labels(account.name, "bad_answer").inc()
             await self.store.write(Quarantine(raw, str(error)))
             log.warning("poller, account %s: quarantined an answer: %s", account.name, error)
+            await self._note_bad_answer(state, str(error))
             return [_retry_later(row, now, self.settings) for row in group]
         outcomes: list[PollOutcome] = []
         to_store: list[Event] = []
@@ -438,6 +448,13 @@ class Poller:
         if to_store:
             await self.store.write(Accept(raw, [_with_tracking(e, group) for e in to_store]))
         return outcomes
+
+    async def _note_bad_answer(self, state: _Account, error: str) -> None:
+        """Show an unreadable answer on the account (`poll status`, /metrics), from any process."""
+        now = self.now()
+        error = error[:MAX_ERROR_LABEL]
+        self.metrics.note_bad_answer(state.config.name, error, now.timestamp())
+        await self.tracking.note_bad_answer(state.config.name, error, now)
 
     def _hold(self, state: _Account, retry_after: float | None) -> datetime:
         """Hold every request of the account for `retry_after` seconds (after a 429)."""

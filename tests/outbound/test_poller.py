@@ -361,3 +361,39 @@ async def test_a_killed_poller_keeps_its_schedule(
         row = await stores.tracking.find("onx", message_id)
         assert row is not None and row.attempts == 1
     await second.close()
+
+
+async def test_outages_timeouts_and_unreadable_answers_never_count_toward_unknown_id(
+    onurix: tuple[FakeOnurix, str], stores: Stores, tmp_path: Any
+) -> None:
+    fake, base = onurix
+    fake.progression = ("Entregado",)
+    account = onurix_account(fake, base, concurrency=1, retries=0, timeout="200ms")
+    config = outbound_config(tmp_path, [account], unknown_id_limit=2)
+    clock = Clock()
+    outbound = Outbound(config, stores.store, stores.tracking, now=clock)
+    message = fake.add_message("573150000001")
+    await outbound.track("onx", [TrackRequest(message.id)])
+    poller = Poller(config, stores.store, stores.tracking, now=clock)
+    await poller.open()
+    path = "/api/v1/messages-state"
+    for fault in (
+        Fault("status", path, status=500),
+        Fault("status", path, status=502, body=b"<html>Bad Gateway</html>"),
+        Fault("status", path, status=404, body=b"<html>Not Found</html>"),
+        Fault("status", path, status=520),  # "Error interno del sistema": an outage
+        Fault("malformed", path),
+        Fault("delay", path, seconds=0.5),
+        Fault("throttle", path, seconds=1, per_second=0),
+    ):
+        fake.inject(fault)
+        clock.advance(3600)
+        assert await poller.run_once() == 1
+        row = await stores.tracking.find("onx", message.id)
+        assert row is not None and (row.misses, row.stopped_reason) == (0, None), fault
+    clock.advance(3600)
+    assert await poller.run_once() == 1
+    row = await stores.tracking.find("onx", message.id)
+    assert row is not None and row.stopped_reason == "final_status"
+    await poller.close()
+    await outbound.aclose()

@@ -7,6 +7,7 @@ requires; they are redacted in what is stored and scrubbed from errors.
 |-------------------------------|----------------------------|------------------------|
 | 200                           | exchange (events)          | exchange (events)      |
 | 400 `{error, msg}`            | exchange (rejected events) | `ProviderRejected`     |
+| other 4xx without that body   | `ProviderRejected`         | `ProviderAnswerError`  |
 | 401 / 403                     | `ProviderAuthError`        | `ProviderAuthError`    |
 | 429                           | `ProviderBusy` (transport) | `ProviderBusy`         |
 | 520, by its body (below)      |                            |                        |
@@ -58,6 +59,7 @@ from dlrhub.normalizers.exchange import CHANNEL_PARAM, REFS_PARAM
 from dlrhub.outbound.account import AccountConfig
 from dlrhub.outbound.clients import OutboundMessage
 from dlrhub.outbound.errors import (
+    ProviderAnswerError,
     ProviderAuthError,
     ProviderError,
     ProviderRejected,
@@ -186,6 +188,10 @@ class OnurixClient:
             kind = ProviderRejected
         elif meaning == "outage":
             kind = ProviderUnavailable
+        elif not refusals_are_answers and code is None and message is None:
+            # Not the documented `{error, msg}` (an HTML page, a proxy's 404): an answer
+            # we cannot read, never a verdict on the id.
+            kind = ProviderAnswerError
         elif refusals_are_answers and status == 400 and code is not None:
             return
         else:

@@ -237,6 +237,7 @@ def command_poll_status(args: argparse.Namespace) -> int:
             now = datetime.now(UTC)
             summaries = {summary.account: summary for summary in await tracking.summaries(now)}
             pauses = {p.account: p for p in await tracking.pauses() if p.paused_until > now}
+            bad = {b.account: b for b in await tracking.bad_answers()}
         finally:
             await tracking.close()
         names = sorted({*summaries, *(a.name for a in config.outbound.accounts)})
@@ -249,6 +250,7 @@ def command_poll_status(args: argparse.Namespace) -> int:
                 "due": summary.due if summary else 0,
                 "stopped": summary.stopped if summary else {},
                 "paused": pause.to_dict() if pause else None,
+                "bad_answers": bad[name].to_dict() if name in bad else None,
             }
             if args.json:
                 print(orjson.dumps(data).decode())
@@ -258,7 +260,14 @@ def command_poll_status(args: argparse.Namespace) -> int:
             if pause:
                 state = f"PAUSED until {pause.paused_until:%Y-%m-%d %H:%M:%S}Z: {pause.reason}"
             counts = f"polling {data['polling']} (due {data['due']})"
-            print(f"{name}: {state}; {counts}; stopped: {stopped}")
+            line = f"{name}: {state}; {counts}; stopped: {stopped}"
+            if name in bad:
+                last = bad[name]
+                line += (
+                    f"; bad answers: {last.count}, last at {last.last_at:%Y-%m-%d %H:%M:%S}Z:"
+                    f" {last.last_error}"
+                )
+            print(line)
 
     asyncio.run(run())
     return 0

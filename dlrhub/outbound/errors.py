@@ -51,6 +51,26 @@ class ProviderUnavailable(ProviderError):
     error = "provider_unavailable"
 
 
+class ProviderBusy(ProviderUnavailable):
+    """The provider asked us to slow down (HTTP 429): back-pressure, never a verdict on a
+    message. `retry_after` is its `Retry-After` in seconds, when it said."""
+
+    error = "provider_busy"
+
+    def __init__(
+        self,
+        account: str,
+        provider: str,
+        message: str,
+        *,
+        code: str | None = None,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(account, provider, message, code=code, http_status=http_status)
+
+
 class ProviderRejected(ProviderError):
     """The provider refused the request itself (bad parameters, unknown id, no credit)."""
 

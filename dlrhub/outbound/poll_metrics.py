@@ -10,7 +10,7 @@ class PollMetrics:
         self.polls = Counter(
             "dlrhub_poller_requests",
             "Status requests made, by account and outcome"
-            " (answered, unavailable, rejected, auth_error, bad_answer).",
+            " (answered, busy, unavailable, rejected, auth_error, bad_answer).",
             ["account", "outcome"],
             registry=None,
         )
@@ -32,8 +32,37 @@ class PollMetrics:
             ["account"],
             registry=None,
         )
-        self._collectors = (self.polls, self.changes, self.stopped, self.paused)
+        self.bad_answers = Counter(
+            "dlrhub_poller_bad_answers",
+            "Provider answers that could not be read (broken JSON, HTML), by account.",
+            ["account"],
+            registry=None,
+        )
+        self.last_bad_answer = Gauge(
+            "dlrhub_poller_last_bad_answer",
+            "Unix time of the account's last unreadable answer; `error` says what was wrong.",
+            ["account", "error"],
+            registry=None,
+        )
+        self._last_errors: dict[str, str] = {}
+        self._collectors = (
+            self.polls,
+            self.changes,
+            self.stopped,
+            self.paused,
+            self.bad_answers,
+            self.last_bad_answer,
+        )
         self._registered: list[CollectorRegistry] = []
+
+    def note_bad_answer(self, account: str, error: str, at: float) -> None:
+        """Count an unreadable answer; one `last_bad_answer` series per account, the latest."""
+        self.bad_answers.labels(account).inc()
+        previous = self._last_errors.get(account)
+        if previous is not None and previous != error:
+            self.last_bad_answer.remove(account, previous)
+        self._last_errors[account] = error
+        self.last_bad_answer.labels(account, error).set(at)
 
     def register(self, registry: CollectorRegistry) -> None:
         if registry not in self._registered:

@@ -17,9 +17,22 @@ One loop per pollable account (`poll = true`, provider with a status API):
    answers saying the id is unknown (`unknown_id`); otherwise schedule the next
    poll (`dlrhub.outbound.schedule`).
 
+A 429 is back-pressure, never a verdict on a message: the account holds all
+its requests for the answer's `Retry-After` (`busy_hold` when it gives none),
+and the rows it was asked about keep their schedule (neither `attempts` nor
+the `unknown_id` count moves; they are asked again when the hold ends). Only an
+answer that says the id is unknown counts toward `unknown_id`: a 429, a 5xx, a
+timeout or a malformed answer never does.
+
 An authentication error pauses the account for `auth_pause` (persisted, so
 `/readyz` and `dlrhub poll status` show it from any process; `dlrhub poll
 resume` ends it early) instead of hammering the provider with a bad key.
+
+An answer that cannot be read (broken JSON, HTML) is quarantined and counted on
+the account, with its error as the last one: `dlrhub poll status` shows them
+from any process (`tracking_bad_answers`), `/metrics` as
+`dlrhub_poller_bad_answers_total{account}` and
+`dlrhub_poller_last_bad_answer{account,error}` (its Unix time).
 """
 
 from __future__ import annotations
@@ -44,6 +57,7 @@ from dlrhub.outbound.clients import ProviderClient
 from dlrhub.outbound.errors import (
     ProviderAnswerError,
     ProviderAuthError,
+    ProviderBusy,
     ProviderError,
     ProviderRejected,
 )
@@ -57,6 +71,10 @@ from dlrhub.store.tracking import PollOutcome, TrackedMessage, TrackingStore
 from dlrhub.store.tracking_sqlite import SQLiteTrackingStore
 
 log = logging.getLogger(__name__)
+
+BUSY_HOLD = 1.0  # seconds an account holds after a 429 without `Retry-After`
+MAX_BUSY_HOLD = 3600.0  # a `Retry-After` longer than this is cut to it
+MAX_ERROR_LABEL = 200  # characters of an unreadable answer's error kept on the account
 
 Clock = Callable[[], datetime]
 
@@ -236,6 +254,7 @@ class _Account:
     limiter: RateLimiter
     slots: asyncio.Semaphore
     paused_until: datetime | None = None
+    busy_until: datetime | None = None  # after a 429: no request before then
     polls: int = 0
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -339,6 +358,8 @@ class Poller:
         if await self._paused(state):
             return 0
         now = self.now()
+        if state.busy_until is not None and now < state.busy_until:
+            return 0
         lease_until = now + timedelta(seconds=self.settings.lease)
         rows = await self.tracking.claim_due(
             state.config.name, now, self.settings.batch_size, self.owner, lease_until
@@ -377,6 +398,8 @@ class Poller:
             if state.paused_until is not None:
                 return [_unchanged(row, self.now(), None) for row in group]
             await state.limiter.acquire()
+            if state.busy_until is not None and self.now() < state.busy_until:
+                return [_unchanged(row, state.busy_until, None) for row in group]
             try:
                 exchange = await state.client.status(
                     [row.message_id for row in group], group[0].channel
@@ -385,6 +408,10 @@ class Poller:
                 self.metrics.polls.labels(account.name, "auth_error").inc()
                 await self._pause(state, str(error))
                 return [_unchanged(row, self.now(), None) for row in group]
+            except ProviderBusy as error:
+                self.metrics.polls.labels(account.name, "busy").inc()
+                until = self._hold(state, error.retry_after)
+                return [_unchanged(row, until, None) for row in group]
             except ProviderRejected as error:
                 # The provider refuses the query itself: most often an id it does not know.
                 self.metrics.polls.labels(account.name, "rejected").inc()
@@ -394,6 +421,8 @@ class Poller:
                 label = "bad_answer" if isinstance(error, ProviderAnswerError) else "unavailable"
                 self.metrics.polls.labels(account.name, label).inc()
                 log.warning("poller, account %s: %s", account.name, error)
+                if isinstance(error, ProviderAnswerError):
+                    await self._note_bad_answer(state, error.message)
                 return [_retry_later(row, self.now(), self.settings) for row in group]
         self.metrics.polls.labels(account.name, "answered").inc()
         now = self.now()
@@ -404,6 +433,7 @@ class Poller:
             self.metrics.polls.labels(account.name, "bad_answer").inc()
             await self.store.write(Quarantine(raw, str(error)))
             log.warning("poller, account %s: quarantined an answer: %s", account.name, error)
+            await self._note_bad_answer(state, str(error))
             return [_retry_later(row, now, self.settings) for row in group]
         outcomes: list[PollOutcome] = []
         to_store: list[Event] = []
@@ -418,6 +448,26 @@ class Poller:
         if to_store:
             await self.store.write(Accept(raw, [_with_tracking(e, group) for e in to_store]))
         return outcomes
+
+    async def _note_bad_answer(self, state: _Account, error: str) -> None:
+        """Show an unreadable answer on the account (`poll status`, /metrics), from any process."""
+        now = self.now()
+        error = error[:MAX_ERROR_LABEL]
+        self.metrics.note_bad_answer(state.config.name, error, now.timestamp())
+        await self.tracking.note_bad_answer(state.config.name, error, now)
+
+    def _hold(self, state: _Account, retry_after: float | None) -> datetime:
+        """Hold every request of the account for `retry_after` seconds (after a 429)."""
+        wait = min(BUSY_HOLD if retry_after is None else retry_after, MAX_BUSY_HOLD)
+        until = self.now() + timedelta(seconds=wait)
+        if state.busy_until is None or until > state.busy_until:
+            state.busy_until = until
+            log.info(
+                "poller, account %s: the provider answered 429; holding requests for %.1fs",
+                state.config.name,
+                wait,
+            )
+        return state.busy_until
 
     async def _pause(self, state: _Account, reason: str) -> None:
         if state.paused_until is not None:

@@ -4,7 +4,9 @@ One `Transport` per account wraps an `httpx.AsyncClient`. A request is retried
 when nothing reached the provider (connect errors), when the provider failed
 (5xx, Onurix's 520) and, for idempotent requests (status queries), after a read
 timeout; never after a read timeout of a send, which may have gone out. Waits
-double from the account's `backoff`, with jitter, up to 30 s.
+double from the account's `backoff`, with jitter, up to 30 s. A 429 is not
+retried here: it raises `ProviderBusy` with the answer's `Retry-After`, and the
+caller slows the whole account down (the poller holds it for that long).
 
 The exchange is kept as an `Exchange`: the redacted request (what the event log
 stores as the raw payload's query) and the answer as received.
@@ -18,6 +20,7 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -25,7 +28,7 @@ import httpx
 
 from dlrhub.event import RawCallback
 from dlrhub.outbound.account import AccountConfig
-from dlrhub.outbound.errors import ProviderError, ProviderUnavailable
+from dlrhub.outbound.errors import ProviderBusy, ProviderError, ProviderUnavailable
 from dlrhub.redact import REDACTED, redact_query, redact_text
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,19 @@ class Exchange:
 def encode_request(params: Sequence[tuple[str, str]] | Mapping[str, str]) -> str:
     """Form-encode request parameters and redact the secret ones."""
     return redact_query(urlencode(list(params.items()) if isinstance(params, Mapping) else params))
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """Seconds from a `Retry-After` header: delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    text = (value or "").strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return max((moment - now).total_seconds(), 0.0)
 
 
 def is_server_failure(response: httpx.Response) -> bool:
@@ -122,6 +138,16 @@ class Transport:
             http_status=http_status,
         )
 
+    def busy(self, response: httpx.Response) -> ProviderBusy:
+        """A 429, with the provider's `Retry-After` (seconds or an HTTP date)."""
+        return ProviderBusy(
+            self.account.name,
+            self.account.provider,
+            "too many requests (HTTP 429)",
+            http_status=429,
+            retry_after=retry_after_seconds(response.headers.get("retry-after"), self.now()),
+        )
+
     async def request(
         self,
         method: str,
@@ -167,6 +193,8 @@ class Transport:
                     raise self.error(
                         ProviderUnavailable, f"answer larger than {MAX_ANSWER_BYTES} bytes"
                     )
+                if response.status_code == 429:
+                    raise self.busy(response)
                 if not retry_when(response) or last_try:
                     return response
                 failure = f"HTTP {response.status_code}"

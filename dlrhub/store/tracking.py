@@ -118,6 +118,23 @@ class AccountPause:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountBadAnswers:
+    """Answers of an account's provider that could not be read (broken JSON, HTML)."""
+
+    account: str
+    count: int
+    last_error: str
+    last_at: datetime
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "count": self.count,
+            "last_error": self.last_error,
+            "last_at": format_time(self.last_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class AccountSummary:
     account: str
     polling: int = 0
@@ -163,3 +180,9 @@ class TrackingStore(Protocol):
     async def resume(self, account: str) -> bool: ...
 
     async def pauses(self) -> list[AccountPause]: ...
+
+    async def note_bad_answer(self, account: str, error: str, now: datetime) -> None:
+        """Count an answer that could not be read, and keep its error as the last one."""
+        ...
+
+    async def bad_answers(self) -> list[AccountBadAnswers]: ...

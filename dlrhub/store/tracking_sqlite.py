@@ -24,6 +24,7 @@ from dlrhub.event import Status, epoch_micros
 from dlrhub.store.base import StoreUnavailable
 from dlrhub.store.sqlite import connect_sqlite
 from dlrhub.store.tracking import (
+    AccountBadAnswers,
     AccountPause,
     AccountSummary,
     NewTracking,
@@ -63,7 +64,15 @@ CREATE TABLE IF NOT EXISTS tracking_pauses (
     paused_us INTEGER NOT NULL,
     until_us INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS tracking_bad_answers (
+    account TEXT PRIMARY KEY,
+    count INTEGER NOT NULL,
+    last_error TEXT NOT NULL,
+    last_us INTEGER NOT NULL
+);
 """
+
+MAX_ERROR_CHARS = 500
 
 COLUMNS = (
     "id, account, provider, message_id, created_us, recipient, correlation_id, channel,"
@@ -339,4 +348,24 @@ class SQLiteTrackingStore:
             paused_at, until = _time(paused_us), _time(until_us)
             assert paused_at is not None and until is not None
             result.append(AccountPause(account, reason, paused_at, until))
+        return result
+
+    async def note_bad_answer(self, account: str, error: str, now: datetime) -> None:
+        await self._write(
+            "INSERT INTO tracking_bad_answers (account, count, last_error, last_us)"
+            " VALUES (?, 1, ?, ?) ON CONFLICT (account) DO UPDATE SET"
+            " count = count + 1, last_error = excluded.last_error, last_us = excluded.last_us",
+            [(account, error[:MAX_ERROR_CHARS], epoch_micros(now))],
+        )
+
+    async def bad_answers(self) -> list[AccountBadAnswers]:
+        rows = await self._read(
+            "SELECT account, count, last_error, last_us FROM tracking_bad_answers ORDER BY account",
+            (),
+        )
+        result = []
+        for account, count, last_error, last_us in rows:
+            last_at = _time(last_us)
+            assert last_at is not None
+            result.append(AccountBadAnswers(account, int(count), str(last_error), last_at))
         return result

@@ -14,6 +14,9 @@ the next `times` requests whose path starts with `path` (any path when empty):
 | `html_502`     | answers HTTP 502 with an HTML page, as a proxy in front of it would   |
 | `garbage`      | answers HTTP 200 with a body that is not JSON (`malformed`: the same) |
 | `expire_token` | (Conectaline) every temporary token issued so far stops working       |
+| `throttle`     | answers 429 with `Retry-After: seconds` to each request beyond        |
+|                | `per_second` in the last second (the 429s count as requests too);     |
+|                | `times` is how many 429s it answers before it stops                   |
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ FaultKind = Literal[
     "garbage",
     "malformed",
     "expire_token",
+    "throttle",
 ]
 HTML_502 = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
@@ -57,6 +61,7 @@ class Fault:
     seconds: float = 0.0
     status: int = 500
     body: bytes | None = None
+    per_second: int = 0  # `throttle`: requests a second it lets through
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +142,8 @@ class FakeProvider:
             for fault in list(self.faults):
                 if fault.times <= 0 or not request.url.path.startswith(fault.path):
                     continue
+                if fault.kind == "throttle" and not self._over(fault):
+                    continue
                 fault.times -= 1
                 if fault.times <= 0:
                     self.faults.remove(fault)
@@ -164,10 +171,23 @@ class FakeProvider:
                     return Response(GARBAGE, media_type="application/json")
                 elif fault.kind == "expire_token":
                     self.on_expire_token()
+                elif fault.kind == "throttle":
+                    return Response(
+                        b'{"error": "429", "msg": "Too many requests"}',
+                        status_code=429,
+                        headers={"Retry-After": f"{fault.seconds:g}"},
+                        media_type="application/json",
+                    )
                 break
             return await endpoint(request)
 
         return wrapped
+
+    def _over(self, fault: Fault) -> bool:
+        """Whether the request just recorded is beyond `fault.per_second` in the last second."""
+        latest = self.requests[-1]
+        recent = [r for r in self.requests_to(fault.path) if latest.at - r.at < 1.0]
+        return len(recent) > fault.per_second
 
 
 async def form_of(request: Request) -> dict[str, str]:

@@ -14,6 +14,7 @@ from dlrhub.config import Config
 from dlrhub.outbound.poller import Poller
 from dlrhub.providers.onurix.fake import FakeOnurix
 from dlrhub.providers.uvox.fake import FakeUvox
+from dlrhub.testing.faults import Fault
 from tests.conftest import ADMIN_TOKEN
 from tests.outbound.conftest import outbound_config
 from tests.serving import serve_app
@@ -124,6 +125,22 @@ async def test_track_over_the_api_and_an_auth_error_shows_in_readyz(
     assert pause["account"] == "onx-bad" and "HTTP 401" in pause["reason"]
     metrics = (await admin.get("/metrics")).text
     assert 'dlrhub_poller_account_paused{account="onx-bad"} 1.0' in metrics
+
+
+async def test_a_malformed_answer_shows_on_the_account_in_metrics(
+    served: tuple[Config, httpx.AsyncClient, Poller], onurix: tuple[FakeOnurix, str]
+) -> None:
+    _, admin, _ = served
+    fake = onurix[0]
+    message = fake.add_message("573150123456")
+    fake.inject(Fault("status", "/api/v1/messages-state", status=200, body=b"<html>oops</html>"))
+    body = {"account": "onx", "messages": [{"message_id": message.id}]}
+    assert (await admin.post("/v1/tracking", json=body)).status_code == 200
+    await answered(admin, f"/v1/messages/onurix/{message.id}", "delivered")
+    metrics = (await admin.get("/metrics")).text
+    assert 'dlrhub_poller_bad_answers_total{account="onx"} 1.0' in metrics
+    (last,) = [line for line in metrics.splitlines() if line.startswith("dlrhub_poller_last_bad")]
+    assert 'account="onx"' in last and "JSON" in last
 
 
 async def test_api_refusals_are_json_errors(

@@ -10,6 +10,7 @@ import pytest
 
 from dlrhub.cli import main as cli_main
 from dlrhub.providers.onurix.fake import FakeOnurix
+from dlrhub.testing.faults import Fault
 
 
 def write_config(directory: Path, base: str, fake: FakeOnurix, key: str | None = None) -> Path:
@@ -89,3 +90,27 @@ async def test_a_refused_key_is_one_line_and_pauses_polling(
     assert await run("poll", "status") == 0
     assert "onx: PAUSED until" in capsys.readouterr().out
     assert await run("poll", "resume", "onx") == 0
+
+
+async def test_poll_status_shows_malformed_answers_on_the_account(
+    tmp_path: Path, onurix: tuple[FakeOnurix, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake, base = onurix
+    config = str(write_config(tmp_path, base, fake))
+
+    async def run(*arguments: str) -> int:
+        return await asyncio.to_thread(cli_main, [*arguments, "--config", config])
+
+    message = fake.add_message("573150000000")
+    assert await run("track", "--account", "onx", "--message-id", message.id) == 0
+    fake.inject(Fault("malformed", "/api/v1/messages-state"))
+    await asyncio.sleep(0.01)
+    assert await run("poll", "--once") == 0
+    capsys.readouterr()
+    assert await run("poll", "status") == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("onx: active;") and "bad answers: 1, last at " in line
+    assert await run("poll", "status", "--json") == 0
+    (status,) = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert status["bad_answers"]["count"] == 1 and status["bad_answers"]["last_error"]
+    assert status["stopped"] == {}  # a malformed answer is no verdict on the message

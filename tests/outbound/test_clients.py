@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 
 from dlrhub.event import Status
@@ -13,11 +14,12 @@ from dlrhub.outbound.clients import OutboundMessage
 from dlrhub.outbound.errors import (
     NotSupported,
     ProviderAuthError,
+    ProviderBusy,
     ProviderRejected,
     ProviderUnavailable,
 )
 from dlrhub.outbound.settings import AccountConfig
-from dlrhub.outbound.transport import Exchange
+from dlrhub.outbound.transport import Exchange, retry_after_seconds
 from dlrhub.providers import PROVIDERS, client_for
 from dlrhub.providers.conectaline.client import ConectalineClient
 from dlrhub.providers.conectaline.fake import FakeConectaline
@@ -81,6 +83,88 @@ async def test_onurix_520_is_retried_then_answers(onurix: tuple[FakeOnurix, str]
     assert caught.value.code == "520" and caught.value.http_status == 520
     assert "Error interno del sistema" in str(caught.value)
     assert len(fake.requests_to("/api/v1/messages-state")) == 4  # 1 + 3 retries
+    await client.aclose()
+
+
+async def test_a_429_is_busy_with_retry_after_and_never_retried(
+    onurix: tuple[FakeOnurix, str],
+) -> None:
+    fake, base = onurix
+    client = client_for(make_account("onurix", base, client=fake.client, key=fake.key))
+    fake.inject(Fault("throttle", "/api/v1/messages-state", seconds=7, per_second=0))
+    with pytest.raises(ProviderBusy) as caught:
+        await client.status(["msg-1"])
+    assert (caught.value.retry_after, caught.value.http_status) == (7.0, 429)
+    assert len(fake.requests_to("/api/v1/messages-state")) == 1
+    fake.inject(Fault("throttle", "/api/v1/send-sms", seconds=0, per_second=0))
+    with pytest.raises(ProviderBusy):
+        await client.send(message("573150123456"))
+    assert len(fake.requests_to("/api/v1/send-sms")) == 1 and not fake.messages
+    await client.aclose()
+
+
+def test_retry_after_is_seconds_or_an_http_date() -> None:
+    now = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    assert retry_after_seconds("30", now) == 30.0
+    assert retry_after_seconds("Sat, 01 Mar 2025 12:00:45 GMT", now) == 45.0
+    assert retry_after_seconds("Sat, 01 Mar 2025 11:00:00 GMT", now) == 0.0
+    assert retry_after_seconds("soon", now) is None
+    assert retry_after_seconds(None, now) is None
+
+
+def onurix_520(msg: str) -> Fault:
+    body = orjson.dumps({"error": "520", "msg": msg})
+    return Fault("status", status=520, body=body, times=10)
+
+
+async def test_onurix_520_body_says_credentials_unknown_id_or_outage(
+    onurix: tuple[FakeOnurix, str],
+) -> None:
+    fake, base = onurix
+    client = client_for(make_account("onurix", base, client=fake.client, key=fake.key))
+    state, sms = "/api/v1/messages-state", "/api/v1/send-sms"
+    fake.inject(onurix_520("Parametros invalidos: key"))
+    with pytest.raises(ProviderAuthError, match="key"):
+        await client.status(["msg-1"])
+    with pytest.raises(ProviderAuthError):
+        await client.send(message("573150123456"))
+    assert len(fake.requests_to(state)) == len(fake.requests_to(sms)) == 1  # no retries
+    fake.faults.clear()
+    fake.inject(onurix_520("El mensaje no existe"))
+    with pytest.raises(ProviderRejected):
+        await client.status(["msg-1"])
+    assert len(fake.requests_to(state)) == 2
+    refused = await client.send(message("573150123456"))
+    (event,) = events_of("onurix", "send", refused)
+    assert (
+        event.status is Status.REJECTED and event.extra["error_message"] == "El mensaje no existe"
+    )
+    fake.faults.clear()
+    fake.inject(onurix_520("Parametros invalidos"))
+    with pytest.raises(ProviderUnavailable):
+        await client.status(["msg-1"])
+    assert len(fake.requests_to(state)) == 6  # 1 + 3 retries
+    await client.aclose()
+
+
+async def test_onurix_error_words_are_set_per_account(onurix: tuple[FakeOnurix, str]) -> None:
+    fake, base = onurix
+    account = make_account(
+        "onurix",
+        base,
+        client=fake.client,
+        key=fake.key,
+        auth_words="clave",
+        unknown_id_words="desconocido",
+    )
+    client = client_for(account)
+    fake.inject(onurix_520("Clave incorrecta"))
+    with pytest.raises(ProviderAuthError):
+        await client.status(["msg-1"])
+    fake.faults.clear()
+    fake.inject(onurix_520("Mensaje no encontrado"))
+    with pytest.raises(ProviderUnavailable):
+        await client.status(["msg-1"])
     await client.aclose()
 
 

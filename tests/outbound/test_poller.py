@@ -15,6 +15,7 @@ from dlrhub.outbound.poller import Poller
 from dlrhub.outbound.sending import Outbound, TrackRequest
 from dlrhub.providers.onurix.fake import FakeOnurix
 from dlrhub.providers.uvox.fake import FakeUvox
+from dlrhub.testing.faults import Fault
 from tests.outbound.conftest import Clock, Stores, all_events, outbound_config
 from tests.waiting import eventually_async
 
@@ -188,6 +189,93 @@ async def test_rate_limit_is_respected(
     await poller.close()
 
 
+async def test_429_above_6_a_second_slows_the_account_and_every_message_is_settled(
+    onurix: tuple[FakeOnurix, str], stores: Stores, tmp_path: Any
+) -> None:
+    fake, base = onurix
+    fake.progression = ("Enviado", "Entregado")
+    fake.inject(Fault("throttle", "/api/v1/messages-state", times=10_000, seconds=1, per_second=6))
+    config = outbound_config(tmp_path, [onurix_account(fake, base, concurrency=8)])
+    outbound = Outbound(config, stores.store, stores.tracking)
+    ids = [fake.add_message(f"5731500{i:05d}").id for i in range(15)]
+    await outbound.track("onx", [TrackRequest(message_id) for message_id in ids])
+    await polled_until_stopped(config, stores, "onx", *ids)
+    rows = [await stores.tracking.find("onx", message_id) for message_id in ids]
+    assert {row.stopped_reason for row in rows if row is not None} == {"final_status"}
+    # Every attempt was a real answer (the 429s are not attempts) and none was a miss; how
+    # many each message needed depends on time, as the time-based fake's states do.
+    assert all(
+        row is not None
+        and row.misses == 0
+        and row.attempts == len(fake.messages[row.message_id].answers) >= 1
+        for row in rows
+    )
+    throttled = fake.requests_to("/api/v1/messages-state")
+    assert len(throttled) > 30  # some were answered 429: the test saw back-pressure
+    await outbound.aclose()
+
+
+async def test_429_holds_the_account_for_retry_after_and_keeps_the_schedule(
+    onurix: tuple[FakeOnurix, str], stores: Stores, tmp_path: Any
+) -> None:
+    fake, base = onurix
+    fake.inject(Fault("throttle", "/api/v1/messages-state", times=1, seconds=120, per_second=0))
+    config = outbound_config(tmp_path, [onurix_account(fake, base, concurrency=1)])
+    clock = Clock()
+    outbound = Outbound(config, stores.store, stores.tracking, now=clock)
+    ids = [fake.add_message(f"57315000000{i}").id for i in range(3)]
+    await outbound.track("onx", [TrackRequest(message_id) for message_id in ids])
+    poller = Poller(config, stores.store, stores.tracking, now=clock)
+    await poller.open()
+    clock.advance(1)
+    assert await poller.run_once() == 3
+    assert len(fake.requests_to("/api/v1/messages-state")) == 1  # the others held
+    rows = [await stores.tracking.find("onx", message_id) for message_id in ids]
+    for row in rows:
+        assert row is not None and (row.attempts, row.misses, row.stopped_reason) == (0, 0, None)
+        assert row.next_poll_at == clock() + timedelta(seconds=120)
+    clock.advance(60)
+    assert await poller.run_once() == 0  # still held: nothing claimed, nothing asked
+    assert len(fake.requests_to("/api/v1/messages-state")) == 1
+    clock.advance(61)
+    assert await poller.run_once() == 3
+    assert len(fake.requests_to("/api/v1/messages-state")) == 4  # throttle is over
+    rows = [await stores.tracking.find("onx", message_id) for message_id in ids]
+    assert all(row is not None and (row.attempts, row.misses) == (1, 0) for row in rows)
+    await poller.close()
+    await outbound.aclose()
+
+
+async def test_onurix_520_about_the_key_pauses_and_about_the_id_gives_up(
+    onurix: tuple[FakeOnurix, str], stores: Stores, tmp_path: Any
+) -> None:
+    fake, base = onurix
+    config = outbound_config(tmp_path, [onurix_account(fake, base, concurrency=1)])
+    clock = Clock()
+    outbound = Outbound(config, stores.store, stores.tracking, now=clock)
+    (message_id,) = [fake.add_message("573150000001").id]
+    await outbound.track("onx", [TrackRequest(message_id)])
+    poller = Poller(config, stores.store, stores.tracking, now=clock)
+    await poller.open()
+    body = b'{"error": "520", "msg": "Credenciales invalidas"}'
+    fake.inject(Fault("status", "/api/v1/messages-state", status=520, body=body))
+    assert await poller.run_once() == 1
+    (pause,) = await stores.tracking.pauses()
+    assert "Credenciales invalidas" in pause.reason
+    assert len(fake.requests_to("/api/v1/messages-state")) == 1  # not retried
+    assert await stores.tracking.resume("onx")
+    body = b'{"error": "520", "msg": "Mensaje no encontrado"}'
+    fake.inject(Fault("status", "/api/v1/messages-state", status=520, body=body, times=3))
+    for _ in range(3):
+        clock.advance(3600)
+        assert await poller.run_once() == 1
+    row = await stores.tracking.find("onx", message_id)
+    assert row is not None and row.stopped_reason == "unknown_id" and row.misses == 3
+    assert len(fake.requests_to("/api/v1/messages-state")) == 4
+    await poller.close()
+    await outbound.aclose()
+
+
 async def test_an_auth_error_pauses_the_account_until_resumed(
     onurix: tuple[FakeOnurix, str], stores: Stores, tmp_path: Any
 ) -> None:
@@ -325,3 +413,39 @@ async def test_no_message_is_queried_after_its_final_answer(
             f"{message_id} asked {asked[message_id]} times: {[a.state for a in answers]}"
         )
     assert set(asked) == set(ids)
+
+
+async def test_outages_timeouts_and_unreadable_answers_never_count_toward_unknown_id(
+    onurix: tuple[FakeOnurix, str], stores: Stores, tmp_path: Any
+) -> None:
+    fake, base = onurix
+    fake.progression = ("Entregado",)
+    account = onurix_account(fake, base, concurrency=1, retries=0, timeout="200ms")
+    config = outbound_config(tmp_path, [account], unknown_id_limit=2)
+    clock = Clock()
+    outbound = Outbound(config, stores.store, stores.tracking, now=clock)
+    message = fake.add_message("573150000001")
+    await outbound.track("onx", [TrackRequest(message.id)])
+    poller = Poller(config, stores.store, stores.tracking, now=clock)
+    await poller.open()
+    path = "/api/v1/messages-state"
+    for fault in (
+        Fault("status", path, status=500),
+        Fault("status", path, status=502, body=b"<html>Bad Gateway</html>"),
+        Fault("status", path, status=404, body=b"<html>Not Found</html>"),
+        Fault("status", path, status=520),  # "Error interno del sistema": an outage
+        Fault("malformed", path),
+        Fault("delay", path, seconds=0.5),
+        Fault("throttle", path, seconds=1, per_second=0),
+    ):
+        fake.inject(fault)
+        clock.advance(3600)
+        assert await poller.run_once() == 1
+        row = await stores.tracking.find("onx", message.id)
+        assert row is not None and (row.misses, row.stopped_reason) == (0, None), fault
+    clock.advance(3600)
+    assert await poller.run_once() == 1
+    row = await stores.tracking.find("onx", message.id)
+    assert row is not None and row.stopped_reason == "final_status"
+    await poller.close()
+    await outbound.aclose()

@@ -18,6 +18,10 @@ answer. Answers carry their outcome in `code`, whatever the HTTP status:
 | `001` (bad key), HTTP 401/403   | `ProviderAuthError`         | `ProviderAuthError`   |
 | `500`, HTTP 5xx (after retries) | `ProviderUnavailable`       | `ProviderUnavailable` |
 | any other code                  | exchange (rejected event)   | `ProviderRejected`    |
+| no `code` (HTML, a proxy's 4xx) | `ProviderRejected` on a 4xx | `ProviderAnswerError` |
+
+A status answer without a `code` is unreadable, never an unknown id: it does not
+count toward the poller's `unknown_id`.
 """
 
 from __future__ import annotations
@@ -123,9 +127,9 @@ class UvoxClient:
         elif status >= 500 or code == INTERNAL_PROBLEM:
             kind = ProviderUnavailable
         elif code is None:
-            if status >= 400:
+            if status >= 400 and answers is None:
                 kind = ProviderRejected
-            elif answers is not None:
+            elif answers is not None:  # a status answer without a code: never an unknown id
                 kind = ProviderAnswerError
                 text = "the status answer has no 'code'"
         elif answers is not None and code not in answers:

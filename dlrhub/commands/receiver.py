@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -84,6 +85,16 @@ def add_receiver_commands(
     reprocess.add_argument("entry_ids", type=WholeNumber(), nargs="*", help="entry ids")
     reprocess.add_argument("--all", action="store_true", help="every pending entry")
     reprocess.set_defaults(handler=command_quarantine_reprocess)
+    drop = actions.add_parser(
+        "drop",
+        parents=[common],
+        help="forget entries (the received callbacks stay, for dedupe)",
+        description="Delete quarantine entries: those named, or every reprocessed one."
+        " A dropped entry's id is never given out again.",
+    )
+    drop.add_argument("entry_ids", type=WholeNumber(), nargs="*", help="entry ids")
+    drop.add_argument("--all-resolved", action="store_true", help="every reprocessed entry")
+    drop.set_defaults(handler=command_quarantine_drop)
 
     check = commands.add_parser(
         "check-config",
@@ -307,6 +318,27 @@ def command_quarantine_reprocess(args: argparse.Namespace) -> int:
 
     code = with_store(config, run)
     return code if failures == 0 else EXIT_FAILURE
+
+
+def command_quarantine_drop(args: argparse.Namespace) -> int:
+    if bool(args.entry_ids) == args.all_resolved:
+        raise CliError("name entry ids or pass --all-resolved (not both)", EXIT_USAGE)
+    missing: list[int] = []
+
+    async def run(store: Store) -> None:
+        if args.all_resolved:
+            dropped = await store.drop_resolved_quarantine()
+        else:
+            wanted = list(dict.fromkeys(args.entry_ids))
+            dropped = await store.drop_quarantine(wanted)
+            missing.extend(sorted(set(wanted) - set(dropped)))
+        print(f"dropped {len(dropped)} quarantine entr{'y' if len(dropped) == 1 else 'ies'}")
+        if missing:
+            listed = ", ".join(str(entry_id) for entry_id in missing)
+            print(f"no quarantine entry {listed} (see 'dlrhub quarantine list')", file=sys.stderr)
+
+    code = with_store(config_from(args), run)
+    return code if not missing else EXIT_FAILURE
 
 
 # check-config ---------------------------------------------------------------

@@ -51,6 +51,12 @@ class LastError:
             self._unavailable_logged = now
             log.warning("sink %s is unavailable: %s", self.name, self.describe(error))
 
+    def clear(self) -> None:
+        """A delivery succeeded: no current error (the stored one is older than the delivery,
+        which `sinks status` reads as cleared), and the next error is written at once."""
+        self.stats.last_error = None
+        self._recorded = None
+
     async def record(self, text: str) -> None:
         """Show `text` as the last error; the same text is written at most every 2s."""
         self.stats.last_error = text

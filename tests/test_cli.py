@@ -73,8 +73,13 @@ async def test_zero_config_serve_prints_urls_that_work_then_events_lists_them(
         (None, "delivered"),
     ]
     table = await run_dlrhub("events", "--status", "delivered", "--limit", "1", cwd=tmp_path)
-    assert len(table.stdout.splitlines()) == 1
-    assert "order-1" in table.stdout
+    header, row = table.stdout.splitlines()
+    assert header.split() == [
+        "SEQ", "RECEIVED", "SOURCE", "PROVIDER", "TYPE", "STATUS", "MESSAGE", "RECIPIENT",
+        "PROVIDER", "STATUS",
+    ]  # fmt: skip
+    assert row.split()[2:7] == ["nrs360", "nrs360", "message.status", "delivered", "order-1"]
+    assert header.index("STATUS") == row.index("delivered")  # the columns line up
 
 
 async def test_a_generated_token_is_printed_by_the_start_that_made_it_and_never_again(

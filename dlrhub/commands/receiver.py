@@ -218,6 +218,8 @@ def command_events(args: argparse.Namespace) -> int:
                     limit=min(args.limit - printed, 1000) if not args.follow else 1000,
                 )
             )
+            if batch and not args.json and printed == 0:
+                print(EVENT_HEADER)
             for event in batch:
                 print(format_event(event, as_json=args.json), flush=True)
             printed += len(batch)
@@ -231,13 +233,39 @@ def command_events(args: argparse.Namespace) -> int:
     return with_store(config, run)
 
 
+# The table of `dlrhub events`: a heading, and each column's width (a longer value
+# pushes the rest of its row right rather than being cut).
+EVENT_COLUMNS = (
+    ("SEQ", 8),
+    ("RECEIVED", 27),
+    ("SOURCE", 12),
+    ("PROVIDER", 11),
+    ("TYPE", 18),
+    ("STATUS", 11),
+    ("MESSAGE", 20),
+    ("RECIPIENT", 14),
+    ("PROVIDER STATUS", 0),
+)
+
+
+def _table_row(fields: list[str]) -> str:
+    cells = [
+        f"{field:>{width}}" if index == 0 else f"{field:<{width}}"
+        for index, (field, (_, width)) in enumerate(zip(fields, EVENT_COLUMNS, strict=True))
+    ]
+    return "  ".join(cells).rstrip()
+
+
+EVENT_HEADER = _table_row([heading for heading, _ in EVENT_COLUMNS])
+
+
 def format_event(event: Event, *, as_json: bool) -> str:
     if as_json:
         return event.to_json().decode()
     data = event.to_dict()
     fields = [
-        f"{event.seq:>8}",
-        data["received_at"],
+        str(event.seq),
+        str(data["received_at"]),
         event.source,
         event.provider,
         event.type.value,
@@ -246,7 +274,7 @@ def format_event(event: Event, *, as_json: bool) -> str:
         event.recipient or "-",
         event.provider_status or "-",
     ]
-    return "  ".join(str(field) for field in fields)
+    return _table_row(fields)
 
 
 # quarantine -----------------------------------------------------------------

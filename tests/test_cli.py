@@ -50,6 +50,8 @@ async def test_zero_config_serve_prints_urls_that_work_then_events_lists_them(
         dlr_url = re.search(r"(http://\S+/hooks/nrs360/dlr\?\S+)", banner)
         admin = banner.split("Admin token", 1)[1].splitlines()[1].strip()
         assert events_url and dlr_url
+        assert f" listening on http://127.0.0.1:{port} (store: " in banner
+        assert "Public URL: not set (server.public_url)" in banner
         assert (tmp_path / "dlrhub-data" / "dlrhub.sqlite3").exists()
         # What 360NRS would do with the printed template.
         url = dlr_url.group(1).replace("%d", "1").replace("%P", "34600111222")
@@ -127,6 +129,22 @@ def test_a_configured_token_is_never_printed(tmp_path: Path) -> None:
     assert "Bearer <admin_token from the configuration>" in banner
     for token in (source_token, admin_token, "Zx8-cV3_bN6mL9kJ2hGf"):
         assert token not in banner
+
+
+def test_the_banner_says_the_bound_address_and_separately_the_public_url(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "dlrhub.toml"
+    path.write_text(
+        "[server]\nhost = '::'\nport = 8081\npublic_url = 'https://dlr.example.com'\n"
+        "[[sources]]\nname = 'shop'\nprovider = '360nrs'\ntoken = 'Vq3-kD8_mZt2xLw9PbN4'\n",
+        encoding="utf-8",
+    )
+    lines = describe_endpoints(load_config(path, env={}), [], {}).splitlines()
+    assert " listening on http://[::]:8081 (store: " in lines[0]
+    assert lines[1] == "Public URL (what providers call): https://dlr.example.com"
+    hooks = [line.strip() for line in lines if "/hooks/" in line]
+    assert hooks and all(line.startswith("https://dlr.example.com/hooks/shop/") for line in hooks)
 
 
 def test_commands_on_a_missing_store_fail_in_one_line(

@@ -169,8 +169,18 @@ def describe_endpoints(
     the operator has it.
     """
     files = files or {}
-    base = config.server.public_url or f"http://{config.server.host}:{config.server.port}"
-    lines = [f"dlrhub {__version__} listening on {base} (store: {config.store_label})", ""]
+    host = config.server.host
+    bound = f"http://{f'[{host}]' if ':' in host else host}:{config.server.port}"
+    lines = [f"dlrhub {__version__} listening on {bound} (store: {config.store_label})"]
+    if config.server.public_url:
+        base = config.server.public_url
+        lines.append(f"Public URL (what providers call): {base}")
+    else:
+        base = bound
+        lines.append(
+            "Public URL: not set (server.public_url); the URLs below use the address above"
+        )
+    lines.append("")
     for source in config.sources:
         provider = PROVIDERS[source.provider]
         hook = f"{base}/hooks/{source.name}"

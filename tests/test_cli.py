@@ -84,6 +84,49 @@ async def test_zero_config_serve_prints_urls_that_work_then_events_lists_them(
     assert header.index("STATUS") == row.index("delivered")  # the columns line up
 
 
+async def test_the_zero_config_source_takes_environment_variables_without_a_file(
+    tmp_path: Path,
+) -> None:
+    adjust = {
+        "DLRHUB_SOURCES__NRS360__DLR_PARAMS__REF": "customId",
+        "DLRHUB_SOURCES__NRS360__DLR_PARAMS__STATUS": "estado",
+    }
+    checked = await run_dlrhub("check-config", cwd=tmp_path, env=adjust)
+    assert checked.returncode == 0, checked.stderr
+    assert "will create the 360NRS source 'nrs360', with dlr_params from the environment" in (
+        checked.stdout
+    )
+    async with (
+        dlrhub_serve(log_dir=tmp_path, cwd=tmp_path, env=adjust) as server,
+        httpx.AsyncClient(base_url=server.base_url) as client,
+    ):
+        banner = server.output()
+        assert "&estado=%d&" in banner and "&customId=<your-ref>" in banner
+        token = (tmp_path / "dlrhub-data" / "source-nrs360.token").read_text().strip()
+        assert f"/hooks/nrs360/dlr?token={token}&" in banner  # generated: shown this once
+        stored = await client.get(
+            f"/hooks/nrs360/dlr?token={token}&estado=1&phone=34600111222&customId=order-9"
+        )
+        assert stored.json()["status"] == "stored", stored.text
+        admin = (tmp_path / "dlrhub-data" / "admin.token").read_text().strip()
+        message = await client.get(
+            "/v1/messages/nrs360/order-9", headers={"Authorization": f"Bearer {admin}"}
+        )
+        assert message.json()["message"]["status"] == "delivered"
+
+    wrong = await run_dlrhub(
+        "check-config", cwd=tmp_path, env={"DLRHUB_SOURCES__NRS360__DLR_PARAMS__REFF": "x"}
+    )
+    assert wrong.returncode == 2
+    assert "sources[0].dlr_params.reff: unknown key" in wrong.stderr
+    # Naming a provider declares a source of its own, which then needs its token.
+    declared = await run_dlrhub(
+        "check-config", cwd=tmp_path, env={"DLRHUB_SOURCES__NRS360__PROVIDER": "360nrs"}
+    )
+    assert declared.returncode == 2
+    assert "sources[0].token: is required" in declared.stderr
+
+
 async def test_a_generated_token_is_printed_by_the_start_that_made_it_and_never_again(
     tmp_path: Path,
 ) -> None:

@@ -27,7 +27,7 @@ from dlrhub.commands.outbound import poller_services
 from dlrhub.commands.sinks import register_sink_metrics, sink_services
 from dlrhub.config import Config
 from dlrhub.event import Event, EventType, Status
-from dlrhub.first_start import ADMIN_TOKEN, source_label
+from dlrhub.first_start import ADMIN_TOKEN, source_label, zero_config_adjustments
 from dlrhub.providers import DEFAULT_PROVIDER, PROVIDERS
 from dlrhub.store import EventFilter, Store
 from dlrhub.store.settings import open_store
@@ -387,9 +387,11 @@ def command_check_config(args: argparse.Namespace) -> int:
     print(f"configuration is valid: data_dir={config.data_dir}, store={config.store_label}")
     print(f"listen on {config.server.host}:{config.server.port}")
     if not config.sources:
+        adjusted = sorted(set(zero_config_adjustments() or {}) - {"name"})
         print(
             f"no sources: 'dlrhub serve' will create the {DEFAULT_PROVIDER.title}"
             f" source {DEFAULT_PROVIDER.name!r}"
+            + (f", with {', '.join(adjusted)} from the environment" if adjusted else "")
         )
     for source in config.sources:
         allow = ", ".join(str(network) for network in source.allow_ips) or "any address"

@@ -51,10 +51,9 @@ class LastError:
             self._unavailable_logged = now
             log.warning("sink %s is unavailable: %s", self.name, self.describe(error))
 
-    def clear(self) -> None:
-        """A delivery succeeded: no current error (the stored one is older than the delivery,
-        which `sinks status` reads as cleared), and the next error is written at once."""
-        self.stats.last_error = None
+    def delivered(self) -> None:
+        """A delivery succeeded: the stored error is now older than it, which `sinks status`
+        reads as cleared, so the next error is written at once, even the same text."""
         self._recorded = None
 
     async def record(self, text: str) -> None:

@@ -11,6 +11,10 @@ addressed by name. Examples::
     DLRHUB_SOURCES__NRS360__ALLOW_IPS=203.0.113.0/24,2001:db8::/32
     DLRHUB_SOURCES__NRS360__DLR_PARAMS__REF=customId
 
+With no `[[sources]]` in the file, variables naming the source `nrs360` and no
+`PROVIDER` adjust the zero-configuration source (`dlrhub/first_start.py`)
+instead of declaring a new one: its provider and token are filled in there.
+
 Sections are read by `dlrhub/settings_schema.py` from the dataclasses below.
 Every error is reported (`ConfigErrors`), each naming the key's path, e.g.
 `sources[0].allow_ips[1]: ...`, and the variable a value came from.
@@ -26,6 +30,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from dlrhub.outbound.settings import OutboundConfig
+from dlrhub.providers import DEFAULT_PROVIDER
 from dlrhub.providers.source import SourceConfig as SourceConfig
 from dlrhub.providers.source import find_source, read_source
 from dlrhub.receiver.settings import ServerConfig as ServerConfig
@@ -98,17 +103,54 @@ def load_config(
             raise ConfigError("", f"cannot read configuration file {path}: {error}") from None
         except tomllib.TOMLDecodeError as error:
             raise ConfigError("", f"{path} is not valid TOML: {error}") from None
+    file_has_sources = "sources" in document
     not_applied = apply_environment(document, env)
+    adjusted = None if file_has_sources else take_zero_config_table(document)
     for key, value in (overrides or {}).items():
         if value is not None:
             _set_path(document, key.split("."), value)
+    errors: list[ConfigError] = list(not_applied)
     try:
         config = parse_config(document)
-    except ConfigErrors as errors:
-        raise ConfigErrors([*not_applied, *errors.errors]) from None
-    if not_applied:
-        raise ConfigErrors(not_applied)
+    except ConfigErrors as found:
+        errors += found.errors
+    if adjusted is not None:
+        try:  # checked now, with a stand-in token, so that check-config reports it
+            zero_config_source(adjusted, ZERO_CONFIG_STAND_IN_TOKEN)
+        except ConfigErrors as found:
+            errors += found.errors
+    if errors:
+        raise ConfigErrors(errors)
     return config
+
+
+ZERO_CONFIG_STAND_IN_TOKEN = "stand-in-token-0123456789"  # noqa: S105 (never used to serve)
+
+
+def take_zero_config_table(document: dict[str, Any]) -> dict[str, Any] | None:
+    """The table the environment made for the zero-config source, removed from `document`.
+
+    Only when it is the one source and names no provider: `DLRHUB_SOURCES__NRS360__PROVIDER`
+    declares a source of its own, as a file would.
+    """
+    tables = document.get("sources")
+    if not isinstance(tables, list) or len(tables) != 1:
+        return None
+    (table,) = tables
+    if not isinstance(table, dict) or table.get("name") != DEFAULT_PROVIDER.name:
+        return None
+    if "provider" in table:
+        return None
+    del document["sources"]
+    return table
+
+
+def zero_config_source(adjusted: Mapping[str, Any], token: str) -> SourceConfig:
+    """The zero-config source with `token`, adjusted by the environment's `adjusted` keys
+    (a `TOKEN` variable among them replaces `token`). Raises `ConfigErrors`."""
+    table = {"token": token, **adjusted, "name": DEFAULT_PROVIDER.name}
+    table["provider"] = DEFAULT_PROVIDER.name
+    return read_source("sources[0]", table)
 
 
 def apply_environment(document: dict[str, Any], env: Mapping[str, str]) -> list[ConfigError]:

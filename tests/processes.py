@@ -22,7 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -220,9 +220,11 @@ def environment_without_dlrhub() -> dict[str, str]:
 @contextlib.asynccontextmanager
 async def dlrhub_serve(
     *arguments: str, log_dir: Path, name: str = "serve", cwd: Path | None = None,
-    grace: float = STOP_GRACE,
+    grace: float = STOP_GRACE, env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[ServerProcess]:  # fmt: skip
-    """`python -m dlrhub serve ARGUMENTS --port P`, once its /healthz answers 200."""
+    """`python -m dlrhub serve ARGUMENTS --port P`, once its /healthz answers 200.
+
+    `env`: DLRHUB_* variables it gets (none of the caller's reach it)."""
 
     def make(port: int) -> ServerProcess:
         return ServerProcess(
@@ -231,20 +233,22 @@ async def dlrhub_serve(
             answers_healthz,
             port,
             cwd=cwd,
-            env=environment_without_dlrhub(),
+            env={**environment_without_dlrhub(), **(env or {})},
         )
 
     async with running_on_free_port(make, grace) as server:
         yield server
 
 
-async def run_dlrhub(*arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+async def run_dlrhub(
+    *arguments: str, cwd: Path, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """`python -m dlrhub ARGUMENTS` run to its end without blocking the event loop."""
     argv = dlrhub_argv(*arguments)
     process = await asyncio.create_subprocess_exec(
         *argv,
         cwd=cwd,
-        env=environment_without_dlrhub(),
+        env={**environment_without_dlrhub(), **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

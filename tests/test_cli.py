@@ -50,6 +50,8 @@ async def test_zero_config_serve_prints_urls_that_work_then_events_lists_them(
         dlr_url = re.search(r"(http://\S+/hooks/nrs360/dlr\?\S+)", banner)
         admin = banner.split("Admin token", 1)[1].splitlines()[1].strip()
         assert events_url and dlr_url
+        assert f" listening on http://127.0.0.1:{port} (store: " in banner
+        assert "Public URL: not set (server.public_url)" in banner
         assert (tmp_path / "dlrhub-data" / "dlrhub.sqlite3").exists()
         # What 360NRS would do with the printed template.
         url = dlr_url.group(1).replace("%d", "1").replace("%P", "34600111222")
@@ -73,8 +75,56 @@ async def test_zero_config_serve_prints_urls_that_work_then_events_lists_them(
         (None, "delivered"),
     ]
     table = await run_dlrhub("events", "--status", "delivered", "--limit", "1", cwd=tmp_path)
-    assert len(table.stdout.splitlines()) == 1
-    assert "order-1" in table.stdout
+    header, row = table.stdout.splitlines()
+    assert header.split() == [
+        "SEQ", "RECEIVED", "SOURCE", "PROVIDER", "TYPE", "STATUS", "MESSAGE", "RECIPIENT",
+        "PROVIDER", "STATUS",
+    ]  # fmt: skip
+    assert row.split()[2:7] == ["nrs360", "nrs360", "message.status", "delivered", "order-1"]
+    assert header.index("STATUS") == row.index("delivered")  # the columns line up
+
+
+async def test_the_zero_config_source_takes_environment_variables_without_a_file(
+    tmp_path: Path,
+) -> None:
+    adjust = {
+        "DLRHUB_SOURCES__NRS360__DLR_PARAMS__REF": "customId",
+        "DLRHUB_SOURCES__NRS360__DLR_PARAMS__STATUS": "estado",
+    }
+    checked = await run_dlrhub("check-config", cwd=tmp_path, env=adjust)
+    assert checked.returncode == 0, checked.stderr
+    assert "will create the 360NRS source 'nrs360', with dlr_params from the environment" in (
+        checked.stdout
+    )
+    async with (
+        dlrhub_serve(log_dir=tmp_path, cwd=tmp_path, env=adjust) as server,
+        httpx.AsyncClient(base_url=server.base_url) as client,
+    ):
+        banner = server.output()
+        assert "&estado=%d&" in banner and "&customId=<your-ref>" in banner
+        token = (tmp_path / "dlrhub-data" / "source-nrs360.token").read_text().strip()
+        assert f"/hooks/nrs360/dlr?token={token}&" in banner  # generated: shown this once
+        stored = await client.get(
+            f"/hooks/nrs360/dlr?token={token}&estado=1&phone=34600111222&customId=order-9"
+        )
+        assert stored.json()["status"] == "stored", stored.text
+        admin = (tmp_path / "dlrhub-data" / "admin.token").read_text().strip()
+        message = await client.get(
+            "/v1/messages/nrs360/order-9", headers={"Authorization": f"Bearer {admin}"}
+        )
+        assert message.json()["message"]["status"] == "delivered"
+
+    wrong = await run_dlrhub(
+        "check-config", cwd=tmp_path, env={"DLRHUB_SOURCES__NRS360__DLR_PARAMS__REFF": "x"}
+    )
+    assert wrong.returncode == 2
+    assert "sources[0].dlr_params.reff: unknown key" in wrong.stderr
+    # Naming a provider declares a source of its own, which then needs its token.
+    declared = await run_dlrhub(
+        "check-config", cwd=tmp_path, env={"DLRHUB_SOURCES__NRS360__PROVIDER": "360nrs"}
+    )
+    assert declared.returncode == 2
+    assert "sources[0].token: is required" in declared.stderr
 
 
 async def test_a_generated_token_is_printed_by_the_start_that_made_it_and_never_again(
@@ -122,6 +172,22 @@ def test_a_configured_token_is_never_printed(tmp_path: Path) -> None:
     assert "Bearer <admin_token from the configuration>" in banner
     for token in (source_token, admin_token, "Zx8-cV3_bN6mL9kJ2hGf"):
         assert token not in banner
+
+
+def test_the_banner_says_the_bound_address_and_separately_the_public_url(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "dlrhub.toml"
+    path.write_text(
+        "[server]\nhost = '::'\nport = 8081\npublic_url = 'https://dlr.example.com'\n"
+        "[[sources]]\nname = 'shop'\nprovider = '360nrs'\ntoken = 'Vq3-kD8_mZt2xLw9PbN4'\n",
+        encoding="utf-8",
+    )
+    lines = describe_endpoints(load_config(path, env={}), [], {}).splitlines()
+    assert " listening on http://[::]:8081 (store: " in lines[0]
+    assert lines[1] == "Public URL (what providers call): https://dlr.example.com"
+    hooks = [line.strip() for line in lines if "/hooks/" in line]
+    assert hooks and all(line.startswith("https://dlr.example.com/hooks/shop/") for line in hooks)
 
 
 def test_commands_on_a_missing_store_fail_in_one_line(

@@ -58,6 +58,7 @@ def test_every_integer_argument_is_found() -> None:
         "events --limit {}",
         "quarantine show {}",
         "quarantine reprocess {}",
+        "quarantine drop {}",
         "worker --metrics-port {}",
         "replay --after-seq {}",
         "replay --until-seq {}",

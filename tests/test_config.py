@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dlrhub.cli import main as cli_main
-from dlrhub.config import ConfigError, load_config
+from dlrhub.config import ConfigError, ConfigErrors, load_config
 from dlrhub.event import Status
 from dlrhub.first_start import prepare
 
@@ -334,6 +334,28 @@ def test_first_start_persists_generated_secrets(tmp_path: Path) -> None:
     assert second.generated == []
     assert second.config.sources[0].token == source.token
     assert second.config.admin_token == first.config.admin_token
+
+
+def test_the_zero_config_source_takes_its_token_and_keys_from_the_environment(
+    tmp_path: Path,
+) -> None:
+    env = {
+        "DLRHUB_DATA_DIR": str(tmp_path / "data"),
+        "DLRHUB_SOURCES__NRS360__TOKEN": "Vq3-kD8_mZt2xLw9PbN4",
+        "DLRHUB_SOURCES__NRS360__ALLOW_IPS": "203.0.113.0/24",
+    }
+    prepared = prepare(load_config(None, env=env), env=env)
+    (source,) = prepared.config.sources
+    assert (source.name, source.provider, source.token) == (
+        "nrs360", "nrs360", "Vq3-kD8_mZt2xLw9PbN4",
+    )  # fmt: skip
+    assert source.allow_ips == (ipaddress.ip_network("203.0.113.0/24"),)
+    assert prepared.generated == ["admin token"]  # the source's token is the operator's
+    assert not (tmp_path / "data" / "source-nrs360.token").exists()
+    with_file = write(tmp_path, "[[sources]]\nname = 'shop'\nprovider = '360nrs'\n"
+                      "token = 'Hn7_qW2-rT5yU8iO1pAs'\n")  # fmt: skip
+    with pytest.raises(ConfigErrors, match=r"sources\[1\]\.provider: is required"):
+        load_config(with_file, env=env)  # a file with sources: nrs360 is a new source
 
 
 def test_postgres_store_from_the_environment_never_shows_the_password() -> None:

@@ -103,3 +103,86 @@ async def test_serve_works_inside_the_units_syscall_filter_and_memory_rules(
     assert "Application shutdown complete" in server.output()  # stopped by SIGTERM, cleanly
     assert "Traceback" not in server.output()
     assert oct(archive.stat().st_mode & 0o777) == "0o600"
+
+
+# ---- deploy/README.md's install steps, run as written in a temporary root ----------------
+
+SKIPPED_COMMANDS = ("apt-get ", "useradd ", "systemctl ")  # need the real system
+
+
+def install_script(root: Path) -> str:
+    """deploy/README.md's first shell block, its absolute paths moved under `root`.
+
+    Changed besides the paths: `apt-get`, `useradd` and `systemctl` lines are left out,
+    and so is `-o root -g dlrhub` (no such group here); the virtualenv is made by this
+    interpreter and sees its installed dependencies (a `.pth` file), so `pip install .`
+    only builds dlrhub (its build backend still comes from the index, as on a real host).
+    """
+    text = (ROOT / "deploy" / "README.md").read_text(encoding="utf-8")
+    block = text.split("```sh\n", 1)[1].split("```", 1)[0]
+    site = next(path for path in sys.path if path.endswith("site-packages"))
+    lines = []
+    for line in block.splitlines():
+        if line.startswith(SKIPPED_COMMANDS):
+            lines.append(f"# skipped: {line}")
+            continue
+        line = line.replace(" -o root -g dlrhub", "")
+        line = line.replace("/opt/", f"{root}/opt/").replace("/etc/", f"{root}/etc/")
+        if line.startswith("python3 -m venv "):
+            venv = line.split()[-1]
+            line = f"{sys.executable} -m venv {venv}"
+            line += f"\necho {site} > {venv}/lib/python3.11/site-packages/dependencies.pth"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def test_the_install_steps_run_as_written(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    script = install_script(root)
+    assert "install -D -m 0640 " in script and "pip install ." in script
+    env = environment_without_dlrhub()
+    env.pop("PYTHONPATH", None)  # the installed copy, not this checkout's, must run
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, (
+        f"the install steps failed (pip needs the package index for setuptools):\n{script}\n"
+        f"{done.stdout}\n{done.stderr}"
+    )
+    assert "configuration is valid: data_dir=/var/lib/dlrhub" in done.stdout
+    etc = root / "etc"
+    modes = {
+        path.relative_to(etc).as_posix(): path.stat().st_mode & 0o777
+        for path in (
+            etc / "dlrhub" / "dlrhub.toml",
+            etc / "dlrhub" / "secrets.env",
+            etc / "systemd" / "system" / "dlrhub.service",
+        )
+    }
+    assert modes == {
+        "dlrhub/dlrhub.toml": 0o640,
+        "dlrhub/secrets.env": 0o600,
+        "systemd/system/dlrhub.service": 0o644,
+    }
+    secrets = dict(
+        line.split("=", 1) for line in (etc / "dlrhub" / "secrets.env").read_text().splitlines()
+    )
+    assert sorted(secrets) == ["DLRHUB_ADMIN_TOKEN", "DLRHUB_SOURCES__NRS360__TOKEN"]
+    assert all(len(value) >= 32 for value in secrets.values())
+    installed = subprocess.run(
+        [
+            str(root / "opt" / "dlrhub" / "bin" / "python"),
+            "-c",
+            "import dlrhub; print(dlrhub.__file__)",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert installed.stdout.startswith(str(root / "opt" / "dlrhub")), installed

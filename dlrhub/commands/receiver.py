@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from dlrhub.commands.outbound import poller_services
 from dlrhub.commands.sinks import register_sink_metrics, sink_services
 from dlrhub.config import Config
 from dlrhub.event import Event, EventType, Status
-from dlrhub.first_start import ADMIN_TOKEN, source_label
+from dlrhub.first_start import ADMIN_TOKEN, source_label, zero_config_adjustments
 from dlrhub.providers import DEFAULT_PROVIDER, PROVIDERS
 from dlrhub.store import EventFilter, Store
 from dlrhub.store.settings import open_store
@@ -84,6 +85,16 @@ def add_receiver_commands(
     reprocess.add_argument("entry_ids", type=WholeNumber(), nargs="*", help="entry ids")
     reprocess.add_argument("--all", action="store_true", help="every pending entry")
     reprocess.set_defaults(handler=command_quarantine_reprocess)
+    drop = actions.add_parser(
+        "drop",
+        parents=[common],
+        help="forget entries (the received callbacks stay, for dedupe)",
+        description="Delete quarantine entries: those named, or every reprocessed one."
+        " A dropped entry's id is never given out again.",
+    )
+    drop.add_argument("entry_ids", type=WholeNumber(), nargs="*", help="entry ids")
+    drop.add_argument("--all-resolved", action="store_true", help="every reprocessed entry")
+    drop.set_defaults(handler=command_quarantine_drop)
 
     check = commands.add_parser(
         "check-config",
@@ -158,8 +169,18 @@ def describe_endpoints(
     the operator has it.
     """
     files = files or {}
-    base = config.server.public_url or f"http://{config.server.host}:{config.server.port}"
-    lines = [f"dlrhub {__version__} listening on {base} (store: {config.store_label})", ""]
+    host = config.server.host
+    bound = f"http://{f'[{host}]' if ':' in host else host}:{config.server.port}"
+    lines = [f"dlrhub {__version__} listening on {bound} (store: {config.store_label})"]
+    if config.server.public_url:
+        base = config.server.public_url
+        lines.append(f"Public URL (what providers call): {base}")
+    else:
+        base = bound
+        lines.append(
+            "Public URL: not set (server.public_url); the URLs below use the address above"
+        )
+    lines.append("")
     for source in config.sources:
         provider = PROVIDERS[source.provider]
         hook = f"{base}/hooks/{source.name}"
@@ -207,6 +228,8 @@ def command_events(args: argparse.Namespace) -> int:
                     limit=min(args.limit - printed, 1000) if not args.follow else 1000,
                 )
             )
+            if batch and not args.json and printed == 0:
+                print(EVENT_HEADER)
             for event in batch:
                 print(format_event(event, as_json=args.json), flush=True)
             printed += len(batch)
@@ -220,13 +243,39 @@ def command_events(args: argparse.Namespace) -> int:
     return with_store(config, run)
 
 
+# The table of `dlrhub events`: a heading, and each column's width (a longer value
+# pushes the rest of its row right rather than being cut).
+EVENT_COLUMNS = (
+    ("SEQ", 8),
+    ("RECEIVED", 27),
+    ("SOURCE", 12),
+    ("PROVIDER", 11),
+    ("TYPE", 18),
+    ("STATUS", 11),
+    ("MESSAGE", 20),
+    ("RECIPIENT", 14),
+    ("PROVIDER STATUS", 0),
+)
+
+
+def _table_row(fields: list[str]) -> str:
+    cells = [
+        f"{field:>{width}}" if index == 0 else f"{field:<{width}}"
+        for index, (field, (_, width)) in enumerate(zip(fields, EVENT_COLUMNS, strict=True))
+    ]
+    return "  ".join(cells).rstrip()
+
+
+EVENT_HEADER = _table_row([heading for heading, _ in EVENT_COLUMNS])
+
+
 def format_event(event: Event, *, as_json: bool) -> str:
     if as_json:
         return event.to_json().decode()
     data = event.to_dict()
     fields = [
-        f"{event.seq:>8}",
-        data["received_at"],
+        str(event.seq),
+        str(data["received_at"]),
         event.source,
         event.provider,
         event.type.value,
@@ -235,7 +284,7 @@ def format_event(event: Event, *, as_json: bool) -> str:
         event.recipient or "-",
         event.provider_status or "-",
     ]
-    return "  ".join(str(field) for field in fields)
+    return _table_row(fields)
 
 
 # quarantine -----------------------------------------------------------------
@@ -309,6 +358,27 @@ def command_quarantine_reprocess(args: argparse.Namespace) -> int:
     return code if failures == 0 else EXIT_FAILURE
 
 
+def command_quarantine_drop(args: argparse.Namespace) -> int:
+    if bool(args.entry_ids) == args.all_resolved:
+        raise CliError("name entry ids or pass --all-resolved (not both)", EXIT_USAGE)
+    missing: list[int] = []
+
+    async def run(store: Store) -> None:
+        if args.all_resolved:
+            dropped = await store.drop_resolved_quarantine()
+        else:
+            wanted = list(dict.fromkeys(args.entry_ids))
+            dropped = await store.drop_quarantine(wanted)
+            missing.extend(sorted(set(wanted) - set(dropped)))
+        print(f"dropped {len(dropped)} quarantine entr{'y' if len(dropped) == 1 else 'ies'}")
+        if missing:
+            listed = ", ".join(str(entry_id) for entry_id in missing)
+            print(f"no quarantine entry {listed} (see 'dlrhub quarantine list')", file=sys.stderr)
+
+    code = with_store(config_from(args), run)
+    return code if not missing else EXIT_FAILURE
+
+
 # check-config ---------------------------------------------------------------
 
 
@@ -317,9 +387,11 @@ def command_check_config(args: argparse.Namespace) -> int:
     print(f"configuration is valid: data_dir={config.data_dir}, store={config.store_label}")
     print(f"listen on {config.server.host}:{config.server.port}")
     if not config.sources:
+        adjusted = sorted(set(zero_config_adjustments() or {}) - {"name"})
         print(
             f"no sources: 'dlrhub serve' will create the {DEFAULT_PROVIDER.title}"
             f" source {DEFAULT_PROVIDER.name!r}"
+            + (f", with {', '.join(adjusted)} from the environment" if adjusted else "")
         )
     for source in config.sources:
         allow = ", ".join(str(network) for network in source.allow_ips) or "any address"

@@ -279,6 +279,8 @@ def command_dlq_list(args: argparse.Namespace) -> int:
                         f" {data['updated_at']}  {letter.attempts} attempt(s)  {letter.error}"
                     )
             after = letters[-1].id
+        if after == 0 and not args.json:  # with --json, no lines is the answer
+            print(f"no dead letters for sink {name}")
 
     return _with_sink_state(config, run)
 

@@ -227,7 +227,18 @@ def openapi_document() -> dict[str, Any]:
                         "404": _answer("No such entry."),
                         **ADMIN_ANSWERS,
                     },
-                }
+                },
+                "delete": {
+                    "summary": "Forget a quarantine entry; the received callback stays",
+                    "tags": ["quarantine"],
+                    "security": ADMIN,
+                    "parameters": [_path("entry_id", _integer(0))],
+                    "responses": {
+                        "204": {"description": "Dropped; its id is never given out again."},
+                        "404": _answer("No such entry."),
+                        **ADMIN_ANSWERS,
+                    },
+                },
             },
             "/v1/quarantine/{entry_id}/reprocess": {
                 "post": {

@@ -46,7 +46,11 @@ class QueryApi:
             ),
             Route("/v1/quarantine", self._guard(self.list_quarantine), methods=["GET"]),
             # `{entry_id}`, not `{entry_id:int}`: a bad id is a 400 saying why, not a 404.
-            Route("/v1/quarantine/{entry_id}", self._guard(self.get_quarantine), methods=["GET"]),
+            Route(
+                "/v1/quarantine/{entry_id}",
+                self._guard(self.quarantine_entry),
+                methods=["GET", "DELETE"],
+            ),
             Route(
                 "/v1/quarantine/{entry_id}/reprocess",
                 self._guard(self.reprocess),
@@ -123,11 +127,22 @@ class QueryApi:
             }
         )
 
+    async def quarantine_entry(self, request: Request) -> Response:
+        if request.method == "DELETE":
+            return await self.drop_quarantine(request)
+        return await self.get_quarantine(request)
+
     async def get_quarantine(self, request: Request) -> Response:
         entry = await self.store.quarantine_entry(_entry_id(request))
         if entry is None:
             return error_response(404, "not_found", "no such quarantine entry")
         return JSONResponse(entry.to_dict(with_raw=True))
+
+    async def drop_quarantine(self, request: Request) -> Response:
+        entry_id = _entry_id(request)
+        if not await self.store.drop_quarantine([entry_id]):
+            return error_response(404, "not_found", "no such quarantine entry")
+        return Response(status_code=204)
 
     async def reprocess(self, request: Request) -> Response:
         entry = await self.store.quarantine_entry(_entry_id(request))

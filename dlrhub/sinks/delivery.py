@@ -130,6 +130,7 @@ class Delivery:
             else:
                 self.stats.delivered += len(chunk)
                 self.stats.state = "running"
+                self.last_error.delivered()
                 self.on_delivered(datetime.now(UTC))
                 return None
             await self.control.sleep_or_interrupt(delay)

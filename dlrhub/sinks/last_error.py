@@ -51,6 +51,11 @@ class LastError:
             self._unavailable_logged = now
             log.warning("sink %s is unavailable: %s", self.name, self.describe(error))
 
+    def delivered(self) -> None:
+        """A delivery succeeded: the stored error is now older than it, which `sinks status`
+        reads as cleared, so the next error is written at once, even the same text."""
+        self._recorded = None
+
     async def record(self, text: str) -> None:
         """Show `text` as the last error; the same text is written at most every 2s."""
         self.stats.last_error = text

@@ -106,6 +106,12 @@ async def _report(
             None, None, None, None, 0,
         )  # fmt: skip
     lag = max(head - current.after_seq, 0)
+    # A delivery after the error clears it: `sinks status` shows what is wrong now.
+    error_cleared = (
+        current.last_error_at is not None
+        and current.last_delivered_at is not None
+        and current.last_delivered_at >= current.last_error_at
+    )
     if not configured:
         label = "unconfigured"
     elif current.disabled_reason:
@@ -127,8 +133,8 @@ async def _report(
         lag_seconds=await _age_after(store, current.after_seq, now) if lag else 0.0,
         delivered=current.delivered,
         dead_letters=current.dead_letters,
-        last_error=current.last_error,
-        last_error_at=current.last_error_at,
+        last_error=None if error_cleared else current.last_error,
+        last_error_at=None if error_cleared else current.last_error_at,
         last_delivered_at=current.last_delivered_at,
         disabled_reason=current.disabled_reason,
         replays_pending=current.replays_pending,

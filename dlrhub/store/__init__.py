@@ -2,6 +2,7 @@
 
 from dlrhub.store.base import (
     Accept,
+    Drop,
     EventFilter,
     MessageState,
     Probe,
@@ -18,6 +19,7 @@ from dlrhub.store.sqlite import SQLiteStore
 
 __all__ = [
     "Accept",
+    "Drop",
     "EventFilter",
     "MessageState",
     "Probe",

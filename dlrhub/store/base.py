@@ -8,6 +8,7 @@ once the item is durably committed.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
@@ -54,14 +55,32 @@ class Reprocess:
 
 
 @dataclass(frozen=True, slots=True)
+class Drop:
+    """Forget a quarantine entry (`dlrhub quarantine drop`).
+
+    The received callback stays, so a provider's retry of it is still a
+    duplicate; ids are never given out again.
+    """
+
+    quarantine_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class Probe:
     """A tiny durable write that proves the store takes writes (readiness)."""
 
 
-WriteItem = Accept | Quarantine | Reprocess | Probe
+WriteItem = Accept | Quarantine | Reprocess | Drop | Probe
 
 Outcome = Literal[
-    "stored", "duplicate", "quarantined", "reprocessed", "failed_again", "not_found", "probed"
+    "stored",
+    "duplicate",
+    "quarantined",
+    "reprocessed",
+    "failed_again",
+    "dropped",
+    "not_found",
+    "probed",
 ]
 
 
@@ -174,3 +193,11 @@ class Store(Protocol):
     async def quarantine_entry(self, entry_id: int) -> QuarantineEntry | None: ...
 
     async def quarantine_pending_count(self) -> int: ...
+
+    async def drop_quarantine(self, entry_ids: Sequence[int]) -> list[int]:
+        """Drop these entries, pending or not, in one commit; answer the ids that existed."""
+        ...
+
+    async def drop_resolved_quarantine(self) -> list[int]:
+        """Drop every reprocessed entry; answer their ids."""
+        ...

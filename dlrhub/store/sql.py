@@ -37,6 +37,7 @@ from dlrhub.event import (
 from dlrhub.log_limits import LimitedLog
 from dlrhub.store.base import (
     Accept,
+    Drop,
     EventFilter,
     MessageState,
     Probe,
@@ -469,6 +470,30 @@ class SQLStore:
         rows = await self._read("SELECT count(*) FROM quarantine WHERE state = 'pending'", [])
         return int(rows[0][0])
 
+    async def drop_quarantine(self, entry_ids: Sequence[int]) -> list[int]:
+        # Submitted together, so they share one commit unless the writer is busy.
+        futures = [self.submit(Drop(entry_id)) for entry_id in entry_ids]
+        results = await asyncio.gather(*futures)
+        return [
+            entry_id
+            for entry_id, result in zip(entry_ids, results, strict=True)
+            if result.outcome == "dropped"
+        ]
+
+    async def drop_resolved_quarantine(self) -> list[int]:
+        # An entry never goes back from reprocessed to pending, so what this lists
+        # is still resolved when its Drop commits.
+        dropped: list[int] = []
+        after = 0
+        while rows := await self._read(
+            "SELECT id FROM quarantine WHERE state = 'reprocessed' AND id > ? ORDER BY id LIMIT ?",
+            [after, MAX_VARIABLES],
+        ):
+            page = [int(entry_id) for (entry_id,) in rows]
+            dropped += await self.drop_quarantine(page)
+            after = page[-1]
+        return dropped
+
     async def _quarantine_entry(self, row: tuple[Any, ...]) -> QuarantineEntry:
         (entry_id, reason, state, attempts, source, provider, kind, method, query) = row[:9]
         content_type, body, remote_addr, received_at, raw_id = row[9:]
@@ -524,6 +549,8 @@ def _apply(items: Sequence[WriteItem]) -> Transaction[list[WriteResult]]:
             results.append(WriteResult("probed"))
         elif isinstance(item, Reprocess):
             results.append((yield from _reprocess(batch, item)))
+        elif isinstance(item, Drop):
+            results.append((yield from _drop(item)))
         else:
             key = item.raw.dedupe_key()
             if key in known:
@@ -558,8 +585,30 @@ def _apply(items: Sequence[WriteItem]) -> Transaction[list[WriteResult]]:
 def _next_quarantine_id(batch: _Batch) -> Transaction[int]:
     if batch.quarantines:
         return int(batch.quarantines[-1][0]) + 1
-    (row,) = yield Fetch("SELECT coalesce(max(id), 0) + 1 FROM quarantine")
-    return int(row[0])
+    (row,) = yield Fetch("SELECT coalesce(max(id), 0) FROM quarantine")
+    dropped = yield from _last_dropped_quarantine_id()
+    return max(int(row[0]), dropped) + 1
+
+
+def _last_dropped_quarantine_id() -> Transaction[int]:
+    """The highest id ever dropped: a new entry never takes the id of a dropped one."""
+    rows = yield Fetch("SELECT value FROM meta WHERE key = 'quarantine_last_dropped'")
+    return int(rows[0][0]) if rows else 0
+
+
+def _drop(item: Drop) -> Transaction[WriteResult]:
+    """Delete the entry now, not with the batch's rows: a later item in the batch sees it gone."""
+    rows = yield Fetch("SELECT id FROM quarantine WHERE id = ?", (item.quarantine_id,))
+    if not rows:
+        return WriteResult("not_found", quarantine_id=item.quarantine_id)
+    if item.quarantine_id > (yield from _last_dropped_quarantine_id()):
+        yield Execute(
+            "INSERT INTO meta (key, value) VALUES ('quarantine_last_dropped', ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(item.quarantine_id),),
+        )
+    yield Execute("DELETE FROM quarantine WHERE id = ?", (item.quarantine_id,))
+    return WriteResult("dropped", quarantine_id=item.quarantine_id)
 
 
 def _reprocess(batch: _Batch, item: Reprocess) -> Transaction[WriteResult]:

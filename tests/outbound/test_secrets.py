@@ -37,6 +37,7 @@ async def test_no_credential_ever_leaks(
     nrs360: tuple[FakeNrs360, str],
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx")  # configure_logging quiets it otherwise
     (fo, onurix_base), (fu, uvox_base) = onurix, uvox
     (fc, conectaline_base), (fn, nrs360_base) = conectaline, nrs360
     fo.key = f"{SENTINEL}-onurix"

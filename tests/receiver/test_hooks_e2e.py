@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -237,6 +239,45 @@ async def test_quarantine_then_reprocess_with_a_fixed_config(
     assert [(e["status"], e["correlation_id"]) for e in events] == [("delivered", "q-1")]
     pending = (await running.admin.get("/v1/quarantine", params={"state": "pending"})).json()
     assert pending["entries"] == []
+
+
+async def test_quarantine_drop_over_the_api_and_the_cli(running: Running) -> None:
+    for ref in ("junk-1", "junk-2", "junk-3"):
+        url = f"/hooks/nrs360/dlr?token={SOURCE_TOKEN}&estado=DELIVRD&phone=34600111222&ref={ref}"
+        assert (await running.client.get(url)).json()["status"] == "quarantined"
+    first, second, third = [
+        entry["id"] for entry in (await running.admin.get("/v1/quarantine")).json()["entries"]
+    ]
+    assert (await running.client.delete(f"/v1/quarantine/{first}")).status_code == 401
+    dropped = await running.admin.delete(f"/v1/quarantine/{first}")
+    assert (dropped.status_code, dropped.content) == (204, b"")
+    assert (await running.admin.get(f"/v1/quarantine/{first}")).status_code == 404
+    again = await running.admin.delete(f"/v1/quarantine/{first}")
+    assert (again.status_code, again.json()["error"]) == (404, "not_found")
+
+    def drop(*arguments: str) -> subprocess.CompletedProcess[str]:
+        data_dir = str(running.config.data_dir)
+        command = ["quarantine", "drop", *arguments, "--data-dir", data_dir]
+        return subprocess.run(
+            [sys.executable, "-m", "dlrhub", *command],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    nothing_resolved = await asyncio.to_thread(drop, "--all-resolved")
+    assert (nothing_resolved.returncode, nothing_resolved.stdout) == (
+        0,
+        "dropped 0 quarantine entries\n",
+    )
+    named = await asyncio.to_thread(drop, str(second), str(first))
+    assert named.returncode == 1
+    assert named.stdout == "dropped 1 quarantine entry\n"
+    assert named.stderr == f"no quarantine entry {first} (see 'dlrhub quarantine list')\n"
+    usage = await asyncio.to_thread(drop)
+    assert usage.returncode == 2
+    remaining = (await running.admin.get("/v1/quarantine")).json()["entries"]
+    assert [entry["id"] for entry in remaining] == [third]
 
 
 async def test_admin_api_needs_the_bearer_token_and_checks_parameters(running: Running) -> None:

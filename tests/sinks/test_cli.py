@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -53,6 +54,30 @@ def test_status_pause_resume(config: Config, capsys: pytest.CaptureFixture[str])
     assert orjson.loads(run(config, capsys, "sinks", "status", "--json")[1])["state"] == "ok"
 
 
+def test_status_clears_the_last_error_once_a_delivery_succeeds(
+    config: Config, capsys: pytest.CaptureFixture[str]
+) -> None:
+    failed_at = datetime.now(UTC)
+
+    async def record(what: str) -> None:
+        async with harness(config) as h:
+            if what == "error":
+                await h.state.record_error("print", "answered 503", failed_at)
+            else:
+                await h.state.count_delivered("print", 1, failed_at + timedelta(seconds=1))
+
+    asyncio.run(record("error"))
+    out = run(config, capsys, "sinks", "status")[1]
+    assert out.splitlines()[1].split()[2:3] == ["failing"]
+    assert out.splitlines()[1].endswith("  answered 503")
+    asyncio.run(record("delivery"))
+    out = run(config, capsys, "sinks", "status")[1]
+    assert out.splitlines()[1].split()[2:3] == ["ok"]
+    assert out.splitlines()[1].endswith("  -")
+    report = orjson.loads(run(config, capsys, "sinks", "status", "--json")[1])
+    assert (report["last_error"], report["last_error_at"]) == (None, None)
+
+
 def test_unknown_sink_is_a_one_line_usage_error(
     config: Config, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -84,7 +109,8 @@ def test_dlq_list_retry_drop(config: Config, capsys: pytest.CaptureFixture[str])
     )
     assert run(config, capsys, "dlq", "retry", "print")[0] == 2  # neither ids nor --all
     assert run(config, capsys, "dlq", "drop", "print", "1")[1].startswith("1 dead letter")
-    assert run(config, capsys, "dlq", "list", "print")[1] == ""
+    assert run(config, capsys, "dlq", "list", "print")[1] == "no dead letters for sink print\n"
+    assert run(config, capsys, "dlq", "list", "print", "--json")[1] == ""
 
 
 def test_new_secret(capsys: pytest.CaptureFixture[str]) -> None:

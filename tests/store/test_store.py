@@ -300,3 +300,31 @@ async def test_sqlite_checkpoints_the_wal_at_16_mib_not_sqlites_4(
     # about 1,000 pages; dlrhub's writers let it grow past that.
     assert largest > 1_500 * page_and_header
     assert largest < (WAL_AUTOCHECKPOINT_PAGES + 500) * page_and_header
+
+
+async def test_quarantine_drop_by_id_and_all_resolved(store: SQLStore) -> None:
+    ids = []
+    for body in ("junk-1", "junk-2", "junk-3"):
+        result = await store.write(Quarantine(raw(body), "unreadable"))
+        assert result.quarantine_id is not None
+        ids.append(result.quarantine_id)
+    first, second, third = ids
+    done = await store.write(Reprocess(second, [status_event("d", Status.SENT, 0)]))
+    assert done.outcome == "reprocessed"
+
+    assert await store.drop_quarantine([first, 999]) == [first]
+    assert await store.quarantine_entry(first) is None
+    assert await store.drop_quarantine([first]) == []
+    # The callback itself stays: the provider retrying it is still a duplicate.
+    retried = await store.write(Quarantine(raw("junk-1"), "unreadable"))
+    assert (retried.outcome, retried.quarantine_id) == ("duplicate", None)
+
+    assert await store.drop_resolved_quarantine() == [second]
+    assert [entry.id for entry in await store.quarantine_entries()] == [third]
+    assert (await store.events(EventFilter()))[0].id == done.events[0].id
+
+    # A dropped id is never given out again, even the highest one.
+    assert await store.drop_quarantine([third]) == [third]
+    fresh = await store.write(Quarantine(raw("junk-4"), "unreadable"))
+    assert fresh.quarantine_id == third + 1
+    assert await store.drop_resolved_quarantine() == []

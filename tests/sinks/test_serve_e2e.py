@@ -256,14 +256,18 @@ async def test_one_process_delivers_per_data_directory(tmp_path: Path, receiver:
         async with dlrhub_process(config, "serve", "--no-sinks") as (_, base_url):
             await post_callbacks(base_url, "beside", 10)
             await eventually_async(lambda: len(receiver.events) == 30, 30)
+            before_kill = Counter(event["id"] for event in receiver.events)
+            assert set(before_kill.values()) == {1}, "one deliverer: every event delivered once"
             worker.send_signal(signal.SIGKILL)
             await worker.wait()
             await post_callbacks(base_url, "after-kill", 10)
             async with dlrhub_process(config, "worker") as (restarted, _):
                 assert lock.read_text().startswith(f"{restarted.pid} ")
                 await eventually_async(lambda: len(receiver.ids) == 40, 30)
+    # SIGKILL may land before the cursor of the last deliveries is committed: those may
+    # come again (at least once). Every event stored after the kill comes exactly once.
     delivered = Counter(event["id"] for event in receiver.events)
-    assert set(delivered.values()) == {1}, "one deliverer: every event delivered once"
+    assert all(count == 1 for id_, count in delivered.items() if id_ not in before_kill)
     assert {event["message_id"] for event in receiver.events} >= {
         *(f"beside-{index}" for index in range(10)),
         *(f"after-kill-{index}" for index in range(10)),

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from dlrhub.outbound.poller import Poller
+from dlrhub.outbound.ratelimit import RateLimiter
 from dlrhub.outbound.sending import Outbound, TrackRequest
 from dlrhub.providers.onurix.fake import FakeOnurix
 from dlrhub.store.tracking_sqlite import SQLiteTrackingStore
@@ -24,6 +25,50 @@ from tests.waiting import eventually_async
 
 SEND = "/api/v1/send-sms"
 STATE = "/api/v1/messages-state"
+
+
+class Sleeps:
+    """A clock that moves only when a limiter sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+        self.waits: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(round(seconds, 6))
+        self.now += seconds
+
+
+async def test_the_budget_spaces_turns_per_account_and_honours_a_deferral(
+    stores: Stores, tmp_path: Path
+) -> None:
+    time = Sleeps()
+    other = SQLiteTrackingStore(stores.tracking.path)  # another process's connection
+    await other.open()
+    here = RateLimiter(4, "a", stores.tracking, clock=time.clock, sleep=time.sleep)
+    there = RateLimiter(4, "a", other, clock=time.clock, sleep=time.sleep)
+    elsewhere = RateLimiter(4, "b", other, clock=time.clock, sleep=time.sleep)
+    await here.acquire()
+    await elsewhere.acquire()  # account b has its own budget
+    assert time.waits == []
+    await there.acquire()  # account a's next turn is 0.25 s after the first
+    assert time.waits == [0.25]
+    await there.defer(time.now + 2)  # as after a Retry-After of 2 s
+    await here.acquire()
+    assert time.waits == [0.25, 2.0]
+    time.now += 10  # an idle account saves no burst: the next two are spaced again
+    await here.acquire()
+    await there.acquire()
+    assert time.waits == [0.25, 2.0, 0.25]
+    await other.close()
+
+
+async def test_no_limit_takes_no_turn_from_the_store(tmp_path: Path) -> None:
+    closed = SQLiteTrackingStore(tmp_path / "never-opened.sqlite3")
+    await RateLimiter(0, "a", closed).acquire()  # would raise StoreUnavailable if asked
 
 
 async def test_100_sends_at_once_keep_to_20_per_second(

@@ -10,6 +10,10 @@ turns are reserved in the store, so the limit holds for every process sharing
 it together (the API's sends, `dlrhub send`, several `dlrhub poll`); the cost
 is one short write transaction per request. Without one, the turns are this
 process's alone.
+
+A request that wakes more than half an interval after its turn (its process
+stalled) takes a new turn instead, up to `MAX_RETAKES` times: otherwise the
+requests that stalled together would leave together.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ import time
 from collections.abc import Awaitable, Callable
 
 from dlrhub.store.tracking import RequestBudget
+
+# How many new turns a request woken too late for its turn takes before it goes anyway.
+MAX_RETAKES = 4
 
 
 class RateLimiter:
@@ -42,15 +49,23 @@ class RateLimiter:
         """Wait for this request's turn."""
         if self.interval == 0:
             return
-        now = self.clock()
-        if self.budget is not None:
-            start = await self.budget.reserve_request(self.account, self.interval, now)
+        for _ in range(1 + MAX_RETAKES):
+            start = await self._reserve(self.clock())
             now = self.clock()
-        else:
-            start = max(now, self._next)
-            self._next = start + self.interval
-        if start > now:
-            await self.sleep(start - now)
+            if start > now:
+                await self.sleep(start - now)
+                now = self.clock()
+            if now - start <= self.interval / 2:
+                return
+            # Woken late (a stalled event loop, a busy machine): requests whose turns
+            # came later may be leaving now too, so this one takes a new turn.
+
+    async def _reserve(self, now: float) -> float:
+        if self.budget is not None:
+            return await self.budget.reserve_request(self.account, self.interval, now)
+        start = max(now, self._next)
+        self._next = start + self.interval
+        return start
 
     async def defer(self, until: float) -> None:
         """No request starts before `until` (seconds since the epoch), here or elsewhere."""

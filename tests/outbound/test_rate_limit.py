@@ -2,8 +2,10 @@
 retries together, in one process or several sharing the data directory.
 
 The fake Onurix records when each request arrived; `max_requests_per_second` is the
-most that arrived within any one-second window. Requests are spaced 1/rate apart, so
-a window holds `rate` of them, one more when loopback delays bunch two together.
+most that arrived within any one-second window. Requests start 1/rate apart, so a
+window holds `rate` starts; arrivals may bunch by `SLACK` more when a busy machine
+delays one request's trip and not the next one's (seen: 12 at rate 10 with three
+processes during the full suite). Without a shared budget each case doubles or more.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from tests.waiting import eventually_async
 
 SEND = "/api/v1/send-sms"
 STATE = "/api/v1/messages-state"
+SLACK = 2
 
 
 class Sleeps:
@@ -66,6 +69,23 @@ async def test_the_budget_spaces_turns_per_account_and_honours_a_deferral(
     await other.close()
 
 
+async def test_a_request_woken_late_takes_a_new_turn(stores: Stores) -> None:
+    time = Sleeps()
+    limiter = RateLimiter(4, "a", stores.tracking, clock=time.clock, sleep=time.sleep)
+    await limiter.acquire()
+    time.now -= 0.001  # the next turn is 0.001 s away
+    stalled = time.sleep
+
+    async def oversleep(seconds: float) -> None:  # the process stalls 0.5 s once
+        await stalled(seconds + 0.5)
+        limiter.sleep = stalled
+
+    limiter.sleep = oversleep
+    await limiter.acquire()  # its turn (0.25 s) went by while it slept: it takes 0.75 s
+    await limiter.acquire()  # so the next one is 0.25 s later, not at once beside it
+    assert time.waits == [0.751, 0.25]
+
+
 async def test_no_limit_takes_no_turn_from_the_store(tmp_path: Path) -> None:
     closed = SQLiteTrackingStore(tmp_path / "never-opened.sqlite3")
     await RateLimiter(0, "a", closed).acquire()  # would raise StoreUnavailable if asked
@@ -82,7 +102,7 @@ async def test_100_sends_at_once_keep_to_20_per_second(
     await outbound.aclose()
     assert all(sent.status is not None for (sent,) in results)
     assert len(fake.requests_to(SEND)) == 100
-    assert fake.max_requests_per_second(SEND) <= 21
+    assert fake.max_requests_per_second(SEND) <= 20 + SLACK  # 100 unlimited
 
 
 async def test_sends_and_polls_of_one_account_share_the_limit(
@@ -105,7 +125,7 @@ async def test_sends_and_polls_of_one_account_share_the_limit(
     await outbound.aclose()
     assert polled == 30
     assert len(fake.requests_to(SEND)) == 30 and len(fake.requests_to(STATE)) == 30
-    assert fake.max_requests_per_second() <= 21  # 40 if each kept its own 20
+    assert fake.max_requests_per_second() <= 20 + SLACK  # 40 if each kept its own 20
 
 
 async def test_automatic_retries_take_turns_too(
@@ -124,7 +144,7 @@ async def test_automatic_retries_take_turns_too(
     assert await poller.run_once() == 8
     await poller.close()
     assert len(fake.requests_to(STATE)) == 32
-    assert fake.max_requests_per_second(STATE) <= 11
+    assert fake.max_requests_per_second(STATE) <= 10 + SLACK  # ~40 if retries skip
 
 
 def write_config(directory: Path, base: str, fake: FakeOnurix, rate: int) -> Path:
@@ -189,22 +209,23 @@ async def test_two_pollers_and_senders_in_other_processes_share_the_limit(
                 what="both pollers to start",
             )
             assert process.returncode is None, log.read_text()
-        # Due only now, so both pollers (4 rows a claim) share the work.
-        ids = [fake.add_message(f"5731505{i:05d}").id for i in range(40)]
-        outbound = Outbound(config, stores.store, stores.tracking)
-        await outbound.track("onx", [TrackRequest(message_id) for message_id in ids])
+        # The senders start (and fork) before the first request: forking stalls this
+        # process, and with it the fake's record of arrival times.
         senders = [
             await dlrhub(
                 f"send-{n}", "send", "--account", "onx", "--to", f"57315060000{n}", "--text", "x"
             )
             for n in range(3)
         ]
+        # Due only now, so both pollers (4 rows a claim) share the work.
+        ids = [fake.add_message(f"5731505{i:05d}").id for i in range(40)]
+        outbound = Outbound(config, stores.store, stores.tracking)
+        await outbound.track("onx", [TrackRequest(message_id) for message_id in ids])
         for process, log in senders:
             assert await process.wait() == 0, log.read_text()
 
-        async def all_polled() -> bool:
-            rows = [await stores.tracking.find("onx", message_id) for message_id in ids]
-            return all(row is not None and row.attempts >= 1 for row in rows)
+        def all_polled() -> bool:
+            return all(fake.messages[message_id].queries >= 1 for message_id in ids)
 
         await eventually_async(all_polled, what="every tracked message to be polled once")
     finally:
@@ -213,4 +234,4 @@ async def test_two_pollers_and_senders_in_other_processes_share_the_limit(
                 process.terminate()
             await process.wait()
     assert len(fake.requests_to(STATE)) == 40 and len(fake.requests_to(SEND)) == 3
-    assert fake.max_requests_per_second() <= 11  # 20 or more if each process kept its own
+    assert fake.max_requests_per_second() <= 10 + SLACK  # 20 or more if each process kept its own

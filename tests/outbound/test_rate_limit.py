@@ -222,7 +222,7 @@ async def test_two_pollers_and_senders_in_other_processes_share_the_limit(
         outbound = Outbound(config, stores.store, stores.tracking)
         await outbound.track("onx", [TrackRequest(message_id) for message_id in ids])
         for process, log in senders:
-            assert await process.wait() == 0, log.read_text()
+            assert await asyncio.wait_for(process.wait(), 60) == 0, log.read_text()
 
         def all_polled() -> bool:
             return all(fake.messages[message_id].queries >= 1 for message_id in ids)
@@ -231,7 +231,7 @@ async def test_two_pollers_and_senders_in_other_processes_share_the_limit(
     finally:
         for process, _ in pollers:
             if process.returncode is None:
-                process.terminate()
-            await process.wait()
+                process.kill()
+            await asyncio.wait_for(process.wait(), 30)
     assert len(fake.requests_to(STATE)) == 40 and len(fake.requests_to(SEND)) == 3
     assert fake.max_requests_per_second() <= 10 + SLACK  # 20 or more if each process kept its own

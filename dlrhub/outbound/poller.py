@@ -62,7 +62,6 @@ from dlrhub.outbound.errors import (
     ProviderRejected,
 )
 from dlrhub.outbound.poll_metrics import PollMetrics
-from dlrhub.outbound.ratelimit import RateLimiter
 from dlrhub.outbound.schedule import expired, next_poll_at
 from dlrhub.outbound.settings import AccountConfig, OutboundSettings, PollerConfig
 from dlrhub.providers import PROVIDERS, client_for
@@ -251,7 +250,6 @@ def _unchanged(row: TrackedMessage, next_at: datetime | None, reason: str | None
 class _Account:
     config: AccountConfig
     client: ProviderClient
-    limiter: RateLimiter
     slots: asyncio.Semaphore
     paused_until: datetime | None = None
     busy_until: datetime | None = None  # after a 429: no request before then
@@ -302,11 +300,12 @@ class Poller:
         for account in self.config.outbound.accounts:
             if not account.pollable:
                 continue
-            client = self._given_clients.get(account.name) or client_for(account)
+            client = self._given_clients.get(account.name) or client_for(
+                account, budget=self.tracking
+            )
             self.accounts[account.name] = _Account(
                 config=account,
                 client=client,
-                limiter=RateLimiter(account.rate_limit),
                 slots=asyncio.Semaphore(account.concurrency),
             )
             self.metrics.paused.labels(account.name).set(0)
@@ -397,7 +396,6 @@ class Poller:
         async with state.slots:
             if state.paused_until is not None:
                 return [_unchanged(row, self.now(), None) for row in group]
-            await state.limiter.acquire()
             if state.busy_until is not None and self.now() < state.busy_until:
                 return [_unchanged(row, state.busy_until, None) for row in group]
             try:

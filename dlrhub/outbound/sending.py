@@ -107,7 +107,8 @@ class Outbound:
 
     def client(self, account: AccountConfig) -> ProviderClient:
         if account.name not in self.clients:
-            self.clients[account.name] = client_for(account)
+            # Sends take their turns from the same budget as the pollers (the store's).
+            self.clients[account.name] = client_for(account, budget=self.tracking)
         return self.clients[account.name]
 
     async def aclose(self) -> None:

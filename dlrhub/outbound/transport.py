@@ -8,6 +8,10 @@ double from the account's `backoff`, with jitter, up to 30 s. A 429 is not
 retried here: it raises `ProviderBusy` with the answer's `Retry-After`, and the
 caller slows the whole account down (the poller holds it for that long).
 
+Every attempt, retries included, first waits for its turn in the account's
+`rate_limit` (`dlrhub.outbound.ratelimit`, shared through the store by every
+process that talks to the account).
+
 The exchange is kept as an `Exchange`: the redacted request (what the event log
 stores as the raw payload's query) and the answer as received.
 """
@@ -29,6 +33,7 @@ import httpx
 from dlrhub.event import RawCallback
 from dlrhub.outbound.account import AccountConfig
 from dlrhub.outbound.errors import ProviderBusy, ProviderError, ProviderUnavailable
+from dlrhub.outbound.ratelimit import RateLimiter
 from dlrhub.redact import REDACTED, redact_query, redact_text
 
 log = logging.getLogger(__name__)
@@ -94,8 +99,11 @@ class Transport:
         *,
         sleep: Callable[[float], Any] = asyncio.sleep,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.account = account
+        # None: no limit here (the caller spaces requests itself, or a test).
+        self.limiter = limiter
         self._own_http = http is None
         self.http = http or httpx.AsyncClient(
             timeout=httpx.Timeout(account.timeout),
@@ -163,6 +171,8 @@ class Transport:
         while True:
             attempt += 1
             last_try = attempt > self.account.retries
+            if self.limiter is not None:
+                await self.limiter.acquire()
             try:
                 response = await self.http.request(method, url, **options)
                 body = await response.aread()

@@ -14,8 +14,10 @@ import httpx
 
 from dlrhub.outbound.account import AccountConfig
 from dlrhub.outbound.clients import ProviderClient
+from dlrhub.outbound.ratelimit import RateLimiter
 from dlrhub.outbound.transport import Transport
 from dlrhub.providers.base import Provider, load
+from dlrhub.store.tracking import RequestBudget
 
 MODULES = (
     "dlrhub.providers.nrs360",
@@ -56,12 +58,19 @@ def account_providers() -> dict[str, str]:
     return {alias: code for alias, code in ALIASES.items() if PROVIDERS[code].account}
 
 
-def client_for(account: AccountConfig, http: httpx.AsyncClient | None = None) -> ProviderClient:
-    """The client of the account's provider."""
+def client_for(
+    account: AccountConfig,
+    http: httpx.AsyncClient | None = None,
+    *,
+    budget: RequestBudget | None = None,
+) -> ProviderClient:
+    """The client of the account's provider; every request it makes keeps to the
+    account's `rate_limit`, shared through `budget` (the tracking store) when given."""
     spec = PROVIDERS[account.provider].account
     if spec is None:
         raise LookupError(f"provider {account.provider!r} has no client")
-    return spec.client(account, Transport(account, http))
+    limiter = RateLimiter(account.rate_limit, account.name, budget)
+    return spec.client(account, Transport(account, http, limiter=limiter))
 
 
 __all__ = [

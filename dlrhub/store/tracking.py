@@ -7,8 +7,14 @@ writes back the outcome and the next time. A row stops being polled for a
 recorded reason (`stopped_reason`): `final_status`, `provider_final`,
 `max_age`, `unknown_id`, `rejected`, `not_pollable`.
 
+The same store keeps each account's request budget (`RequestBudget`): the
+next moment a request to the provider may start. Every process that talks to
+an account (senders, pollers, the API) reserves its turn there, so
+`rate_limit` holds for all of them together, not per process.
+
 The SQLite implementation is `dlrhub.store.tracking_sqlite`; a PostgreSQL one
-will satisfy the same protocol.
+will satisfy the same protocols (for the budget: one `INSERT ... ON CONFLICT
+DO UPDATE ... RETURNING` on a table keyed by account, as in SQLite).
 """
 
 from __future__ import annotations
@@ -142,7 +148,30 @@ class AccountSummary:
     stopped: dict[str, int] = field(default_factory=dict)
 
 
-class TrackingStore(Protocol):
+class RequestBudget(Protocol):
+    """Requests per second to a provider account, shared by every process on the store.
+
+    Strict spacing (a token bucket of one token): each request reserves the
+    account's next free start, `interval` seconds after the previous one, and
+    waits for it. Any one-second window then holds at most `rate` request
+    starts (one more when a window's ends both land on a start), whichever
+    process made them.
+    """
+
+    async def reserve_request(self, account: str, interval: float, now: float) -> float:
+        """Reserve the account's next request start, at or after `now`, and return it.
+
+        Times are seconds since the epoch (`time.time()`), the clock every process
+        on the host shares; the following request may start `interval` later.
+        """
+        ...
+
+    async def defer_requests(self, account: str, until: float) -> None:
+        """No request to the account starts before `until` (a provider's `Retry-After`)."""
+        ...
+
+
+class TrackingStore(RequestBudget, Protocol):
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...

@@ -6,6 +6,12 @@ RETURNING` that moves the rows' `next_poll_at` to the lease's end and names
 the owner, so a crashed poller's rows come back by themselves when the lease
 runs out, and a second poller never sees them due meanwhile. Times are
 integers, microseconds since the epoch (UTC).
+
+The request budget (`RequestBudget`, table `request_budget`) is one upsert
+per request in its own `BEGIN IMMEDIATE` on a second connection with
+`synchronous=NORMAL`: losing the last reservations in a power cut costs
+nothing (the next ones start from now), and a request need not wait for an
+fsync, nor for a claim or a write-back on the main connection.
 """
 
 from __future__ import annotations
@@ -58,6 +64,10 @@ CREATE INDEX IF NOT EXISTS tracked_due ON tracked_messages (account, next_poll_u
     WHERE next_poll_us IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tracked_by_sending ON tracked_messages (account, sending_id, recipient)
     WHERE sending_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS request_budget (
+    account TEXT PRIMARY KEY,
+    next_us INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS tracking_pauses (
     account TEXT PRIMARY KEY,
     reason TEXT NOT NULL,
@@ -104,6 +114,21 @@ WHERE id = ? AND lease_owner = ?
 """
 
 
+# The account's next free start moves to max(now, next free start) + interval;
+# the reserved start is the returned value minus the interval.
+RESERVE = """
+INSERT INTO request_budget (account, next_us) VALUES (?, ?)
+ON CONFLICT (account) DO UPDATE
+    SET next_us = max(excluded.next_us, request_budget.next_us + ?)
+RETURNING next_us
+"""
+
+DEFER = """
+INSERT INTO request_budget (account, next_us) VALUES (?, ?)
+ON CONFLICT (account) DO UPDATE SET next_us = max(excluded.next_us, request_budget.next_us)
+"""
+
+
 def _us(moment: datetime | None) -> int | None:
     return epoch_micros(moment) if moment is not None else None
 
@@ -142,11 +167,15 @@ class SQLiteTrackingStore:
         self._db: aiosqlite.Connection | None = None
         # One connection, shared by every account loop: one transaction at a time.
         self._lock = asyncio.Lock()
+        # The request budget's own connection (see the module docstring).
+        self._budget_db: aiosqlite.Connection | None = None
+        self._budget_lock = asyncio.Lock()
 
     async def open(self) -> None:
         try:
             self._db = await connect_sqlite(self.path)
             await self._write_script(SCHEMA)
+            self._budget_db = await connect_sqlite(self.path, synchronous="NORMAL")
         except (sqlite3.Error, OSError) as error:
             await self.close()
             raise StoreUnavailable(
@@ -154,6 +183,9 @@ class SQLiteTrackingStore:
             ) from error
 
     async def close(self) -> None:
+        if self._budget_db is not None:
+            await self._budget_db.close()
+            self._budget_db = None
         if self._db is not None:
             await self._db.close()
             self._db = None
@@ -369,3 +401,32 @@ class SQLiteTrackingStore:
             assert last_at is not None
             result.append(AccountBadAnswers(account, int(count), str(last_error), last_at))
         return result
+
+    async def reserve_request(self, account: str, interval: float, now: float) -> float:
+        step = round(interval * 1_000_000)
+        rows = await self._budget_write(RESERVE, (account, round(now * 1_000_000) + step, step))
+        return (int(rows[0][0]) - step) / 1_000_000
+
+    async def defer_requests(self, account: str, until: float) -> None:
+        await self._budget_write(DEFER, (account, round(until * 1_000_000)))
+
+    async def _budget_write(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        async with self._budget_lock:
+            db = self._budget_db
+            if db is None:
+                raise StoreUnavailable("the tracking store is not open")
+            try:
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    async with db.execute(sql, params) as cursor:
+                        rows = [tuple(row) for row in await cursor.fetchall()]
+                    await db.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        await db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as error:
+                raise StoreUnavailable(
+                    f"the tracking store could not take a request budget: {error}"
+                ) from error
+            return rows

@@ -43,6 +43,7 @@ import logging
 import os
 import random
 import socket
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -409,6 +410,7 @@ class Poller:
             except ProviderBusy as error:
                 self.metrics.polls.labels(account.name, "busy").inc()
                 until = self._hold(state, error.retry_after)
+                await self._slow_account(state, error.retry_after)
                 return [_unchanged(row, until, None) for row in group]
             except ProviderRejected as error:
                 # The provider refuses the query itself: most often an id it does not know.
@@ -466,6 +468,17 @@ class Poller:
                 wait,
             )
         return state.busy_until
+
+    async def _slow_account(self, state: _Account, retry_after: float | None) -> None:
+        """Defer the account's shared request budget too, so that its sends and the other
+        pollers on the data directory also wait out the `Retry-After` (with a rate_limit).
+
+        Wall-clock time: the budget is shared with other processes, whatever `self.now` is.
+        """
+        limiter = state.client.transport.limiter
+        if limiter is not None:
+            wait = min(BUSY_HOLD if retry_after is None else retry_after, MAX_BUSY_HOLD)
+            await limiter.defer(time.time() + wait)
 
     async def _pause(self, state: _Account, reason: str) -> None:
         if state.paused_until is not None:

@@ -235,3 +235,25 @@ async def test_two_pollers_and_senders_in_other_processes_share_the_limit(
             await asyncio.wait_for(process.wait(), 30)
     assert len(fake.requests_to(STATE)) == 40 and len(fake.requests_to(SEND)) == 3
     assert fake.max_requests_per_second() <= 10 + SLACK  # 20 or more if each process kept its own
+
+
+async def test_a_429_met_by_the_poller_holds_the_sends_of_the_account_too(
+    onurix: tuple[FakeOnurix, str], stores: Stores, tmp_path: Path
+) -> None:
+    """The Retry-After defers the account's shared budget: a send made after the poller met
+    the 429 (here, or in another process on the data directory) waits it out."""
+    fake, base = onurix
+    config = outbound_config(tmp_path, [onurix_account(fake, base, rate_limit=50)])
+    outbound = Outbound(config, stores.store, stores.tracking)
+    message = fake.add_message("573150600001")
+    await outbound.track("onx", [TrackRequest(message.id)])
+    fake.inject(Fault("rate_limited", STATE, seconds=1))
+    poller = Poller(config, stores.store, stores.tracking)
+    await poller.open()
+    assert await poller.run_once() == 1
+    (busy,) = fake.requests_to(STATE)
+    await outbound.send("onx", ["573150600002"], "Hola")
+    (sent,) = fake.requests_to(SEND)
+    await poller.close()
+    await outbound.aclose()
+    assert sent.at - busy.at >= 0.9  # the send waited out the 1 s Retry-After

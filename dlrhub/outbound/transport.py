@@ -24,7 +24,6 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -35,6 +34,7 @@ from dlrhub.outbound.account import AccountConfig
 from dlrhub.outbound.errors import ProviderBusy, ProviderError, ProviderUnavailable
 from dlrhub.outbound.ratelimit import RateLimiter
 from dlrhub.redact import REDACTED, redact_query, redact_text
+from dlrhub.retry_after import parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -70,19 +70,6 @@ class Exchange:
 def encode_request(params: Sequence[tuple[str, str]] | Mapping[str, str]) -> str:
     """Form-encode request parameters and redact the secret ones."""
     return redact_query(urlencode(list(params.items()) if isinstance(params, Mapping) else params))
-
-
-def retry_after_seconds(value: str | None, now: datetime) -> float | None:
-    """Seconds from a `Retry-After` header: delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
-    text = (value or "").strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        moment = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return max((moment - now).total_seconds(), 0.0)
 
 
 def is_server_failure(response: httpx.Response) -> bool:
@@ -153,7 +140,7 @@ class Transport:
             self.account.provider,
             "too many requests (HTTP 429)",
             http_status=429,
-            retry_after=retry_after_seconds(response.headers.get("retry-after"), self.now()),
+            retry_after=parse_retry_after(response.headers.get("retry-after"), self.now()),
         )
 
     async def request(

@@ -66,9 +66,9 @@ import orjson
 
 from dlrhub import __version__
 from dlrhub.event import Event
+from dlrhub.retry_after import parse_retry_after
 from dlrhub.settings_schema import Check, Required
 from dlrhub.sinks.addresses import address_problem, url_problem
-from dlrhub.sinks.backoff import parse_retry_after
 from dlrhub.sinks.base import (
     DeliveryFailed,
     DeliveryRejected,

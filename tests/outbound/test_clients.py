@@ -19,7 +19,7 @@ from dlrhub.outbound.errors import (
     ProviderUnavailable,
 )
 from dlrhub.outbound.settings import AccountConfig
-from dlrhub.outbound.transport import Exchange, retry_after_seconds
+from dlrhub.outbound.transport import Exchange
 from dlrhub.providers import PROVIDERS, client_for
 from dlrhub.providers.conectaline.client import ConectalineClient
 from dlrhub.providers.conectaline.fake import FakeConectaline
@@ -27,6 +27,7 @@ from dlrhub.providers.nrs360.client import Nrs360Client
 from dlrhub.providers.nrs360.fake import FakeNrs360
 from dlrhub.providers.onurix.fake import FakeOnurix
 from dlrhub.providers.uvox.fake import FakeUvox
+from dlrhub.retry_after import parse_retry_after
 from dlrhub.testing.faults import Fault
 from dlrhub.testing.progress import ManualClock
 from tests.outbound.conftest import make_account
@@ -105,11 +106,11 @@ async def test_a_429_is_busy_with_retry_after_and_never_retried(
 
 def test_retry_after_is_seconds_or_an_http_date() -> None:
     now = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-    assert retry_after_seconds("30", now) == 30.0
-    assert retry_after_seconds("Sat, 01 Mar 2025 12:00:45 GMT", now) == 45.0
-    assert retry_after_seconds("Sat, 01 Mar 2025 11:00:00 GMT", now) == 0.0
-    assert retry_after_seconds("soon", now) is None
-    assert retry_after_seconds(None, now) is None
+    assert parse_retry_after("30", now) == 30.0
+    assert parse_retry_after("Sat, 01 Mar 2025 12:00:45 GMT", now) == 45.0
+    assert parse_retry_after("Sat, 01 Mar 2025 11:00:00 GMT", now) == 0.0
+    assert parse_retry_after("soon", now) is None
+    assert parse_retry_after(None, now) is None
 
 
 def onurix_520(msg: str) -> Fault:

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dlrhub.sinks.backoff import MAX_RETRY_AFTER, parse_retry_after, retry_delay
+from dlrhub.retry_after import parse_retry_after
+from dlrhub.sinks.backoff import MAX_RETRY_AFTER, retry_delay
 
 
 def ceiling(attempt: int) -> float:

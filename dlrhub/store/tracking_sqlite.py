@@ -279,21 +279,8 @@ class SQLiteTrackingStore:
     async def _claim_locked(
         self, account: str, now: datetime, limit: int, owner: str, lease_until: datetime
     ) -> list[TrackedMessage]:
-        db = self._connection()
-        try:
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                async with db.execute(
-                    CLAIM, (epoch_micros(lease_until), owner, account, epoch_micros(now), limit)
-                ) as cursor:
-                    rows = [tuple(row) for row in await cursor.fetchall()]
-                await db.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    await db.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as error:
-            raise StoreUnavailable(f"the tracking store could not claim: {error}") from error
+        params = (epoch_micros(lease_until), owner, account, epoch_micros(now), limit)
+        rows = await _immediate(self._connection(), CLAIM, params, "claim")
         return sorted((_row(row) for row in rows), key=lambda message: message.id)
 
     async def complete(self, outcomes: Sequence[PollOutcome], owner: str, now: datetime) -> None:
@@ -415,18 +402,24 @@ class SQLiteTrackingStore:
             db = self._budget_db
             if db is None:
                 raise StoreUnavailable("the tracking store is not open")
-            try:
-                await db.execute("BEGIN IMMEDIATE")
-                try:
-                    async with db.execute(sql, params) as cursor:
-                        rows = [tuple(row) for row in await cursor.fetchall()]
-                    await db.execute("COMMIT")
-                except BaseException:
-                    with contextlib.suppress(sqlite3.Error):
-                        await db.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as error:
-                raise StoreUnavailable(
-                    f"the tracking store could not take a request budget: {error}"
-                ) from error
-            return rows
+            return await _immediate(db, sql, params, "take a request budget")
+
+
+async def _immediate(
+    db: aiosqlite.Connection, sql: str, params: Sequence[Any], what: str
+) -> list[tuple[Any, ...]]:
+    """`sql`'s rows, run in a transaction that takes the write lock first (`BEGIN
+    IMMEDIATE`), so that processes sharing the file claim and reserve one at a time."""
+    try:
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            async with db.execute(sql, params) as cursor:
+                rows = [tuple(row) for row in await cursor.fetchall()]
+            await db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                await db.execute("ROLLBACK")
+            raise
+    except sqlite3.Error as error:
+        raise StoreUnavailable(f"the tracking store could not {what}: {error}") from error
+    return rows

@@ -37,6 +37,7 @@ from dlrhub.receiver.settings import ServerConfig as ServerConfig
 from dlrhub.settings_schema import (
     Flatten,
     NamedTables,
+    PositiveDuration,
     Secret,
     named_tables,
     parse_section,
@@ -61,6 +62,10 @@ class Config:
     data_dir: Path = Path("dlrhub-data")
     admin_token: Secret | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"  # json: one object per line (dlrhub/logs.py)
+    # SIGTERM: every role stops taking work, finishes or hands back what is in flight
+    # (leases released at once) and exits within this long.
+    shutdown_timeout: PositiveDuration = 20.0
     server: ServerConfig = field(default_factory=ServerConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     sources: Annotated[tuple[SourceConfig, ...], NamedTables("source", read_source)] = ()

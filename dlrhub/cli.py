@@ -20,6 +20,7 @@ from dlrhub.commands.common import EXIT_FAILURE, EXIT_USAGE, CliError, Parser
 from dlrhub.commands.outbound import add_outbound_commands
 from dlrhub.commands.receiver import add_receiver_commands
 from dlrhub.commands.sinks import add_sink_commands
+from dlrhub.commands.store import add_store_commands
 from dlrhub.config import ConfigError, ConfigErrors
 from dlrhub.store import StoreUnavailable
 
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_receiver_commands(commands, common)
     add_sink_commands(commands, common)
     add_outbound_commands(commands, common)
+    add_store_commands(commands, common)
     return parser
 
 

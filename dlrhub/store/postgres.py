@@ -36,19 +36,18 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from dlrhub.redact import redact_dsn
-from dlrhub.store.sql import (
-    SCHEMA_TEMPLATE,
+from dlrhub.store.dialect import POSTGRES
+from dlrhub.store.migrations import MigrationMode, SchemaReport, prepare_schema
+from dlrhub.store.sql import SQLStore
+from dlrhub.store.sql_statements import (
     Execute,
     Fetch,
     Rows,
-    SQLStore,
     Statement,
     T,
     Transaction,
     run_transaction_async,
 )
-
-SCHEMA = SCHEMA_TEMPLATE.format(bigint="BIGINT", bytes="BYTEA")
 
 # Any constant works; it only has to be the same for every dlrhub writer.
 WRITER_LOCK = 0x646C7268  # "dlrh"
@@ -73,16 +72,18 @@ def without_nul(params: Sequence[Any]) -> list[Any]:
     ]
 
 
-async def _fetch(
+async def fetch_rows(
     connection: asyncpg.Connection | PoolConnectionProxy, sql: str, params: Sequence[Any]
 ) -> Rows:
     rows = await connection.fetch(numbered(sql), *without_nul(params))
     return [tuple(row) for row in rows]
 
 
-async def _run_statement(connection: asyncpg.Connection, statement: Statement) -> Rows:
+async def run_statement(
+    connection: asyncpg.Connection | PoolConnectionProxy, statement: Statement
+) -> Rows:
     if isinstance(statement, Fetch):
-        return await _fetch(connection, statement.sql, statement.params)
+        return await fetch_rows(connection, statement.sql, statement.params)
     if isinstance(statement, Execute):
         await connection.execute(numbered(statement.sql), *without_nul(statement.params))
     else:
@@ -100,11 +101,14 @@ class PostgresBackend:
         TimeoutError,
     )
 
-    def __init__(self, dsn: str, schema: str = "dlrhub") -> None:
+    def __init__(
+        self, dsn: str, schema: str = "dlrhub", *, migrate: MigrationMode = "check"
+    ) -> None:
         if not SCHEMA_NAME.match(schema):
             raise ValueError(f"{schema!r} is not a plain lower-case schema name")
         self.dsn = dsn
         self.schema = schema
+        self.migrate: MigrationMode = migrate
         self.name = f"PostgreSQL store at {redact_dsn(dsn)} (schema {schema})"
         given = parse_qs(urlsplit(dsn).query)
         self._application_name = (
@@ -113,7 +117,7 @@ class PostgresBackend:
         self._writer: asyncpg.Connection | None = None
         self._readers: asyncpg.Pool | None = None
 
-    async def open(self) -> None:
+    async def open(self) -> SchemaReport:
         setup = await self._connect(with_schema=False)
         try:
             await setup.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
@@ -121,7 +125,8 @@ class PostgresBackend:
             async with setup.transaction():
                 # Two processes starting at once must not race on CREATE TABLE.
                 await setup.execute("SELECT pg_advisory_xact_lock($1)", WRITER_LOCK)
-                await setup.execute(SCHEMA)
+                run = functools.partial(run_statement, setup)
+                report = await run_transaction_async(prepare_schema(POSTGRES, self.migrate), run)
         finally:
             await setup.close()
         self._writer = await self._connect()
@@ -132,6 +137,7 @@ class PostgresBackend:
             timeout=CONNECT_TIMEOUT_SECONDS,
             server_settings={"search_path": self.schema, **self._application_name},
         )
+        return report
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -149,7 +155,7 @@ class PostgresBackend:
         try:
             async with connection.transaction():
                 await connection.execute("SELECT pg_advisory_xact_lock($1)", WRITER_LOCK)
-                run = functools.partial(_run_statement, connection)
+                run = functools.partial(run_statement, connection)
                 return await run_transaction_async(transaction, run)
         except BaseException:
             self._writer = None  # the next batch connects afresh
@@ -161,7 +167,7 @@ class PostgresBackend:
             raise asyncpg.InterfaceError("the store is not open")
         async with self._readers.acquire() as connection:
             try:
-                return await _fetch(connection, sql, params)
+                return await fetch_rows(connection, sql, params)
             except BaseException:
                 connection.terminate()  # the pool replaces it on a later acquire
                 raise
@@ -186,5 +192,7 @@ class PostgresStore(SQLStore):
         schema: str = "dlrhub",
         max_batch: int = 512,
         on_commit: Callable[[int], None] | None = None,
+        migrate: MigrationMode = "check",
     ) -> None:
-        super().__init__(PostgresBackend(dsn, schema), max_batch=max_batch, on_commit=on_commit)
+        backend = PostgresBackend(dsn, schema, migrate=migrate)
+        super().__init__(backend, max_batch=max_batch, on_commit=on_commit)

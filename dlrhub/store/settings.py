@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from dlrhub.redact import redact_dsn
 from dlrhub.settings_schema import Matches, PositiveInt
 from dlrhub.store.base import Store
+from dlrhub.store.migrations import MigrationMode
 from dlrhub.store.sqlite import SQLiteStore
 
 
@@ -27,6 +28,15 @@ class StoreConfig:
         str, Matches(r"[a-z_][a-z0-9_]{0,62}", "is not a plain lower-case schema name")
     ] = "dlrhub"
     max_batch: PositiveInt = 512
+    # Pending schema migrations at start: "auto" applies them, "check" refuses to
+    # start until `dlrhub migrate` ran. Default: auto on SQLite, check on PostgreSQL.
+    migrate: Literal["auto", "check"] | None = None
+
+    @property
+    def migration_mode(self) -> MigrationMode:
+        if self.migrate is not None:
+            return self.migrate
+        return "check" if self.backend == "postgres" else "auto"
 
     def problems(self) -> Iterator[tuple[str, str]]:
         if self.backend == "postgres" and not (
@@ -37,7 +47,7 @@ class StoreConfig:
     def sqlite_path(self, data_dir: Path) -> Path:
         """The SQLite file: `path`, else `dlrhub.sqlite3` in the data directory.
 
-        Sink state and tracking live there on either backend (for now).
+        With PostgreSQL, only the data directory's lock files are kept beside it.
         """
         return self.path or data_dir / "dlrhub.sqlite3"
 
@@ -54,12 +64,15 @@ def open_store(
     on_commit: Callable[[int], None] | None = None,
     *,
     blocking_commit: bool = False,
+    migrate: MigrationMode | None = None,
 ) -> Store:
     """The store `settings` name (not yet opened); `on_commit` gets each batch's size.
 
     `blocking_commit`: for a process whose loop does nothing but store writes (the
     ingest worker); the SQLite store then commits on the loop (see `SQLiteStore`).
+    `migrate` overrides `settings.migration_mode` (`dlrhub migrate` passes "auto").
     """
+    mode = migrate or settings.migration_mode
     if settings.backend == "postgres":
         from dlrhub.store.postgres import PostgresStore
 
@@ -69,10 +82,12 @@ def open_store(
             schema=settings.schema,
             max_batch=settings.max_batch,
             on_commit=on_commit,
+            migrate=mode,
         )
     return SQLiteStore(
         settings.sqlite_path(data_dir),
         max_batch=settings.max_batch,
         on_commit=on_commit,
         blocking_commit=blocking_commit,
+        migrate=mode,
     )

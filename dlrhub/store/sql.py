@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -49,64 +49,18 @@ from dlrhub.store.base import (
     WriteItem,
     WriteResult,
 )
+from dlrhub.store.migrations import SchemaReport, event_columns
+from dlrhub.store.sql_statements import (
+    Execute,
+    ExecuteMany,
+    Fetch,
+    T,
+    Transaction,
+    now_text,
+)
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 V = TypeVar("V")
-
-
-Rows = list[tuple[Any, ...]]
-
-
-@dataclass(frozen=True, slots=True)
-class Fetch:
-    """Run a query; the transaction receives its rows."""
-
-    sql: str
-    params: Sequence[Any] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Execute:
-    """Run one statement; the transaction receives no rows."""
-
-    sql: str
-    params: Sequence[Any] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class ExecuteMany:
-    """Run one statement once per row of parameters."""
-
-    sql: str
-    rows: Sequence[Sequence[Any]]
-
-
-Statement = Fetch | Execute | ExecuteMany
-# Yields statements, is sent each one's rows (empty for Execute*), returns its result.
-Transaction = Generator[Statement, Rows, T]
-
-
-def run_transaction(transaction: Transaction[T], run: Callable[[Statement], Rows]) -> T:
-    """Drive `transaction`, running each statement it yields with `run` (synchronous)."""
-    try:
-        statement = next(transaction)
-        while True:
-            statement = transaction.send(run(statement))
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-
-
-async def run_transaction_async(
-    transaction: Transaction[T], run: Callable[[Statement], Awaitable[Rows]]
-) -> T:
-    """`run_transaction` for a driver whose statements are awaited."""
-    try:
-        statement = next(transaction)
-        while True:
-            statement = transaction.send(await run(statement))
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
 
 
 class SQLBackend(Protocol):
@@ -115,8 +69,8 @@ class SQLBackend(Protocol):
     name: str  # for messages, e.g. "SQLite store at /var/lib/dlrhub/dlrhub.sqlite3"
     errors: tuple[type[Exception], ...]  # what means "the database is unavailable"
 
-    async def open(self) -> None:
-        """Connect and create the schema if missing."""
+    async def open(self) -> SchemaReport:
+        """Connect, and check or migrate the schema (`dlrhub/store/migrations.py`)."""
 
     async def close(self) -> None: ...
 
@@ -125,59 +79,6 @@ class SQLBackend(Protocol):
         ...
 
     async def read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]: ...
-
-
-# The tables, written once; each backend fills in its integer and byte-string types.
-SCHEMA_TEMPLATE = """
-CREATE TABLE IF NOT EXISTS raw_callbacks (
-    id {bigint} PRIMARY KEY,
-    dedupe_key TEXT NOT NULL UNIQUE,
-    source TEXT NOT NULL,
-    provider TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    method TEXT NOT NULL,
-    query TEXT NOT NULL,
-    content_type TEXT NOT NULL,
-    body {bytes} NOT NULL,
-    remote_addr TEXT,
-    received_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS events (
-    seq {bigint} PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    raw_id {bigint},
-    source TEXT NOT NULL,
-    provider TEXT NOT NULL,
-    type TEXT NOT NULL,
-    status TEXT,
-    message_id TEXT,
-    doc {bytes} NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_message ON events (provider, message_id);
-CREATE INDEX IF NOT EXISTS events_by_raw ON events (raw_id);
-CREATE TABLE IF NOT EXISTS messages (
-    provider TEXT NOT NULL,
-    message_id TEXT NOT NULL,
-    source TEXT NOT NULL,
-    status TEXT NOT NULL,
-    provider_status TEXT,
-    rank INTEGER NOT NULL,
-    ordering_us {bigint} NOT NULL,
-    last_seq {bigint} NOT NULL,
-    recipient TEXT,
-    correlation_id TEXT,
-    PRIMARY KEY (provider, message_id)
-);
-CREATE TABLE IF NOT EXISTS quarantine (
-    id {bigint} PRIMARY KEY,
-    raw_id {bigint} NOT NULL UNIQUE REFERENCES raw_callbacks (id),
-    reason TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending',
-    attempts INTEGER NOT NULL DEFAULT 1,
-    updated_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
 
 
 # The lattice in one comparison: a higher rank wins; at equal rank the later one.
@@ -204,8 +105,9 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 INSERT_EVENT = """
-INSERT INTO events (seq, id, raw_id, source, provider, type, status, message_id, doc)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO events (seq, id, raw_id, source, provider, type, status, message_id, doc,
+                    received_at, occurred_at, recipient, correlation_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 INSERT_QUARANTINE = "INSERT INTO quarantine (id, raw_id, reason, updated_at) VALUES (?, ?, ?, ?)"
@@ -224,10 +126,6 @@ r.content_type, r.body, r.remote_addr, r.received_at, r.id
 MAX_VARIABLES = 500
 CLOSE_TIMEOUT_SECONDS = 15.0
 _Pending = tuple[WriteItem, "asyncio.Future[WriteResult]"]
-
-
-def now_text() -> str:
-    return format_time(datetime.now(UTC))
 
 
 @dataclass
@@ -279,6 +177,7 @@ class _Batch:
                     event.status.value if event.status is not None else None,
                     event.message_id,
                     event.to_document(),
+                    *event_columns(event),
                 )
             )
             if (
@@ -320,13 +219,19 @@ class SQLStore:
         self._task: asyncio.Task[None] | None = None
         # A full disk fails every commit: one line per interval with a count, not per commit.
         self._commit_failures = LimitedLog(log)
+        self.schema: SchemaReport | None = None  # what opening found and did
 
     async def open(self) -> None:
         try:
-            await self.backend.open()
+            self.schema = await self.backend.open()
         except self.backend.errors as error:
             await self.backend.close()
             raise StoreUnavailable(f"cannot open the {self.backend.name}: {error}") from error
+        except BaseException:  # SchemaError: this dlrhub cannot run against the schema
+            await self.backend.close()
+            raise
+        if self.schema.applied:
+            log.info("%s: %s", self.backend.name, self.schema.describe())
         self._task = asyncio.create_task(self._run_writer(), name="dlrhub-store-writer")
 
     async def close(self) -> None:

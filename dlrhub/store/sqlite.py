@@ -38,19 +38,19 @@ from typing import Any
 import aiosqlite
 
 from dlrhub.private_files import create_private_file
-from dlrhub.store.sql import (
-    SCHEMA_TEMPLATE,
+from dlrhub.store.dialect import SQLITE
+from dlrhub.store.migrations import MigrationMode, SchemaReport, prepare_schema
+from dlrhub.store.sql import SQLStore
+from dlrhub.store.sql_statements import (
     Execute,
     Fetch,
     Rows,
-    SQLStore,
     Statement,
     T,
     Transaction,
     run_transaction,
 )
 
-SCHEMA = SCHEMA_TEMPLATE.format(bigint="INTEGER", bytes="BLOB")
 BUSY_TIMEOUT_MS = 10_000
 # WAL pages after which a commit also checkpoints (SQLite's default is 1,000, 4 MiB).
 # A page rewritten by many commits (the tail of each table and index) is copied
@@ -97,15 +97,18 @@ class _Writer:
     """The write connection, and the thread that commits (and waits for locks) on it,
     or, with `blocking_commit`, the loop itself."""
 
-    def __init__(self, path: Path, *, blocking_commit: bool = False) -> None:
+    def __init__(
+        self, path: Path, *, blocking_commit: bool = False, migrate: MigrationMode = "auto"
+    ) -> None:
         self.path = path
         self.blocking_commit = blocking_commit
+        self.migrate: MigrationMode = migrate
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="dlrhub-sqlite-writer")
         self._db: sqlite3.Connection | None = None
 
-    async def open(self) -> None:
+    async def open(self) -> SchemaReport:
         try:
-            await self._call(self._connect)
+            return await self._call(self._connect)
         except BaseException:
             self._executor.shutdown(wait=False)
             raise
@@ -148,18 +151,26 @@ class _Writer:
     async def _call(self, function: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function)
 
-    def _connect(self) -> None:
+    def _connect(self) -> SchemaReport:
         create_private_file(self.path)
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             for pragma in WRITER_PRAGMAS:
                 db.execute(pragma)
-            db.executescript(SCHEMA)  # in the thread: may wait for another writer
+            db.execute("BEGIN IMMEDIATE")  # in the thread: may wait for another writer
+            try:
+                schema = prepare_schema(SQLITE, self.migrate)
+                report = run_transaction(schema, functools.partial(_run_statement, db))
+                db.execute("COMMIT")
+            except BaseException:
+                _roll_back(db)
+                raise
             db.execute("PRAGMA busy_timeout=0")  # from now on the loop never waits for a lock
         except BaseException:
             db.close()
             raise
         self._db = db
+        return report
 
     def _disconnect(self) -> None:
         db, self._db = self._db, None
@@ -195,18 +206,22 @@ def _run_statement(db: sqlite3.Connection, statement: Statement) -> Rows:
 class SQLiteBackend:
     errors: tuple[type[Exception], ...] = (sqlite3.Error, OSError)
 
-    def __init__(self, path: Path, *, blocking_commit: bool = False) -> None:
+    def __init__(
+        self, path: Path, *, blocking_commit: bool = False, migrate: MigrationMode = "auto"
+    ) -> None:
         self.path = path
         self.blocking_commit = blocking_commit
+        self.migrate: MigrationMode = migrate
         self.name = f"SQLite store at {path}"
         self._writer: _Writer | None = None
         self._reader: aiosqlite.Connection | None = None
 
-    async def open(self) -> None:
-        writer = _Writer(self.path, blocking_commit=self.blocking_commit)
-        await writer.open()
+    async def open(self) -> SchemaReport:
+        writer = _Writer(self.path, blocking_commit=self.blocking_commit, migrate=self.migrate)
+        report = await writer.open()
         self._writer = writer
         self._reader = await connect_sqlite(self.path, query_only=True)
+        return report
 
     async def close(self) -> None:
         writer, self._writer = self._writer, None
@@ -242,7 +257,8 @@ class SQLiteStore(SQLStore):
         max_batch: int = 512,
         on_commit: Callable[[int], None] | None = None,
         blocking_commit: bool = False,
+        migrate: MigrationMode = "auto",
     ) -> None:
-        backend = SQLiteBackend(path, blocking_commit=blocking_commit)
+        backend = SQLiteBackend(path, blocking_commit=blocking_commit, migrate=migrate)
         super().__init__(backend, max_batch=max_batch, on_commit=on_commit)
         self.path = path

@@ -197,7 +197,7 @@ async def test_close_commits_what_is_queued_and_leaves_nobody_waiting(
 
 
 async def test_a_transaction_that_fails_midway_leaves_nothing(store: SQLStore) -> None:
-    from dlrhub.store.sql import Execute, Fetch, Transaction
+    from dlrhub.store.sql_statements import Execute, Fetch, Transaction
 
     def half_done() -> Transaction[None]:
         yield Execute("INSERT INTO meta (key, value) VALUES ('half', 'done')")

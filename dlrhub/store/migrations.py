@@ -1,0 +1,321 @@
+"""Versioned schema migrations, written once for SQLite and PostgreSQL.
+
+Every process checks the schema when it opens the store; the table
+`schema_migrations` records each applied version. What a process does with
+what it finds:
+
+| the database                       | `auto` (SQLite)         | `check` (PostgreSQL)          |
+|------------------------------------|-------------------------|-------------------------------|
+| empty (no dlrhub table)            | created                 | created                       |
+| older (pending migrations)         | migrated                | refused: run `dlrhub migrate` |
+| current                            | runs                    | runs                          |
+| newer, every newer step compatible | runs (rolling upgrade)  | runs (rolling upgrade)        |
+| newer, a step not compatible       | refused: upgrade dlrhub | refused: upgrade dlrhub       |
+
+A migration is `compatible_with_older` when the previous dlrhub still runs
+correctly against it (new tables, new nullable columns that the old code
+leaves empty, new indexes): then a rolling upgrade works, new processes
+migrate (or `dlrhub migrate` runs) while old ones keep serving. A step that
+breaks older code is recorded as such, and older processes refuse to start.
+
+A database made before versions existed (before issue 14) has the tables of
+version 1 and no `schema_migrations`: version 1 uses `IF NOT EXISTS`, so
+migrating it only records version 1 and applies the later ones.
+
+All pending migrations run in one transaction under the writers' lock (the
+same that serializes ingest commits): two processes starting at once migrate
+once, and a failed migration leaves the schema as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from dlrhub.event import Event, format_time
+from dlrhub.store.base import StoreUnavailable
+from dlrhub.store.dialect import Dialect
+from dlrhub.store.sql_statements import Execute, ExecuteMany, Fetch, Transaction, now_text
+
+MigrationMode = Literal["auto", "check"]
+Step = str | Callable[[Dialect], Transaction[None]]
+
+
+class SchemaError(StoreUnavailable):
+    """This dlrhub cannot run against the database's schema; the message says what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    steps: tuple[Step, ...]
+    compatible_with_older: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaReport:
+    """What `prepare_schema` found and did."""
+
+    before: int  # the version found (0: empty, or made before versions existed)
+    after: int
+    applied: list[int] = field(default_factory=list)
+    newer: bool = False  # made by a newer dlrhub, whose steps this one runs against
+
+    def describe(self) -> str:
+        if self.applied:
+            applied = ", ".join(str(version) for version in self.applied)
+            return f"schema migrated from version {self.before} to {self.after} (applied {applied})"
+        if self.newer:
+            return (
+                f"schema is at version {self.after}, newer than this dlrhub ({LATEST}),"
+                " and declared compatible with it"
+            )
+        return f"schema is at version {self.after}; nothing to do"
+
+
+# Version 1: the tables as they were before versions existed (December 2026).
+EVENT_LOG = """
+CREATE TABLE IF NOT EXISTS raw_callbacks (
+    id {bigint} PRIMARY KEY,
+    dedupe_key TEXT NOT NULL UNIQUE,
+    source TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    method TEXT NOT NULL,
+    query TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    body {bytes} NOT NULL,
+    remote_addr TEXT,
+    received_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq {bigint} PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    raw_id {bigint},
+    source TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    type TEXT NOT NULL,
+    status TEXT,
+    message_id TEXT,
+    doc {bytes} NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_message ON events (provider, message_id);
+CREATE INDEX IF NOT EXISTS events_by_raw ON events (raw_id);
+CREATE TABLE IF NOT EXISTS messages (
+    provider TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    status TEXT NOT NULL,
+    provider_status TEXT,
+    rank INTEGER NOT NULL,
+    ordering_us {bigint} NOT NULL,
+    last_seq {bigint} NOT NULL,
+    recipient TEXT,
+    correlation_id TEXT,
+    PRIMARY KEY (provider, message_id)
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id {bigint} PRIMARY KEY,
+    raw_id {bigint} NOT NULL UNIQUE REFERENCES raw_callbacks (id),
+    reason TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 1,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)
+"""
+
+SINK_STATE = """
+CREATE TABLE IF NOT EXISTS sink_cursors (
+    sink TEXT PRIMARY KEY,
+    after_seq {bigint} NOT NULL,
+    paused INTEGER NOT NULL DEFAULT 0,
+    disabled_reason TEXT,
+    last_error TEXT,
+    last_error_at TEXT,
+    last_delivered_at TEXT,
+    delivered {bigint} NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sink_dead_letters (
+    id {serial},
+    sink TEXT NOT NULL,
+    seq {bigint} NOT NULL,
+    event_id TEXT NOT NULL,
+    doc {bytes} NOT NULL,
+    error TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'dead',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sink_dead_letters_by_sink ON sink_dead_letters (sink, state, id);
+CREATE TABLE IF NOT EXISTS sink_replays (
+    id {serial},
+    sink TEXT NOT NULL,
+    after_seq {bigint} NOT NULL,
+    until_seq {bigint} NOT NULL,
+    created_at TEXT NOT NULL
+)
+"""
+
+TRACKING = """
+CREATE TABLE IF NOT EXISTS tracked_messages (
+    id {serial},
+    account TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    recipient TEXT,
+    correlation_id TEXT,
+    channel TEXT NOT NULL,
+    sending_id TEXT,
+    created_us {bigint} NOT NULL,
+    status TEXT,
+    provider_status TEXT,
+    last_event_us {bigint},
+    next_poll_us {bigint},
+    attempts INTEGER NOT NULL DEFAULT 0,
+    misses INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    stopped_reason TEXT,
+    stopped_us {bigint},
+    UNIQUE (account, message_id)
+);
+CREATE INDEX IF NOT EXISTS tracked_due ON tracked_messages (account, next_poll_us)
+    WHERE next_poll_us IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tracked_by_sending ON tracked_messages (account, sending_id, recipient)
+    WHERE sending_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS request_budget (
+    account TEXT PRIMARY KEY,
+    next_us {bigint} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tracking_pauses (
+    account TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    paused_us {bigint} NOT NULL,
+    until_us {bigint} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tracking_bad_answers (
+    account TEXT PRIMARY KEY,
+    count INTEGER NOT NULL,
+    last_error TEXT NOT NULL,
+    last_us {bigint} NOT NULL
+)
+"""
+
+# Version 2: what searches and retention filter on, as indexed columns of the log.
+EVENT_COLUMNS = """
+ALTER TABLE events ADD COLUMN received_at TEXT;
+ALTER TABLE events ADD COLUMN occurred_at TEXT;
+ALTER TABLE events ADD COLUMN recipient TEXT;
+ALTER TABLE events ADD COLUMN correlation_id TEXT
+"""
+
+EVENT_INDEXES = """
+CREATE INDEX IF NOT EXISTS events_by_received ON events (received_at);
+CREATE INDEX IF NOT EXISTS events_by_recipient ON events (recipient, seq)
+    WHERE recipient IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_by_correlation ON events (correlation_id, seq)
+    WHERE correlation_id IS NOT NULL
+"""
+
+BACKFILL_PAGE = 5_000
+
+
+def backfill_event_columns(dialect: Dialect) -> Transaction[None]:
+    """Fill the new columns of existing events from their documents, a page at a time."""
+    after = 0
+    while rows := (
+        yield Fetch(
+            "SELECT seq, doc FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, BACKFILL_PAGE),
+        )
+    ):
+        updates = []
+        for seq, doc in rows:
+            event = Event.from_json(bytes(doc))
+            updates.append((*event_columns(event), int(seq)))
+        yield ExecuteMany(
+            "UPDATE events SET received_at = ?, occurred_at = ?, recipient = ?,"
+            " correlation_id = ? WHERE seq = ?",
+            updates,
+        )
+        after = int(rows[-1][0])
+
+
+def event_columns(event: Event) -> tuple[str, str | None, str | None, str | None]:
+    """The indexed columns of an event row (version 2), in the order of `INSERT_EVENT`."""
+    occurred = format_time(event.occurred_at) if event.occurred_at is not None else None
+    return (format_time(event.received_at), occurred, event.recipient, event.correlation_id)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "event log, sink state and tracking tables", (EVENT_LOG, SINK_STATE, TRACKING)),
+    Migration(
+        2,
+        "indexed event columns: received_at, occurred_at, recipient, correlation_id",
+        (EVENT_COLUMNS, backfill_event_columns, EVENT_INDEXES),
+    ),
+)
+LATEST = MIGRATIONS[-1].version
+
+CREATE_LEDGER = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    compatible_with_older INTEGER NOT NULL,
+    applied_at TEXT NOT NULL
+)
+"""
+
+
+def prepare_schema(
+    dialect: Dialect, mode: MigrationMode, migrations: Sequence[Migration] = MIGRATIONS
+) -> Transaction[SchemaReport]:
+    """Check the schema and, where `mode` allows, migrate it (see the module docstring).
+
+    Run it in a write transaction that holds the writers' lock.
+    """
+    latest = migrations[-1].version
+    existed = bool((yield Fetch(dialect.table_exists, ("schema_migrations",))))
+    found: dict[int, bool] = {}
+    if existed:
+        rows = yield Fetch("SELECT version, compatible_with_older FROM schema_migrations")
+        found = {int(version): bool(compatible) for version, compatible in rows}
+    current = max(found, default=0)
+    if current > latest:
+        breaking = sorted(version for version, ok in found.items() if version > latest and not ok)
+        if breaking:
+            raise SchemaError(
+                f"the database's schema is at version {current}, made by a newer dlrhub, and its"
+                f" migration {breaking[0]} does not let older versions run; this dlrhub knows"
+                f" versions up to {latest}: upgrade it"
+            )
+        return SchemaReport(current, current, newer=True)
+    pending = [migration for migration in migrations if migration.version not in found]
+    if not pending:
+        return SchemaReport(current, current)
+    empty = current == 0 and not (yield Fetch(dialect.table_exists, ("events",)))
+    if mode == "check" and not empty:
+        raise SchemaError(
+            f"the database's schema is at version {current}; this dlrhub needs version {latest}:"
+            ' run `dlrhub migrate` (store.migrate = "check")'
+        )
+    if not existed:
+        yield Execute(CREATE_LEDGER.strip())
+    for migration in pending:
+        for step in migration.steps:
+            if isinstance(step, str):
+                for statement in dialect.ddl(step).split(";"):
+                    if statement.strip():
+                        yield Execute(statement.strip())
+            else:
+                yield from step(dialect)
+        yield Execute(
+            "INSERT INTO schema_migrations (version, name, compatible_with_older, applied_at)"
+            " VALUES (?, ?, ?, ?)",
+            (migration.version, migration.name, int(migration.compatible_with_older), now_text()),
+        )
+    return SchemaReport(current, latest, [migration.version for migration in pending])

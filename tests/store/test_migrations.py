@@ -25,7 +25,7 @@ from dlrhub.store.migrations import (
     SchemaError,
 )
 from dlrhub.store.postgres import PostgresStore
-from dlrhub.store.sql_statements import Execute, Transaction
+from dlrhub.store.sql_statements import Execute, Fetch, Transaction
 from dlrhub.store.sqlite import SQLiteStore
 from tests.payloads import raw, status_event
 from tests.postgres import POSTGRES_DSN, fresh_schema
@@ -218,3 +218,37 @@ async def test_processes_starting_at_once_migrate_once(backend: Backend) -> None
     for store in stores:
         await store.close()
     assert await versions(backend) == [m.version for m in MIGRATIONS]
+
+
+@pytest.mark.parametrize(
+    ("where", "index"),
+    [
+        ("recipient = ?", "events_by_recipient"),
+        ("correlation_id = ?", "events_by_correlation"),
+        ("received_at >= ?", "events_by_received"),
+    ],
+)
+async def test_searches_on_the_new_columns_use_their_index(
+    backend: Backend, where: str, index: str
+) -> None:
+    store = backend.store()
+    await store.open()
+    await store.close()
+    database = backend.database()
+    await database.open()
+    try:
+        if backend.name == "postgres":  # an empty table is scanned whatever the indexes
+            plan = await database.transact(_plan_without_seq_scans(where))
+        else:
+            plan = await database.read(
+                f"EXPLAIN QUERY PLAN SELECT seq FROM events WHERE {where}",  # noqa: S608
+                ("x",),
+            )
+    finally:
+        await database.close()
+    assert index in " ".join(str(column) for row in plan for column in row)
+
+
+def _plan_without_seq_scans(where: str) -> Transaction[list[tuple[Any, ...]]]:
+    yield Execute("SET LOCAL enable_seqscan = off")
+    return (yield Fetch(f"EXPLAIN SELECT seq FROM events WHERE {where}", ("x",)))  # noqa: S608

@@ -118,7 +118,7 @@ def command_serve(args: argparse.Namespace) -> int:
 
     prepared = prepare(config_from(args))
     config = prepared.config
-    configure_logging(config.log_level)
+    configure_logging(config.log_level, config.log_format)
     logging.getLogger("uvicorn.access").addFilter(AccessLogRedactor())
     logging.getLogger("uvicorn.error").addFilter(RepeatedLineFilter(CONCURRENCY_LIMIT_LINE))
     services = sink_services(config, args)  # refused here if another process delivers

@@ -28,6 +28,7 @@ from typing import Any, Literal, TextIO
 import orjson
 
 CHATTY_LOGGERS = ("httpx", "httpcore")
+UVICORN_ACCESS = "uvicorn.access"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 HANDLER_NAME = "dlrhub"  # the handler `configure_logging` adds, replaced when called again
 
@@ -107,3 +108,6 @@ def configure_logging(
     root.setLevel(level.upper())
     for name in CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.NOTSET if level == "debug" else logging.WARNING)
+    # dlrhub writes its own access line (dlrhub/receiver/access_log.py): Uvicorn's would be
+    # a second one, with the query unredacted.
+    logging.getLogger(UVICORN_ACCESS).setLevel(logging.WARNING)

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from dlrhub.logs import CHATTY_LOGGERS, HANDLER_NAME, configure_logging
+from dlrhub.logs import CHATTY_LOGGERS, HANDLER_NAME, UVICORN_ACCESS, configure_logging
 
 
 @pytest.fixture(autouse=True)
 def restore_logging() -> Iterator[None]:
     """The levels as they were, and no handler of `configure_logging` left on the root."""
-    names = ("", *CHATTY_LOGGERS)
+    names = ("", *CHATTY_LOGGERS, UVICORN_ACCESS)
     before = {name: logging.getLogger(name).level for name in names}
     yield
     for name, level in before.items():

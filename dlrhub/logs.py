@@ -4,7 +4,7 @@
 |--------------|-------------------------------------------------------------------------|
 | `text`       | `2026-12-02 08:40:02,123 INFO dlrhub.access: <message>`                 |
 | `json`       | `{"ts":"2026-12-02T08:40:02.123Z","level":"INFO","logger":"dlrhub.access",` |
-|              | `"message":"<message>", <fields>}`: one object per line                 |
+|              | `"message":"<message>","pid":4242, <fields>}`: one object per line      |
 
 The fields of a json line are the `extra=` a call passes (`request_id`, `source`,
 `sink`, `event_id`, `seq`, `attempt`, `outcome`, `status`, `duration_ms`,
@@ -44,11 +44,12 @@ _RECORD_ATTRIBUTES = frozenset(
         "taskName",
     }
 )
-_STANDARD_KEYS = ("ts", "level", "logger", "message")
+_STANDARD_KEYS = ("ts", "level", "logger", "message", "pid")
 
 
 class JsonFormatter(logging.Formatter):
-    """A record as one JSON object: ts (UTC, RFC 3339, ms), level, logger, message, fields."""
+    """A record as one JSON object: ts (UTC, RFC 3339, ms), level, logger, message, pid and
+    the fields."""
 
     def format(self, record: logging.LogRecord) -> str:
         moment = datetime.fromtimestamp(record.created, UTC)
@@ -57,6 +58,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,  # `serve` and its ingest worker share standard error
         }
         for key, value in record.__dict__.items():
             if key not in _RECORD_ATTRIBUTES and key not in _STANDARD_KEYS:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -66,6 +67,7 @@ def test_json_lines_carry_time_level_logger_message_and_the_extra_fields(
         "level": "INFO",
         "logger": "dlrhub.test",
         "message": "delivered 2 event(s)",
+        "pid": os.getpid(),
         "request_id": "r-1",
         "seq": 7,
         "ids": ["a"],

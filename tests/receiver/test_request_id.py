@@ -40,7 +40,7 @@ def json_log(output: str, banner: str) -> list[dict[str, Any]]:
         if line.strip():
             parsed = json.loads(line)  # fails the test on a line that is not JSON
             assert isinstance(parsed, dict)
-            assert {"ts", "level", "logger", "message"} <= parsed.keys()
+            assert {"ts", "level", "logger", "message", "pid"} <= parsed.keys()
             lines.append(parsed)
     return lines
 
@@ -92,6 +92,10 @@ async def test_a_callback_request_id_reaches_the_answer_log_event_and_sink(
     assert delivered["extra"]["request_id"] == GIVEN
 
     lines = json_log(server.output(), banner)
+    every = [json.loads(line) for line in server.output().splitlines() if line.startswith("{")]
+    (started,) = [line for line in every if line["message"].startswith("ingest worker started")]
+    worker = int(re.findall(r"\d+", started["message"])[0])
+    assert {line["pid"] for line in every} == {started["pid"], worker}  # the worker's in json too
     access = [line for line in lines if line["logger"] == "dlrhub.access"]
     (callback,) = [line for line in access if line["request_id"] == GIVEN]
     assert callback["method"] == "GET"

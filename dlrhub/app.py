@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Any, Protocol
 
 from starlette.applications import Starlette
@@ -13,6 +13,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from dlrhub.config import Config
+from dlrhub.receiver.access_log import RequestLog
 from dlrhub.receiver.errors import EXCEPTION_HANDLERS
 from dlrhub.receiver.health import Health
 from dlrhub.receiver.hooks import PREFIX as HOOKS_PREFIX
@@ -40,13 +41,28 @@ class DlrhubApp(Starlette):
     host, or a poisoned cache behind a proxy).
     """
 
-    def __init__(self, hooks: Hooks, **options: Any) -> None:
+    def __init__(
+        self,
+        hooks: Hooks,
+        *,
+        access_log: bool = True,
+        secrets: Collection[str] = (),
+        **options: Any,
+    ) -> None:
         super().__init__(**options)
         self.router.redirect_slashes = False
         self.hooks = hooks
+        # Every HTTP request gets its id and access line here (dlrhub/receiver/access_log.py).
+        self.requests = RequestLog(self._route, access_log=access_log, secrets=secrets)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(HOOKS_PREFIX):
+        if scope["type"] == "http":
+            await self.requests(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"].startswith(HOOKS_PREFIX):
             await self.hooks(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
@@ -114,6 +130,8 @@ def create_app(
         routes=routes,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
+        access_log=config.server.access_log,
+        secrets=[config.admin_token or "", *(source.token for source in config.sources)],
     )
     app.state.metrics = metrics
     app.state.store = store

@@ -188,6 +188,9 @@ class RawCallback:
     body: bytes
     received_at: datetime
     remote_addr: str | None = None
+    # The HTTP request's id (dlrhub/receiver/request_id.py): put in its events' `extra`,
+    # never part of the dedupe key, not stored with the raw callback.
+    request_id: str | None = None
 
     _dedupe_key: str = field(init=False, repr=False, compare=False, default="")
 
@@ -228,6 +231,7 @@ class RawCallback:
             body,
             self.received_at,
             self.remote_addr,
+            self.request_id,
         )
         copy._dedupe_key = self.dedupe_key()
         return copy

@@ -6,8 +6,8 @@ ingest worker and the receiver mixed in). Each place that reports such a
 problem keeps one `LimitedLog`: its first occurrence is logged at once, the
 ones after it are counted, and the next occurrence after `interval` seconds
 logs the latest message with that count. When the problem ends, `ended()`
-says so once with the total. The per-request access line (`server.access_log`)
-is Uvicorn's and separate from these.
+says so once with the total. The per-request access line (`server.access_log`,
+dlrhub/receiver/access_log.py) is separate from these.
 
 | line                         | when                                                   |
 |------------------------------|--------------------------------------------------------|

@@ -35,7 +35,7 @@ their value is hidden, nothing else changes.
 | a JSON body (`/progress`), at any depth   | `redact_json_text`, `redact_json_body`          |
 | a decoded JSON value (an event's `extra`) | `redact_json`                                   |
 | a callback before it is stored            | `RawCallback.redacted` (dlrhub/event.py)        |
-| logs, error texts, database URLs          | `AccessLogRedactor`, `redact_text`, `redact_dsn` |
+| the access line, error texts, DSNs        | `redact_query`, `redact_text`, `redact_dsn`     |
 
 Everything else is left byte for byte, and nothing here raises on any input.
 
@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import re
 from collections.abc import Collection, Iterable
 from typing import Any
@@ -477,15 +476,3 @@ _USER_INFO = re.compile(r"//[^/?#]*@")
 def redact_query_in_url(url: str) -> str:
     base, separator, query = url.partition("?")
     return f"{base}?{redact_query(query)}" if separator else url
-
-
-class AccessLogRedactor(logging.Filter):
-    """Redacts the query of the request path in Uvicorn's access log records."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
-            path, separator, query = args[2].partition("?")
-            if separator:
-                record.args = (*args[:2], f"{path}?{redact_query(query)}", *args[3:])
-        return True

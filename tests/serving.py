@@ -32,6 +32,9 @@ async def serve_app(app: Any, **uvicorn_options: Any) -> AsyncIterator[str]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     options = {"log_config": None, "access_log": False, "lifespan": "on", **uvicorn_options}
+    # dlrhub writes its own access line; Uvicorn's, off, is still caught by pytest (which
+    # attaches its handler to loggers that do not propagate, as `access_log=False` makes it).
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     config = uvicorn.Config(app, **options)
     server = uvicorn.Server(config)
 

@@ -194,7 +194,7 @@ def command_poll(args: argparse.Namespace) -> int:
     from dlrhub.outbound.poller import Poller
 
     config = config_from(args)
-    configure_logging(config.log_level)
+    configure_logging(config.log_level, config.log_format)
     if not any(account.pollable for account in config.outbound.accounts):
         pollable = sorted(name for name, p in PROVIDERS.items() if p.account and p.account.pollable)
         raise CliError(f"no [[accounts]] can be polled ({', '.join(pollable)}; poll = true)")

@@ -114,12 +114,10 @@ def command_serve(args: argparse.Namespace) -> int:
     from dlrhub.app import create_app
     from dlrhub.first_start import prepare
     from dlrhub.log_limits import RepeatedLineFilter
-    from dlrhub.redact import AccessLogRedactor
 
     prepared = prepare(config_from(args))
     config = prepared.config
-    configure_logging(config.log_level)
-    logging.getLogger("uvicorn.access").addFilter(AccessLogRedactor())
+    configure_logging(config.log_level, config.log_format)
     logging.getLogger("uvicorn.error").addFilter(RepeatedLineFilter(CONCURRENCY_LIMIT_LINE))
     services = sink_services(config, args)  # refused here if another process delivers
     asyncio.run(_check_store(config))
@@ -137,7 +135,7 @@ def command_serve(args: argparse.Namespace) -> int:
             host=config.server.host,
             port=config.server.port,
             log_config=None,
-            access_log=config.server.access_log,
+            access_log=False,  # dlrhub's own access line (dlrhub/receiver/access_log.py)
             proxy_headers=config.server.forwarded_allow_ips is not None,
             forwarded_allow_ips=config.server.forwarded_allow_ips,
             timeout_graceful_shutdown=10,

@@ -118,7 +118,7 @@ def command_worker(args: argparse.Namespace) -> int:
     from dlrhub.sinks.service import SinkService
 
     config = config_from(args)
-    configure_logging(config.log_level)
+    configure_logging(config.log_level, config.log_format)
     if not config.sinks:
         raise CliError("no [[sinks]] configured: nothing to deliver (docs/sinks.md)", EXIT_USAGE)
     if not config.sqlite_path.exists():

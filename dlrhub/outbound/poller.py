@@ -399,27 +399,28 @@ class Poller:
                 return [_unchanged(row, self.now(), None) for row in group]
             if state.busy_until is not None and self.now() < state.busy_until:
                 return [_unchanged(row, state.busy_until, None) for row in group]
+            started = time.perf_counter()
             try:
                 exchange = await state.client.status(
                     [row.message_id for row in group], group[0].channel
                 )
             except ProviderAuthError as error:
-                self.metrics.polls.labels(account.name, "auth_error").inc()
+                self._polled(account, group, "auth_error", started)
                 await self._pause(state, str(error))
                 return [_unchanged(row, self.now(), None) for row in group]
             except ProviderBusy as error:
-                self.metrics.polls.labels(account.name, "busy").inc()
+                self._polled(account, group, "busy", started)
                 until = self._hold(state, error.retry_after)
                 await self._slow_account(state, error.retry_after)
                 return [_unchanged(row, until, None) for row in group]
             except ProviderRejected as error:
                 # The provider refuses the query itself: most often an id it does not know.
-                self.metrics.polls.labels(account.name, "rejected").inc()
+                self._polled(account, group, "rejected", started)
                 log.info("poller, account %s: %s", account.name, error)
                 return [_retry_later(row, self.now(), self.settings, miss=True) for row in group]
             except ProviderError as error:
                 label = "bad_answer" if isinstance(error, ProviderAnswerError) else "unavailable"
-                self.metrics.polls.labels(account.name, label).inc()
+                self._polled(account, group, label, started)
                 log.warning("poller, account %s: %s", account.name, error)
                 if isinstance(error, ProviderAnswerError):
                     await self._note_bad_answer(state, error.message)
@@ -430,11 +431,12 @@ class Poller:
         try:
             events = PROVIDERS[account.provider].normalize(raw, account.options)
         except NormalizeError as error:
-            self.metrics.polls.labels(account.name, "bad_answer").inc()
+            self._polled(account, group, "bad_answer", started)  # counted after "answered"
             await self.store.write(Quarantine(raw, str(error)))
             log.warning("poller, account %s: quarantined an answer: %s", account.name, error)
             await self._note_bad_answer(state, str(error))
             return [_retry_later(row, now, self.settings) for row in group]
+        self._log_poll(account, group, "answered", started)
         outcomes: list[PollOutcome] = []
         to_store: list[Event] = []
         for row in group:
@@ -448,6 +450,36 @@ class Poller:
         if to_store:
             await self.store.write(Accept(raw, [_with_tracking(e, group) for e in to_store]))
         return outcomes
+
+    def _polled(
+        self, account: AccountConfig, group: Sequence[TrackedMessage], outcome: str, started: float
+    ) -> None:
+        """Count one status request by its outcome, and log its line."""
+        self.metrics.polls.labels(account.name, outcome).inc()
+        self._log_poll(account, group, outcome, started)
+
+    def _log_poll(
+        self, account: AccountConfig, group: Sequence[TrackedMessage], outcome: str, started: float
+    ) -> None:
+        """The line of one status request: at INFO, as the account's `rate_limit` bounds how
+        many there are (problems also have a line of their own, with the error)."""
+        if not log.isEnabledFor(logging.INFO):
+            return
+        duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        log.info(
+            "poll of account %s: %d message(s), %s in %.1f ms",
+            account.name,
+            len(group),
+            outcome,
+            duration_ms,
+            extra={
+                "account": account.name,
+                "provider": account.provider,
+                "messages": len(group),
+                "outcome": outcome,
+                "duration_ms": duration_ms,
+            },
+        )
 
     async def _note_bad_answer(self, state: _Account, error: str) -> None:
         """Show an unreadable answer on the account (`poll status`, /metrics), from any process."""

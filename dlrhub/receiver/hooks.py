@@ -42,11 +42,13 @@ from dlrhub.log_limits import LimitedLog
 from dlrhub.providers import PROVIDERS
 from dlrhub.providers.base import Authenticator, HookRequest, Route
 from dlrhub.providers.source import SourceConfig
+from dlrhub.receiver.access_log import SOURCE_KEY
 from dlrhub.receiver.deadlines import Deadlines
 from dlrhub.receiver.errors import INTERNAL_ERROR_DETAIL, error_body, unavailable_detail
 from dlrhub.receiver.ingest import Ingester
 from dlrhub.receiver.ingest_worker import IngestWorkerError
 from dlrhub.receiver.metrics import Metrics
+from dlrhub.receiver.request_id import SCOPE_KEY as REQUEST_ID_KEY
 from dlrhub.receiver.settings import ReceiverSettings
 from dlrhub.store import StoreUnavailable
 
@@ -185,10 +187,22 @@ class Hooks:
         try:
             answer = await self.answer(scope, receive, started)
         except IngestWorkerError as error:  # the worker logged the trace, in its process
-            log.error("unexpected error on %s %s: %s", scope["method"], scope["path"], error)
+            log.error(
+                "unexpected error on %s %s: %s",
+                scope["method"],
+                scope["path"],
+                error,
+                extra={"request_id": scope.get(REQUEST_ID_KEY)},
+            )
             answer = error_answer(500, "internal_error", INTERNAL_ERROR_DETAIL)
         except Exception as error:  # never a stack trace to the provider; to the log, once
-            log.exception("unexpected error on %s %s: %r", scope["method"], scope["path"], error)
+            log.exception(
+                "unexpected error on %s %s: %r",
+                scope["method"],
+                scope["path"],
+                error,
+                extra={"request_id": scope.get(REQUEST_ID_KEY)},
+            )
             answer = error_answer(500, "internal_error", INTERNAL_ERROR_DETAIL)
         await send(
             {
@@ -212,6 +226,7 @@ class Hooks:
             self._count("", kind_name, "unknown_source")
             return error_answer(404, "unknown_source", f"no source named {name!r} is configured")
         source, auth, routes = found
+        scope[SOURCE_KEY] = source.name  # for the access line
         route = routes.get(kind_name)
         if route is None:
             return error_answer(404, "not_found", "Not Found")
@@ -249,11 +264,17 @@ class Hooks:
             self._unavailable.ended("callbacks are stored again after 503 answers")
         if ingested.reason is not None and not ingested.duplicate:
             log.warning(
-                "quarantined a %s callback from source %s as entry %s: %s",
+                "quarantined a %s callback from source %s as entry %s: %s (request_id=%s)",
                 route.kind,
                 source.name,
                 ingested.quarantine_id,
                 ingested.reason,
+                raw.request_id,
+                extra={
+                    "source": source.name,
+                    "request_id": raw.request_id,
+                    "quarantine_id": ingested.quarantine_id,
+                },
             )
         self._count(source.name, route.kind, "duplicate" if ingested.duplicate else ingested.status)
         self.metrics.observe_ingest(route.kind, time.perf_counter() - started)
@@ -407,6 +428,7 @@ class Hooks:
             body=body,
             received_at=datetime.now(UTC),
             remote_addr=address,
+            request_id=scope.get(REQUEST_ID_KEY),
         )
 
     def _count(self, source: str, kind: str, outcome: str) -> None:

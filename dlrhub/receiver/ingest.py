@@ -107,7 +107,8 @@ class Ingest:
             events = PROVIDERS[raw.provider].normalize(raw, self._options[raw.source])
         except NormalizeError as error:
             return Quarantine(raw.redacted(keep), str(error))
-        return Accept(raw.redacted(keep), [_redacted(event, keep) for event in events])
+        request_id = raw.request_id
+        return Accept(raw.redacted(keep), [_redacted(event, keep, request_id) for event in events])
 
     def submit(self, raw: RawCallback) -> tuple[WriteItem, asyncio.Future[WriteResult]]:
         """`item(raw)`, queued for the store's next commit without a task (the worker's batches)."""
@@ -115,9 +116,12 @@ class Ingest:
         return item, self.store.submit(item)
 
 
-def _redacted(event: Event, keep: frozenset[str]) -> Event:
-    """`event` without secrets in its `extra` (the fields it names are the configured ones)."""
+def _redacted(event: Event, keep: frozenset[str], request_id: str | None = None) -> Event:
+    """`event` without secrets in its `extra` (the fields it names are the configured ones),
+    with the HTTP request's id as `extra.request_id` unless the provider's data has one."""
     extra = redact_json(event.extra, keep)
+    if request_id is not None and "request_id" not in extra:
+        extra = {**extra, "request_id": request_id}
     return event if extra is event.extra else msgspec.structs.replace(event, extra=extra)
 
 

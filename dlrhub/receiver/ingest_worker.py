@@ -451,7 +451,7 @@ async def _serve(sock: socket.socket) -> int:
     config = await settings
     if config is None:
         return 1
-    configure_logging(config.log_level)
+    configure_logging(config.log_level, config.log_format)
 
     def on_commit(size: int) -> None:
         if worker is not None:  # always: only the worker's callbacks are committed

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from dlrhub.outbound.settings import OutboundSettings
 from dlrhub.providers.source import SourceConfig
@@ -50,6 +50,9 @@ class ReceiverSettings(OutboundSettings, Protocol):
 
     @property
     def log_level(self) -> str: ...
+
+    @property
+    def log_format(self) -> Literal["text", "json"]: ...
 
     @property
     def store(self) -> StoreConfig: ...

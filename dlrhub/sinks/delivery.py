@@ -6,11 +6,25 @@ message keep their store order. A batch that is given up (`retry.py`) is
 tried again event by event, so one poisoned event is dead-lettered alone and
 the others go through. `SinkGone` and `SinkPaused` hold the sink
 (`control.py`) and interrupt the delivery.
+
+Each attempt gives a line on `dlrhub.sinks.engine` (fields: sink, outcome,
+attempt, duration_ms, events, seq_first, seq_last, event_ids, request_ids; and
+event_id, seq, request_id for a single event). At 5,000 events/s a line per
+delivered batch would be the bulk of the log, so the levels bound the volume:
+
+| outcome       | level   | when                                                    |
+|---------------|---------|---------------------------------------------------------|
+| `delivered`   | DEBUG   | the sink acknowledged the batch                         |
+| `unavailable` | DEBUG   | the sink is down; a WARNING says so once per 30 s (`last_error.py`) |
+| `retrying`    | WARNING | the sink failed it; it is tried again after a backoff   |
+| `given_up`    | WARNING | the sink failed it for the last time (`retry.py`)       |
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +34,7 @@ from dlrhub.event import Event
 from dlrhub.sinks.base import Sink, SinkGone, SinkPaused, SinkUnavailable
 from dlrhub.sinks.control import Control, Interrupted
 from dlrhub.sinks.last_error import LastError
-from dlrhub.sinks.reporting import SinkStats
+from dlrhub.sinks.reporting import SinkStats, log
 from dlrhub.sinks.retry import Retries
 from dlrhub.sinks.settings import SinkConfig
 
@@ -102,8 +116,11 @@ class Delivery:
     async def _attempt(self, chunk: list[Event]) -> Failure | None:
         """Deliver `chunk` until it is acknowledged (None) or given up (the last failure)."""
         retries = Retries(self.config.retry, self.uniform)
+        attempt = 0
         while True:
             self.control.raise_if_interrupted()
+            attempt += 1
+            started = time.perf_counter()
             try:
                 async with asyncio.timeout(self.config.timeout * 1.5 + 1.0):
                     await self.sink.deliver(chunk)
@@ -112,6 +129,7 @@ class Delivery:
                 self.last_error.log_unavailable(error)
                 await self.last_error.record(self.last_error.describe(error))
                 delay = retries.after_unavailable(error.retry_after)
+                self._log_attempt(chunk, attempt, "unavailable", started, logging.DEBUG)
             except SinkGone as error:
                 await self._hold(self.last_error.describe(error), disable=True)
                 raise Interrupted from None
@@ -124,6 +142,8 @@ class Delivery:
                 self.stats.state = "retrying"
                 await self.last_error.record(text)
                 wait = retries.after_failure(error)
+                outcome = "given_up" if wait is None else "retrying"
+                self._log_attempt(chunk, attempt, outcome, started, logging.WARNING, text)
                 if wait is None:
                     return Failure(text, retries.attempts)
                 delay = wait
@@ -132,8 +152,55 @@ class Delivery:
                 self.stats.state = "running"
                 self.last_error.delivered()
                 self.on_delivered(datetime.now(UTC))
+                self._log_attempt(chunk, attempt, "delivered", started, logging.DEBUG)
                 return None
             await self.control.sleep_or_interrupt(delay)
+
+    def _log_attempt(
+        self,
+        chunk: list[Event],
+        attempt: int,
+        outcome: str,
+        started: float,
+        level: int,
+        error: str | None = None,
+    ) -> None:
+        """The attempt's line (levels in the module docstring); `error` is already redacted."""
+        if not log.isEnabledFor(level):
+            return
+        duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        request_ids = list(dict.fromkeys(_request_ids(chunk)))
+        fields: dict[str, object] = {
+            "sink": self.config.name,
+            "outcome": outcome,
+            "attempt": attempt,
+            "duration_ms": duration_ms,
+            "events": len(chunk),
+            "seq_first": chunk[0].seq,
+            "seq_last": chunk[-1].seq,
+            "event_ids": [event.id for event in chunk],
+            "request_ids": request_ids,
+        }
+        if len(chunk) == 1:
+            fields |= {"event_id": chunk[0].id, "seq": chunk[0].seq}
+            if request_ids:
+                fields["request_id"] = request_ids[0]
+        if error is not None:
+            fields["error"] = error
+        seqs = f"seq {chunk[0].seq}" + (f"..{chunk[-1].seq}" if len(chunk) > 1 else "")
+        log.log(
+            level,
+            "sink %s: %s %d event(s) (%s, request_id %s) on attempt %d in %.1f ms%s",
+            self.config.name,
+            outcome,
+            len(chunk),
+            seqs,
+            ",".join(request_ids) or "-",
+            attempt,
+            duration_ms,
+            f": {error}" if error is not None else "",
+            extra=fields,
+        )
 
     async def _hold(self, reason: str, *, disable: bool) -> None:
         """The sink asked to be disabled or paused: do so, and show why."""
@@ -142,3 +209,13 @@ class Delivery:
         else:
             await self.control.pause(reason)
         await self.last_error.record(reason)
+
+
+def _request_ids(events: Sequence[Event]) -> list[str]:
+    """The request ids the events' callbacks came with (`extra.request_id`), in order."""
+    found = []
+    for event in events:
+        request_id = event.extra.get("request_id")
+        if isinstance(request_id, str):
+            found.append(request_id)
+    return found

@@ -71,5 +71,5 @@ async def test_1000_failing_callbacks_log_a_few_counted_lines(
     assert not uncounted, "\n".join(uncounted)
     assert any("store commits failed: no such table: events" in line for line in problems)
     assert "Traceback" not in output
-    access_lines = [line for line in lines if "uvicorn.access" in line and "POST /hooks/" in line]
+    access_lines = [line for line in lines if "dlrhub.access" in line and "POST /hooks/" in line]
     assert len(access_lines) == (1 + FAILING_CALLBACKS if access_log else 0)

@@ -17,7 +17,7 @@ import pytest
 
 from dlrhub.app import create_app
 from dlrhub.config import Config, load_config
-from dlrhub.redact import REDACTED, AccessLogRedactor, redact_form, redact_query, redact_text
+from dlrhub.redact import REDACTED, redact_form, redact_query, redact_text
 from tests.conftest import SOURCE_TOKEN, Running, run_app, write_config
 from tests.processes import dlrhub_serve
 from tests.serving import serve_app
@@ -37,16 +37,16 @@ def test_redact_query_keeps_everything_but_secret_values() -> None:
 async def test_token_is_not_in_the_access_log(
     config: Config, caplog: pytest.LogCaptureFixture
 ) -> None:
-    logging.getLogger("uvicorn.access").addFilter(AccessLogRedactor())
     app = create_app(config)
-    with caplog.at_level(logging.INFO, logger="uvicorn.access"):
-        async with serve_app(app, access_log=True) as base_url, httpx.AsyncClient() as client:
+    with caplog.at_level(logging.INFO, logger="dlrhub.access"):
+        async with serve_app(app) as base_url, httpx.AsyncClient() as client:
             answer = await client.get(
                 f"{base_url}/hooks/nrs360/dlr?token={SOURCE_TOKEN}&status=1&ref=x"
             )
             assert answer.status_code == 200
-    access = [r.getMessage() for r in caplog.records if r.name == "uvicorn.access"]
-    assert any("/hooks/nrs360/dlr?token=[REDACTED]&status=1" in line for line in access)
+    access = [r for r in caplog.records if r.name == "dlrhub.access"]
+    assert any("/hooks/nrs360/dlr?token=[REDACTED]&status=1" in r.getMessage() for r in access)
+    assert any(r.__dict__["path"].startswith("/hooks/nrs360/dlr?token=[REDACTED]") for r in access)
     assert not any(SOURCE_TOKEN in r.getMessage() for r in caplog.records)
 
 
@@ -259,11 +259,14 @@ async def test_a_retry_after_the_token_changed_is_a_duplicate(tmp_path: Path, mo
     assert_no_secret_in("the database or its WAL", stored_bytes(config))
 
 
-async def test_serve_keeps_secrets_out_of_sinks_logs_and_the_database(tmp_path: Path) -> None:
+@pytest.mark.parametrize("log_format", ["text", "json"])
+async def test_serve_keeps_secrets_out_of_sinks_logs_and_the_database(
+    tmp_path: Path, log_format: str
+) -> None:
     """`dlrhub serve` as users run it: ingest worker, access log, a sink delivering."""
     out = tmp_path / "events.jsonl"
     path = write_config(tmp_path, f'[[sinks]]\nname = "file"\nkind = "jsonl"\npath = "{out}"\n')
-    path.write_text('log_level = "debug"\n' + path.read_text())
+    path.write_text(f'log_level = "debug"\nlog_format = "{log_format}"\n' + path.read_text())
     config = load_config(path, env={})
     async with (
         dlrhub_serve("--config", str(path), log_dir=tmp_path) as server,
@@ -292,4 +295,9 @@ async def test_serve_keeps_secrets_out_of_sinks_logs_and_the_database(tmp_path: 
     log = server.output().removeprefix(banner)
     assert_no_secret_in("the log", log)
     assert "token=[REDACTED]" in log  # the access log line
+    if log_format == "json":  # every line an object (json escapes nothing that hides a secret)
+        lines = [json.loads(line) for line in log.splitlines() if line.strip()]
+        access = [line for line in lines if line["logger"] == "dlrhub.access"]
+        assert any(line["path"].startswith("/hooks/nrs360/dlr?token=[REDACTED]") for line in access)
+        assert_no_secret_in("the decoded log lines", json.dumps(lines, ensure_ascii=False))
     assert_no_secret_in("the database or its WAL", stored_bytes(config))

@@ -121,6 +121,7 @@ async def test_a_signed_callback_is_stored_once_and_its_retry_is_a_duplicate(
         "AccountSid": "ACf1e2d3c4b5a69788796a5b4c3d2e1f00",
         "ApiVersion": "2010-04-01",
         "RawDlrDoneDate": "2302141224",
+        "request_id": first.headers["x-request-id"],  # the first's: the retry was a duplicate
     }
 
 

@@ -80,7 +80,7 @@ def create_app(
     receiver processes. `process_label` names this receiver process in the
     `X-Dlrhub-Receiver` header of callback answers (`server.processes` > 1).
     """
-    metrics = Metrics()
+    metrics = Metrics(process_label)
     store = store or open_store(config.store, config.data_dir, metrics.observe_commit)
     document = openapi_document()
     outbound = OutboundApi(config, store)  # also a service: opens the tracking tables

@@ -3,11 +3,15 @@
 With `server.processes = 1` the command is the receiver: one Uvicorn process
 (and its ingest worker, see dlrhub/receiver/ingest_worker.py).
 
-With more, the command is a parent that binds the port once and starts that many
-receiver processes (`python -m dlrhub.commands.serving`), each a whole app that
-inherits the listening socket: the kernel hands each connection to one of them,
-and while one restarts the others (and the socket's backlog) keep taking
-callbacks. Each answers with an `X-Dlrhub-Receiver: N` header (N from 0).
+With more, the command is a parent that opens one listening socket per receiver
+on the port (`SO_REUSEPORT`) and starts that many receiver processes (`python -m
+dlrhub.commands.serving`), each a whole app that inherits its socket. The kernel
+spreads new connections over the sockets evenly. One socket shared by all was
+tried first: the receiver that woke first took nearly every connection (one
+process did the work of two). The parent keeps the sockets open, so while a
+receiver restarts, connections for it wait in its socket's backlog, not reset.
+Each answers with an `X-Dlrhub-Receiver: N` header (N from 0), and `/metrics`
+says which one answered (`dlrhub_receiver_process{receiver="N"}`).
 
 | backend    | who commits                                                        |
 |------------|--------------------------------------------------------------------|
@@ -138,21 +142,27 @@ class Launch:
     ingest_socket: Path | None
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """The port, bound once by the parent; the receivers inherit it."""
+def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+    """`count` sockets listening on the port, one per receiver (`SO_REUSEPORT`)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sockets: list[socket.socket] = []
     try:
-        sock.bind((host, port))
+        for _ in range(count):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            port = sock.getsockname()[1]  # port 0: the others take the one the first got
+            sock.listen(BACKLOG)
+            sock.set_inheritable(True)
     except OSError as error:
-        sock.close()
+        for sock in sockets:
+            sock.close()
         from dlrhub.commands.common import CliError
 
         raise CliError(f"cannot listen on {host}:{port}: {error}") from None
-    sock.listen(BACKLOG)
-    sock.set_inheritable(True)
-    return sock
+    return sockets
 
 
 def ingest_socket_path(config: Config) -> tuple[Path, Path | None]:
@@ -172,9 +182,9 @@ def ingest_socket_path(config: Config) -> tuple[Path, Path | None]:
 class Supervisor:
     """Runs `server.processes` receiver processes and, on SQLite, their one ingest worker."""
 
-    def __init__(self, config: Config, sock: socket.socket, *, no_sinks: bool) -> None:
+    def __init__(self, config: Config, sockets: list[socket.socket], *, no_sinks: bool) -> None:
         self.config = config
-        self.sock = sock
+        self.sockets = sockets
         self.no_sinks = no_sinks
         self.processes: dict[int, asyncio.subprocess.Process] = {}
         self._stopping = asyncio.Event()
@@ -222,10 +232,11 @@ class Supervisor:
     async def _start(self, index: int) -> bool:
         """Start receiver `index`; whether it got ready (False: it exited first)."""
         read_end, write_end = os.pipe()
+        listen_fd = self.sockets[index].fileno()
         launch = Launch(
             self.config,
             index,
-            self.sock.fileno(),
+            listen_fd,
             write_end,
             self.no_sinks or index != 0,
             self._ingest_socket,
@@ -235,7 +246,7 @@ class Supervisor:
                 sys.executable,
                 "-m",
                 __name__,
-                pass_fds=[self.sock.fileno(), write_end],
+                pass_fds=[listen_fd, write_end],
                 stdin=subprocess.PIPE,
             )
         finally:
@@ -281,7 +292,8 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.shutdown_timeout
         self._stopping.set()
-        self.sock.close()  # the receivers still hold it until each stops accepting
+        for sock in self.sockets:
+            sock.close()  # the receivers still hold theirs until each stops accepting
         for watcher in self._watchers:
             watcher.cancel()
         for process in self.processes.values():
@@ -309,11 +321,12 @@ async def _end(process: asyncio.subprocess.Process, grace: float) -> None:
 
 def serve_processes(config: Config, args: argparse.Namespace) -> int:
     """The parent of `server.processes` receivers on one port (see the module docstring)."""
-    sock = listening_socket(config.server.host, config.server.port)
+    sockets = listening_sockets(config.server.host, config.server.port, config.server.processes)
     try:
-        return asyncio.run(Supervisor(config, sock, no_sinks=args.no_sinks).run())
+        return asyncio.run(Supervisor(config, sockets, no_sinks=args.no_sinks).run())
     finally:
-        sock.close()
+        for sock in sockets:
+            sock.close()
 
 
 # A receiver process -------------------------------------------------------------

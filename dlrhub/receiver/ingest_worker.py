@@ -483,18 +483,21 @@ class _Worker:
         self.link = link
         self._waiting: deque[tuple[int, WriteItem, asyncio.Future[WriteResult]]] = deque()
 
-    def on_commit(self, size: int) -> None:
+    def on_commit(self, size: int) -> bool:
         """The store's `on_commit`: the commit notice and this link's answers, in one write now.
 
-        The notice counts the writes of this link the commit held (all of them,
-        with one receiver), so that each receiver's metrics count its own.
+        Whether the commit held a write of this link. `size` 0: no notice (another
+        link got it), so that the receivers' metrics add up to the worker's commits.
         """
         replies = self._answers()
-        if replies:
-            self.link.send(_encode(_Reply(_COMMIT_NOTICE, committed=len(replies))))
-            for reply in replies:
-                self.link.send(reply)
-            self.link.flush()
+        if not replies:
+            return False
+        if size:
+            self.link.send(_encode(_Reply(_COMMIT_NOTICE, committed=size)))
+        for reply in replies:
+            self.link.send(reply)
+        self.link.flush()
+        return True
 
     def on_request(self, frame: bytes) -> None:
         request = _decode_request(frame)
@@ -538,8 +541,10 @@ class _Receivers:
         self.store: Store | None = None
 
     def on_commit(self, size: int) -> None:
+        """Each link's answers; the commit's notice to the first link it answers only."""
         for worker in list(self.workers):
-            worker.on_commit(size)
+            if worker.on_commit(size):
+                size = 0
 
     def connection(self) -> _Framed:
         """A link for a receiver connecting to the Unix socket: told the worker is ready."""

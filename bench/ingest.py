@@ -183,7 +183,10 @@ class Setup:
 
     @property
     def name(self) -> str:
+        # Several receivers on PostgreSQL commit themselves (dlrhub/commands/serving.py).
         worker = "" if self.ingest_worker else ", no worker"
+        if self.backend == "postgres" and self.receivers > 1:
+            worker = ", no worker"
         plural = "s" if self.receivers > 1 else ""
         return f"dlrhub {self.backend}, {self.receivers} receiver{plural}{worker}"
 

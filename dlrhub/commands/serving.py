@@ -18,8 +18,14 @@ says which one answered (`dlrhub_receiver_process{receiver="N"}`).
 | SQLite     | one ingest worker, started by the parent, shared by all receivers  |
 |            | over a Unix socket (`ingest.sock` in the data directory): the      |
 |            | single writer; the receivers normalize, so more cores ingest more  |
-| PostgreSQL | each receiver's own ingest worker (the store serializes writers    |
-|            | with an advisory lock); `seq` is gapless in commit order on both   |
+| PostgreSQL | each receiver process itself, in its own process (the store        |
+|            | serializes writers with an advisory lock); `seq` is gapless in     |
+|            | commit order on both                                               |
+
+On PostgreSQL a worker per receiver was measured and dropped (bench/README.md):
+with 2 receivers on 2 cores, four Python processes took turns on the cores and
+did a third of what two receivers committing themselves did (895 against 2,609
+callbacks/s). With one receiver (`processes = 1`) the worker still helps there.
 
 Sink delivery and the poller run in receiver 0 only (the data directory's
 one-deliverer lock allows one). A receiver process that exits is started again
@@ -114,7 +120,7 @@ def receiver_app(
     app = create_app(
         config,
         services=[*services, *pollers],
-        ingest_worker=config.server.ingest_worker,
+        ingest_worker=uses_ingest_worker(config),
         ingest_socket=ingest_socket,
         process_label=process_label,
     )
@@ -125,6 +131,12 @@ def receiver_app(
     if worker is not None:
         worker.stop_timeout = config.shutdown_timeout * STOP_SHARE
     return app
+
+
+def uses_ingest_worker(config: Config) -> bool:
+    """Whether a receiver process commits through an ingest worker (the table above)."""
+    several_on_postgres = config.server.processes > 1 and config.store.backend == "postgres"
+    return config.server.ingest_worker and not several_on_postgres
 
 
 # The parent -------------------------------------------------------------------

@@ -21,8 +21,9 @@ Two ways to reach it:
 
 With several receiver processes on SQLite they all share the one worker, the
 store's single writer, so `seq` stays gapless in commit order and normalizing
-runs on every core while committing runs on one. On PostgreSQL each receiver
-process has its own worker (the store serializes writers with an advisory lock).
+runs on every core while committing runs on one. On PostgreSQL several receiver
+processes commit themselves (the store serializes writers with an advisory lock;
+dlrhub/commands/serving.py says why no worker there).
 
 Failure: if the worker dies, every callback waiting on it and every new one is
 answered 503 with `Retry-After` (the provider retries) until a new worker is up

@@ -29,7 +29,8 @@ callbacks/s). With one receiver (`processes = 1`) the worker still helps there.
 
 Sink delivery and the poller run in receiver 0 only (the data directory's
 one-deliverer lock allows one). A receiver process that exits is started again
-after `RESTART_DELAY_SECONDS`; the parent restarts the shared ingest worker
+after `RESTART_DELAY_SECONDS`, and stops when the parent dies (its standard
+input, a pipe from the parent, ends); the parent restarts the shared ingest worker
 the same way (receivers answer 503 meanwhile, then reconnect). A receiver that
 exits before it is ready on the first start fails the command.
 
@@ -61,7 +62,7 @@ from dlrhub.commands.common import EXIT_FAILURE
 from dlrhub.config import Config
 from dlrhub.private_files import make_private_directory
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dlrhub.commands.serving")  # also when run as __main__
 
 RESTART_DELAY_SECONDS = 1.0
 START_TIMEOUT_SECONDS = 60.0
@@ -265,8 +266,9 @@ class Supervisor:
             os.close(write_end)
         self.processes[index] = process
         assert process.stdin is not None
-        process.stdin.write(pickle.dumps(launch))
-        process.stdin.close()
+        launched = pickle.dumps(launch)
+        # Left open: a receiver stops when it reads the end (its parent died).
+        process.stdin.write(len(launched).to_bytes(8, "big") + launched)
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
         with os.fdopen(read_end, "rb") as pipe:
@@ -288,7 +290,10 @@ class Supervisor:
     async def _watch(self, index: int) -> None:
         """Start receiver `index` again whenever it exits, until the parent stops."""
         while True:
-            code = await self.processes[index].wait()
+            process = self.processes[index]
+            code = await process.wait()
+            if process.stdin is not None:
+                process.stdin.close()
             if self._stopping.is_set():
                 return
             log.error("receiver process %d exited (code %s); starting a new one", index, code)
@@ -350,7 +355,8 @@ def receiver_main() -> int:
     from dlrhub.commands.outbound import poller_services
     from dlrhub.commands.sinks import sink_services
 
-    launch: Launch = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 (our parent, a pipe)
+    size = int.from_bytes(sys.stdin.buffer.read(8), "big")
+    launch: Launch = pickle.loads(sys.stdin.buffer.read(size))  # noqa: S301 (our parent, a pipe)
     config = launch.config
     configure_receiver_logging(config)
     try:
@@ -374,7 +380,15 @@ def receiver_main() -> int:
         await start_up(sockets)
         if server.started:
             os.write(launch.ready_fd, b"1")
+            asyncio.get_running_loop().add_reader(0, parent_gone)
         os.close(launch.ready_fd)
+
+    def parent_gone() -> None:
+        """The parent keeps our stdin open: end of file means it died; stop as on SIGTERM."""
+        if not os.read(0, 1):
+            asyncio.get_running_loop().remove_reader(0)
+            log.error("the parent process is gone; shutting down")
+            server.should_exit = True
 
     server.startup = startup
     server.run(sockets=[socket.socket(fileno=launch.listen_fd)])

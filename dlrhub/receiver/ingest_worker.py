@@ -314,12 +314,14 @@ class IngestWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._restart
         link, process = self._link, self._process
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.stop_timeout
         if link is not None:
             link.close()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(link.closed), self.stop_timeout)
         if process is not None:
-            await _reap(process, self.stop_timeout)
+            await _reap(process, max(0.0, deadline - loop.time()))
         self._fail_pending("the receiver is shutting down")
 
     async def _open(self) -> None:

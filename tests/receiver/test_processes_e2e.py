@@ -34,6 +34,7 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 SHUTDOWN_TIMEOUT = 8.0
 CONCURRENCY = 8
 RECEIVER_MODULE = b"dlrhub.commands.serving"
+WORKER_MODULE = b"dlrhub.receiver.ingest_worker"
 
 
 @contextlib.asynccontextmanager
@@ -114,13 +115,7 @@ async def send_until_both_answer(server: ServerProcess, prefix: str) -> Load:
 
 def receiver_pids(parent: int) -> list[int]:
     """The receiver processes of `dlrhub serve` (its other child is the ingest worker)."""
-    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-    pids = []
-    for child in map(int, children):
-        with contextlib.suppress(OSError):
-            if RECEIVER_MODULE in Path(f"/proc/{child}/cmdline").read_bytes():
-                pids.append(child)
-    return pids
+    return children_running(parent, RECEIVER_MODULE)
 
 
 async def stored_events(config_path: Path) -> list[tuple[int, str | None, str]]:
@@ -227,3 +222,34 @@ def _alive(pid: int) -> bool:
     with contextlib.suppress(OSError):
         return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] != "Z"
     return False
+
+
+async def test_the_shared_ingest_worker_is_restarted_and_the_receivers_reconnect(
+    tmp_path: Path,
+) -> None:
+    async with (
+        config_file(tmp_path, "sqlite") as config_path,
+        dlrhub_serve("--config", str(config_path), log_dir=tmp_path) as server,
+    ):
+        first = await send_until_both_answer(server, "before")
+        (worker,) = children_running(server.process.pid, WORKER_MODULE)
+        os.kill(worker, signal.SIGKILL)
+
+        def restarted() -> bool:
+            return children_running(server.process.pid, WORKER_MODULE) not in ([], [worker])
+
+        await eventually_async(restarted, 30, "the parent to start a new ingest worker")
+        after = await send_until_both_answer(server, "after")
+        events = await stored_events(config_path)
+    for load in (first, after):
+        check_stored_once(events, load)
+
+
+def children_running(parent: int, module: bytes) -> list[int]:
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    found = []
+    for child in map(int, children):
+        with contextlib.suppress(OSError):
+            if module in Path(f"/proc/{child}/cmdline").read_bytes() and _alive(child):
+                found.append(child)
+    return found

@@ -1,4 +1,4 @@
-"""`dlrhub serve` with `server.processes = 2`, on SQLite and on PostgreSQL, as a process.
+"""`dlrhub serve` with `server.processes = 2` (and 1), on SQLite and on PostgreSQL, as a process.
 
 Callbacks arrive on fresh connections, so the kernel hands them to both receiver
 processes (each answer names its process in `X-Dlrhub-Receiver`). Every callback
@@ -38,9 +38,9 @@ WORKER_MODULE = b"dlrhub.receiver.ingest_worker"
 
 
 @contextlib.asynccontextmanager
-async def config_file(tmp_path: Path, backend: str) -> AsyncIterator[Path]:
-    """dlrhub.toml for two receiver processes on `backend` (a fresh schema on PostgreSQL)."""
-    server = "[server]\nprocesses = 2\naccess_log = false\n"
+async def config_file(tmp_path: Path, backend: str, processes: int = 2) -> AsyncIterator[Path]:
+    """dlrhub.toml for receiver processes on `backend` (a fresh schema on PostgreSQL)."""
+    server = f"[server]\nprocesses = {processes}\naccess_log = false\n"
     if backend == "sqlite":
         yield with_shutdown_timeout(write_config(tmp_path, server))
         return
@@ -78,7 +78,7 @@ async def post(client: httpx.AsyncClient, message_id: str, load: Load) -> None:
     if answer.status_code != 200:
         load.not_acknowledged += 1
         return
-    load.receivers.add(answer.headers["x-dlrhub-receiver"])
+    load.receivers.add(answer.headers.get("x-dlrhub-receiver", "the only one"))
     if answer.json()["duplicate"]:
         load.duplicates += 1
     else:
@@ -186,11 +186,13 @@ async def run_and_kill_one(
     return await stored_events(config_path), first, during, after
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+@pytest.mark.parametrize(
+    ("backend", "processes"), [("sqlite", 2), ("postgres", 2), ("sqlite", 1), ("postgres", 1)]
+)
 async def test_sigterm_answers_what_is_in_flight_and_exits_within_shutdown_timeout(
-    tmp_path: Path, backend: str
+    tmp_path: Path, backend: str, processes: int
 ) -> None:
-    async with config_file(tmp_path, backend) as config_path:
+    async with config_file(tmp_path, backend, processes) as config_path:
         load, exited_after, children = await run_and_terminate(config_path, tmp_path)
         events = await stored_events(config_path)
     print(f"\n{len(load.acknowledged)} acknowledged; exited {exited_after:.2f} s after SIGTERM")
@@ -213,7 +215,8 @@ async def run_and_terminate(config_path: Path, log_dir: Path) -> tuple[Load, flo
         code = await asyncio.wait_for(server.process.wait(), SHUTDOWN_TIMEOUT + 10)
         exited_after = time.monotonic() - signalled
         await sending
-        assert code == 0, server.output()
+        # One process is Uvicorn itself, which ends by the signal it stopped for.
+        assert code in (0, -signal.SIGTERM), server.output()
     return load, exited_after, children
 
 

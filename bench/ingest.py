@@ -1,20 +1,28 @@
 """Ingest benchmark: dlrhub against a bare Starlette app, same Uvicorn, loaded by wrk.
 
     python bench/ingest.py [--duration 10] [--connections 64] [--threads 2]
+    python bench/ingest.py --backend postgres --receivers 1 2 [--ingest-worker both]
 
 Starts (a) `bench/bare_app.py` and (b) `dlrhub serve` (fresh temporary data
-directory, access log off), one after the other, each as a subprocess under the
-same Uvicorn settings: one worker, 127.0.0.1, an ephemeral port, `--http auto`,
-`--loop auto`, no access log, no server header, log level warning. Each gets a
-short warm-up, then `wrk --latency` for `--duration` seconds with
+directory, access log off) once per configuration asked for, one after the
+other, each as a subprocess under the same Uvicorn settings: 127.0.0.1, an
+ephemeral port, `--http auto`, `--loop auto`, no access log, no server header,
+log level warning. `--receivers N` is `server.processes = N`; `--backend
+postgres` measures PostgreSQL (a fresh schema at `--dsn`, dropped after) beside
+SQLite with the same receivers; `--ingest-worker` is `server.ingest_worker`.
+Each gets a short warm-up, then `wrk --latency` for `--duration` seconds with
 `bench/nrs360_events.lua`, which POSTs 360NRS event-notification forms with a
 unique `id` per request to `/hooks/nrs360/events?token=...`.
 
-Prints requests/s, p50 and p99 for both, dlrhub's throughput as a fraction of the
-bare app's, and a check that dlrhub stored one event per 2xx answer wrk counted
-(read from its SQLite file after a graceful stop). wrk stops with requests in
-flight; dlrhub may have committed those too, so the check allows at most the
-number of requests wrk sent without reading the answer.
+Prints requests/s, p50 and p99 of each, the CPU time its process tree
+(Uvicorn or `dlrhub serve` and every process it started, from /proc) spent per
+2xx answer during the measured run, dlrhub's commits per second and writes per
+commit (its `/metrics`, summed over the receiver processes), dlrhub's throughput
+as a fraction of the bare app's, and a check that dlrhub stored one event per
+2xx answer wrk counted (read from the store after a graceful stop). wrk stops with
+requests in flight; dlrhub may have committed those too, so the check allows at
+most the number of requests wrk sent without reading the answer. PostgreSQL's
+own CPU is not in the figures (its server serves other clients too).
 
 Exit status: 0 when measured (whatever the numbers), 1 when a server failed or
 the stored count does not match, 2 when wrk is missing or arguments are wrong.
@@ -25,6 +33,7 @@ on the way out.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import os
 import platform
@@ -39,6 +48,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -55,6 +65,8 @@ START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 15.0
 P99_GOAL_MS = 50.0
 THROUGHPUT_GOAL = 0.5
+POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 # The flags `dlrhub serve` gives uvicorn.Config (see dlrhub/cli.py), spelled for the CLI.
 UVICORN_FLAGS = [
@@ -105,14 +117,42 @@ class Server:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_with_wrk(run, __doc__, argv)
+    return run_with_wrk(run, __doc__, argv, add_options)
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend",
+        choices=["sqlite", "postgres"],
+        nargs="+",
+        default=["sqlite"],
+        help="stores to measure dlrhub on (SQLite is always measured)",
+    )
+    parser.add_argument(
+        "--receivers", type=int, choices=[1, 2], nargs="+", default=[1], help="server.processes"
+    )
+    parser.add_argument(
+        "--ingest-worker",
+        choices=["on", "off", "both"],
+        default="on",
+        help="server.ingest_worker (both: measure each)",
+    )
+    parser.add_argument("--dsn", default=POSTGRES_DSN, help="PostgreSQL for --backend postgres")
 
 
 def run_with_wrk(
-    run: Callable[[str, argparse.Namespace], int], doc: str | None, argv: list[str] | None
+    run: Callable[[str, argparse.Namespace], int],
+    doc: str | None,
+    argv: list[str] | None,
+    add_options: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> int:
     """Read the wrk options every load benchmark here takes, find wrk, then `run`."""
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    parser = argparse.ArgumentParser(
+        description=doc.splitlines()[0] if doc else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    if add_options is not None:
+        add_options(parser)
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per server")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
@@ -133,45 +173,162 @@ def run_with_wrk(
         return 1
 
 
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """One dlrhub configuration to measure."""
+
+    backend: str
+    receivers: int
+    ingest_worker: bool
+
+    @property
+    def name(self) -> str:
+        # Several receivers on PostgreSQL commit themselves (dlrhub/commands/serving.py).
+        worker = "" if self.ingest_worker else ", no worker"
+        if self.backend == "postgres" and self.receivers > 1:
+            worker = ", no worker"
+        plural = "s" if self.receivers > 1 else ""
+        return f"dlrhub {self.backend}, {self.receivers} receiver{plural}{worker}"
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    wrk: WrkResult
+    cpu_seconds: float  # of the server's process tree during the measured run
+    commits: float = 0.0  # transactions during the measured run
+    writes: float = 0.0
+
+    @property
+    def cpu_ms_per_callback(self) -> float:
+        return 1000 * self.cpu_seconds / max(1, self.wrk.ok_answers)
+
+
+def setups(args: argparse.Namespace) -> list[Setup]:
+    backends = ["sqlite"] + (["postgres"] if "postgres" in args.backend else [])
+    workers = {"on": [True], "off": [False], "both": [True, False]}[args.ingest_worker]
+    return [
+        Setup(backend, receivers, worker)
+        for backend in backends
+        for receivers in sorted(set(args.receivers))
+        for worker in workers
+    ]
+
+
 def run(wrk: str, args: argparse.Namespace) -> int:
     print(describe_machine(wrk, args), flush=True)
+    results: dict[str, Measured] = {}
+    checks: list[str] = []
+    ok = True
     with tempfile.TemporaryDirectory(prefix="dlrhub-bench-") as temporary:
         work = Path(temporary)
         with serve(bare_command(), work, "bare", "/") as server:
             warm_up(wrk, server, args)
-            bare = measure(wrk, server, args)
-        config = write_config(work)
-        with serve(dlrhub_command(config), work, "dlrhub", "/healthz") as server:
-            warm_up(wrk, server, args)
-            commits_before = commit_counts(server)
-            hub = measure(wrk, server, args)
-            commits_after = commit_counts(server)
-        stored = count_stored(work / "data" / "dlrhub.sqlite3", "measure-")
+            results["bare Starlette"] = measure_tree(wrk, server, args)
+        for number, setup in enumerate(setups(args)):
+            directory = work / f"dlrhub-{number}"
+            directory.mkdir()
+            with postgres_schema(args.dsn if setup.backend == "postgres" else None) as schema:
+                config = write_config(directory, setup, args.dsn, schema)
+                with serve(dlrhub_command(config), directory, setup.name, "/healthz") as server:
+                    warm_up(wrk, server, args)
+                    before = commit_counts(server, setup.receivers)
+                    measured = measure_tree(wrk, server, args)
+                    after = commit_counts(server, setup.receivers)
+                stored = (
+                    count_stored(directory / "data" / "dlrhub.sqlite3", "measure-")
+                    if schema is None
+                    else count_stored_postgres(args.dsn, schema, "measure-")
+                )
+            results[setup.name] = Measured(
+                measured.wrk, measured.cpu_seconds, after[0] - before[0], after[1] - before[1]
+            )
+            line, matches = stored_check(setup.name, measured.wrk, stored)
+            checks.append(line)
+            ok = ok and matches
     print()
-    print(results_table({"bare Starlette": bare, "dlrhub (durable)": hub}))
+    print(results_table(results, args.duration))
     print()
-    print(goal_lines(bare, hub))
-    transactions = commits_after[0] - commits_before[0]
-    writes = commits_after[1] - commits_before[1]
-    if transactions:
-        print(
-            f"dlrhub group commit: {transactions:.0f} transactions for {writes:.0f} writes, "
-            f"{writes / transactions:.1f} per commit on average"
-        )
+    bare = results["bare Starlette"].wrk
+    for name, result in results.items():
+        if name != "bare Starlette":
+            print(f"{name}: {goal_lines(bare, result.wrk)}")
+    print()
+    print("\n".join(checks))
+    return 0 if ok else 1
+
+
+def stored_check(name: str, hub: WrkResult, stored: int) -> tuple[str, bool]:
     matches = hub.ok_answers <= stored <= hub.ok_answers + hub.unanswered
     extra = stored - hub.ok_answers
-    print(
-        f"stored-events check: {stored} events stored, wrk counted {hub.ok_answers} 2xx answers "
-        f"({hub.status_errors} non-2xx, {hub.unanswered} sent but unanswered when wrk stopped"
-        f", socket errors: {hub.socket_errors}): "
-        + (
-            ("equal" if extra == 0 else f"{extra} of the unanswered requests were committed too")
-            + " -> OK"
-            if matches
-            else "MISMATCH"
-        )
+    verdict = (
+        ("equal" if extra == 0 else f"{extra} of the unanswered requests were committed too")
+        + " -> OK"
+        if matches
+        else "MISMATCH"
     )
-    return 0 if matches else 1
+    line = (
+        f"stored-events check, {name}: {stored} events stored, wrk counted {hub.ok_answers} "
+        f"2xx answers ({hub.status_errors} non-2xx, {hub.unanswered} sent but unanswered when "
+        f"wrk stopped, socket errors: {hub.socket_errors}): {verdict}"
+    )
+    return line, matches
+
+
+def measure_tree(wrk: str, server: Server, args: argparse.Namespace) -> Measured:
+    """`measure`, with the CPU time the server's process tree spent meanwhile."""
+    before = tree_cpu_seconds(server.process.pid)
+    result = measure(wrk, server, args)
+    after = tree_cpu_seconds(server.process.pid)
+    return Measured(result, sum(after.get(pid, 0.0) - before.get(pid, 0.0) for pid in after))
+
+
+def tree_cpu_seconds(root: int) -> dict[int, float]:
+    """User + system CPU seconds of `root` and each of its descendants, by pid (/proc)."""
+    seconds: dict[int, float] = {}
+    pending = [root]
+    while pending:
+        pid = pending.pop()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            continue  # it exited meanwhile
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+        pending += [int(child) for child in children]
+    return seconds
+
+
+@contextlib.contextmanager
+def postgres_schema(dsn: str | None) -> Iterator[str | None]:
+    """A fresh schema name at `dsn` (the store creates it), dropped after; None without."""
+    if dsn is None:
+        yield None
+        return
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    try:
+        yield schema
+    finally:
+        postgres_query(dsn, f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def postgres_query(dsn: str, query: str, *parameters: object) -> object:
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> object:
+        connection = await asyncpg.connect(dsn, timeout=10)
+        try:
+            return await connection.fetchval(query, *parameters)
+        finally:
+            await connection.close()
+
+    return asyncio.run(run())
+
+
+def count_stored_postgres(dsn: str, schema: str, prefix: str) -> int:
+    query = f"SELECT count(*) FROM {schema}.events WHERE message_id LIKE $1"  # noqa: S608
+    return int(str(postgres_query(dsn, query, prefix + "%")))
 
 
 def describe_machine(wrk: str, args: argparse.Namespace) -> str:
@@ -220,7 +377,18 @@ def dlrhub_command(config: Path) -> list[str]:
     return [sys.executable, "-m", "dlrhub", "serve", "--config", str(config), "--host", HOST]
 
 
-def write_config(work: Path) -> Path:
+def write_config(
+    work: Path,
+    setup: Setup | None = None,
+    dsn: str = POSTGRES_DSN,
+    schema: str | None = None,
+) -> Path:
+    setup = setup or Setup("sqlite", 1, ingest_worker=True)
+    store = (
+        f'[store]\nbackend = "postgres"\ndsn = "{dsn}"\nschema = "{schema}"\n'
+        if schema is not None
+        else ""
+    )
     path = work / "dlrhub.toml"
     path.write_text(
         f"""
@@ -230,6 +398,10 @@ log_level = "warning"
 
 [server]
 access_log = false
+processes = {setup.receivers}
+ingest_worker = {"true" if setup.ingest_worker else "false"}
+
+{store}
 
 [[sources]]
 name = "nrs360"
@@ -362,13 +534,33 @@ def latency_ms(output: str, percentile: str) -> float:
     return float(match.group(1)) * scale
 
 
-def commit_counts(server: Server) -> tuple[float, float]:
-    """dlrhub's (transactions, writes) so far, from its Prometheus histogram."""
-    with urllib.request.urlopen(server.base_url + "/metrics", timeout=10) as answer:
-        text = answer.read().decode()
-    count = re.search(r"^dlrhub_commit_batch_size_count (\S+)$", text, re.MULTILINE)
-    total = re.search(r"^dlrhub_commit_batch_size_sum (\S+)$", text, re.MULTILINE)
-    return (float(count.group(1)) if count else 0.0, float(total.group(1)) if total else 0.0)
+def commit_counts(server: Server, receivers: int = 1) -> tuple[float, float]:
+    """dlrhub's (transactions, writes) so far, from its Prometheus histogram.
+
+    With several receiver processes, each answers for itself: scraped on new
+    connections until each has answered (`dlrhub_receiver_process` names it).
+    """
+    seen: dict[str, tuple[float, float]] = {}
+
+    def scrape(_: int) -> str:
+        with urllib.request.urlopen(server.base_url + "/metrics", timeout=10) as answer:
+            return str(answer.read().decode())
+
+    # Idle processes on one listening socket: whichever wakes first accepts. Many
+    # connections at once reach each of them.
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        texts = [text for _ in range(20) for text in pool.map(scrape, range(16))]
+    for text in texts:
+        label = re.search(r'^dlrhub_receiver_process\{receiver="(\d+)"\}', text, re.MULTILINE)
+        count = re.search(r"^dlrhub_commit_batch_size_count (\S+)$", text, re.MULTILINE)
+        total = re.search(r"^dlrhub_commit_batch_size_sum (\S+)$", text, re.MULTILINE)
+        seen[label.group(1) if label else ""] = (
+            float(count.group(1)) if count else 0.0,
+            float(total.group(1)) if total else 0.0,
+        )
+    if len(seen) < receivers:
+        raise BenchError(f"only receiver processes {sorted(seen)} answered /metrics")
+    return (sum(c for c, _ in seen.values()), sum(w for _, w in seen.values()))
 
 
 def count_stored(database: Path, prefix: str) -> int:
@@ -383,12 +575,23 @@ def count_stored(database: Path, prefix: str) -> int:
     return int(row[0])
 
 
-def results_table(results: dict[str, WrkResult]) -> str:
-    """One row per server: its name, then wrk's figures."""
-    rows = [
-        ("server", "requests/s", "p50 ms", "p99 ms", "2xx answers", "non-2xx"),
-        *((name, *_cells(result)) for name, result in results.items()),
-    ]
+def results_table(results: dict[str, Measured] | dict[str, WrkResult], duration: int = 0) -> str:
+    """One row per server: its name, then wrk's figures (and CPU and commits when measured)."""
+    heading = ("server", "requests/s", "p50 ms", "p99 ms", "2xx answers", "non-2xx")
+    rows: list[tuple[str, ...]] = [heading]
+    for name, result in results.items():
+        if isinstance(result, WrkResult):
+            rows.append((name, *_cells(result)))
+            continue
+        commits = (
+            (f"{result.commits / duration:,.0f}", f"{result.writes / result.commits:.1f}")
+            if result.commits and duration
+            else ("-", "-")
+        )
+        rows.append((name, *_cells(result.wrk), f"{result.cpu_ms_per_callback:.3f}", *commits))
+    if len(rows[-1]) > len(heading):
+        rows[0] = (*heading, "CPU ms/cb", "commits/s", "writes/commit")
+        rows = [row + ("",) * (len(rows[0]) - len(row)) for row in rows]
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     lines = [
         "  ".join(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Collection, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from starlette.applications import Starlette
@@ -82,6 +83,8 @@ def create_app(
     services: Sequence[Service] = (),
     *,
     ingest_worker: bool = False,
+    ingest_socket: Path | None = None,
+    process_label: str | None = None,
 ) -> DlrhubApp:
     """The ASGI app; it opens the store, then starts `services`, on startup.
 
@@ -89,13 +92,16 @@ def create_app(
     `ingest_worker`, callbacks are normalized and committed by a worker process
     over its own connection to the configured store (`dlrhub serve` does this
     unless `server.ingest_worker` is false; see dlrhub/receiver/ingest_worker.py).
+    With `ingest_socket`, that worker is the one listening there, shared by several
+    receiver processes. `process_label` names this receiver process in the
+    `X-Dlrhub-Receiver` header of callback answers (`server.processes` > 1).
     """
-    metrics = Metrics()
+    metrics = Metrics(process_label)
     store = store or open_store(config.store, config.data_dir, metrics.observe_commit)
     document = openapi_document()
     outbound = OutboundApi(config, store)  # also a service: opens the tracking tables
     services = [outbound, *services]
-    worker = IngestWorker(config, metrics) if ingest_worker else None
+    worker = IngestWorker(config, metrics, connect=ingest_socket) if ingest_worker else None
     ingest: Ingester = worker if worker is not None else Ingest(config, store)
     if worker is not None:
         services.insert(0, worker)  # started after the store opens, stopped before it closes
@@ -126,7 +132,7 @@ def create_app(
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
     app = DlrhubApp(
-        Hooks(config, ingest, metrics),
+        Hooks(config, ingest, metrics, process_label),
         routes=routes,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,11 +19,10 @@ from dlrhub.commands.common import (
     Parser,
     WholeNumber,
     config_from,
-    configure_logging,
     with_store,
 )
 from dlrhub.commands.outbound import poller_services
-from dlrhub.commands.sinks import register_sink_metrics, sink_services
+from dlrhub.commands.sinks import sink_services
 from dlrhub.config import Config
 from dlrhub.event import Event, EventType, Status
 from dlrhub.first_start import ADMIN_TOKEN, source_label, zero_config_adjustments
@@ -105,47 +103,26 @@ def add_receiver_commands(
     check.set_defaults(handler=command_check_config)
 
 
-CONCURRENCY_LIMIT_LINE = "Exceeded concurrency limit."  # Uvicorn's, once per request
-
-
 def command_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from dlrhub.app import create_app
+    from dlrhub.commands.serving import (
+        configure_receiver_logging,
+        receiver_app,
+        serve_processes,
+        uvicorn_server,
+    )
     from dlrhub.first_start import prepare
-    from dlrhub.log_limits import RepeatedLineFilter
 
     prepared = prepare(config_from(args))
     config = prepared.config
-    configure_logging(config.log_level, config.log_format)
-    logging.getLogger("uvicorn.error").addFilter(RepeatedLineFilter(CONCURRENCY_LIMIT_LINE))
-    services = sink_services(config, args)  # refused here if another process delivers
+    configure_receiver_logging(config)
+    several = config.server.processes > 1
+    services = [] if several else sink_services(config, args)  # refused if another delivers
     asyncio.run(_check_store(config))
     print(describe_endpoints(config, prepared.generated, prepared.files), flush=True)
-    pollers = poller_services(config)
-    app = create_app(
-        config, services=[*services, *pollers], ingest_worker=config.server.ingest_worker
-    )
-    register_sink_metrics(app.state.metrics.registry, services)
-    for poller in pollers:  # the poller writes through the app's store, metrics in its registry
-        poller.bind(app.state.store, app.state.metrics.registry)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=config.server.host,
-            port=config.server.port,
-            log_config=None,
-            access_log=False,  # dlrhub's own access line (dlrhub/receiver/access_log.py)
-            proxy_headers=config.server.forwarded_allow_ips is not None,
-            forwarded_allow_ips=config.server.forwarded_allow_ips,
-            timeout_graceful_shutdown=10,
-            server_header=False,
-            # Above this many connections Uvicorn answers each request 503. It has no header
-            # timeout: the reverse proxy closes that (deploy/README.md). Slow bodies: 408 in
-            # Hooks after server.body_timeout.
-            limit_concurrency=config.server.limit_concurrency,
-        )
-    )
+    if several:
+        return serve_processes(config, args)
+    app = receiver_app(config, services, poller_services(config))
+    server = uvicorn_server(config, app)
     server.run()
     return 0 if server.started else EXIT_FAILURE
 

@@ -164,8 +164,20 @@ def _check_lenient_body(scope: Scope, headers: _Headers, route: Route, body: byt
 class Hooks:
     """The ASGI app answering provider callbacks under `/hooks/`."""
 
-    def __init__(self, config: ReceiverSettings, ingest: Ingester, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        config: ReceiverSettings,
+        ingest: Ingester,
+        metrics: Metrics,
+        process_label: str | None = None,
+    ) -> None:
         self.config = config
+        # Which of several receiver processes answered (`server.processes`), for operators.
+        self._process_header: tuple[tuple[bytes, bytes], ...] = (
+            ((b"x-dlrhub-receiver", process_label.encode("latin-1")),)
+            if process_label is not None
+            else ()
+        )
         self.ingest = ingest
         self.metrics = metrics
         # The routes of each configured source, found once: the hot path does one lookup.
@@ -212,6 +224,7 @@ class Hooks:
                     (b"content-type", answer.content_type),
                     (b"content-length", str(len(answer.body)).encode("latin-1")),
                     *answer.headers,
+                    *self._process_header,
                 ],
             }
         )

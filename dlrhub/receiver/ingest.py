@@ -8,9 +8,11 @@ so a parameter named like a secret still tells receipts apart, and before the
 store, so no secret reaches the database, its WAL, the quarantine, the events
 (`extra`, hence `/v1` answers and sink deliveries) or the logs. The names a
 source's configuration gives its parameters (`dlr_params`) are never redacted;
-the source token always is (see dlrhub/redact.py). `Ingest` does this
-in the receiver's own process; `dlrhub.receiver.ingest_worker` runs the same
-`Ingest` in a worker process so that it uses a second core (see there).
+the source token always is (see dlrhub/redact.py). `Normalize` does this, always
+in the receiver process that took the callback; `Ingest` then commits it over the
+receiver's own store, while `dlrhub.receiver.ingest_worker` hands the ready item
+to a worker process that only commits (see there): normalizing runs on as many
+cores as there are receiver processes (`server.processes`), committing on one.
 
 A commit that does not end within `server.ingest_timeout` (a stuck disk, a
 lock held by a stopped process) is answered 503 with `Retry-After`: the caller
@@ -55,24 +57,43 @@ class Ingester(Protocol):
     async def __call__(self, raw: RawCallback) -> Ingested: ...
 
 
-class Ingest:
-    """`Ingester` in this process, over `store`."""
+class Normalize:
+    """What to store for a callback: its events, or a quarantine entry saying why there are none.
 
-    def __init__(self, config: ReceiverSettings, store: Store) -> None:
-        self.store = store
+    Normalized as received, stored redacted, under the dedupe key of what was received.
+    """
+
+    def __init__(self, config: ReceiverSettings) -> None:
         self._options: dict[str, SourceOptions] = {
             source.name: source.options for source in config.sources
         }
-        self.timeout = config.server.ingest_timeout
-        self._deadlines: Deadlines[asyncio.Future[WriteResult]] = Deadlines(
-            self.timeout, self._expire
-        )
-        self._stall = LimitedLog(log)
         # The parameter names each source's configuration gives: never redacted (but the token).
         self._keep: dict[str, frozenset[str]] = {
             source.name: frozenset(source.options.dlr_params.values()) - {CREDENTIAL_PARAMETER}
             for source in config.sources
         }
+
+    def __call__(self, raw: RawCallback) -> Accept | Quarantine:
+        keep = self._keep[raw.source]
+        try:
+            events = PROVIDERS[raw.provider].normalize(raw, self._options[raw.source])
+        except NormalizeError as error:
+            return Quarantine(raw.redacted(keep), str(error))
+        request_id = raw.request_id
+        return Accept(raw.redacted(keep), [_redacted(event, keep, request_id) for event in events])
+
+
+class Ingest:
+    """`Ingester` in this process, over `store`."""
+
+    def __init__(self, config: ReceiverSettings, store: Store) -> None:
+        self.store = store
+        self.item = Normalize(config)
+        self.timeout = config.server.ingest_timeout
+        self._deadlines: Deadlines[asyncio.Future[WriteResult]] = Deadlines(
+            self.timeout, self._expire
+        )
+        self._stall = LimitedLog(log)
 
     async def __call__(self, raw: RawCallback) -> Ingested:
         item = self.item(raw)
@@ -96,24 +117,6 @@ class Ingest:
             "the store has not committed a callback within %g s; callbacks are answered 503",
             self.timeout,
         )
-
-    def item(self, raw: RawCallback) -> WriteItem:
-        """What to store for `raw`: its events, or a quarantine entry saying why there are none.
-
-        Normalized as received, stored redacted, under the dedupe key of what was received.
-        """
-        keep = self._keep[raw.source]
-        try:
-            events = PROVIDERS[raw.provider].normalize(raw, self._options[raw.source])
-        except NormalizeError as error:
-            return Quarantine(raw.redacted(keep), str(error))
-        request_id = raw.request_id
-        return Accept(raw.redacted(keep), [_redacted(event, keep, request_id) for event in events])
-
-    def submit(self, raw: RawCallback) -> tuple[WriteItem, asyncio.Future[WriteResult]]:
-        """`item(raw)`, queued for the store's next commit without a task (the worker's batches)."""
-        item = self.item(raw)
-        return item, self.store.submit(item)
 
 
 def _redacted(event: Event, keep: frozenset[str], request_id: str | None = None) -> Event:

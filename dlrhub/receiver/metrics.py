@@ -31,7 +31,7 @@ class Metrics:
     locks and make several calls per request for nothing.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, process_label: str | None = None) -> None:
         self.registry = CollectorRegistry()
         self._callbacks: dict[tuple[str, str, str], int] = {}
         # kind -> a count per bucket of `_UPPER_BOUNDS` (not cumulative), then the sum
@@ -48,6 +48,13 @@ class Metrics:
             "Quarantined callbacks waiting for reprocessing.",
             registry=self.registry,
         )
+        if process_label is not None:  # one of several receiver processes on one port
+            Gauge(
+                "dlrhub_receiver_process",
+                "1, labelled with the receiver process (of server.processes) that answered.",
+                ["receiver"],
+                registry=self.registry,
+            ).labels(process_label).set(1)
 
     def count_callback(self, source: str, kind: str, outcome: str) -> None:
         key = (source, kind, outcome)

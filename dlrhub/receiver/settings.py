@@ -29,6 +29,7 @@ class ServerConfig:
     ingest_timeout: PositiveDuration = 5.0  # a commit not done by then is answered 503
     body_timeout: PositiveDuration = 10.0  # a body not all there by then is answered 408
     limit_concurrency: PositiveInt | None = 1000  # connections; requests above get 503
+    processes: PositiveInt = 1  # receiver processes on the one port (dlrhub/commands/serving.py)
 
     @property
     def base_url(self) -> str:
@@ -59,3 +60,6 @@ class ReceiverSettings(OutboundSettings, Protocol):
 
     @property
     def data_dir(self) -> Path: ...
+
+    @property
+    def shutdown_timeout(self) -> float: ...

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from dlrhub.app import create_app
 from dlrhub.config import Config, load_config
 from dlrhub.event import RawCallback
-from dlrhub.receiver.ingest import Ingest, Ingested
+from dlrhub.receiver.ingest import Ingested, Normalize
 from dlrhub.receiver.ingest_worker import (
     _COMMIT_NOTICE,
     FRAMES_PER_TURN,
@@ -28,7 +28,7 @@ from dlrhub.receiver.ingest_worker import (
     _Worker,
 )
 from dlrhub.receiver.metrics import Metrics
-from dlrhub.store import StoreUnavailable
+from dlrhub.store import Accept, Probe, Quarantine, StoreUnavailable
 from dlrhub.store.settings import open_store
 from tests.conftest import ADMIN_TOKEN, SOURCE_TOKEN, write_config
 from tests.payloads import FORM, event_form
@@ -108,33 +108,36 @@ class _Link:
         self.sent.append(payload)
 
 
-class _BrokenIngest:
-    def submit(self, raw: RawCallback) -> object:
-        raise RuntimeError("boom in a normalizer")
+class _BrokenStore:
+    def submit(self, item: object) -> object:
+        raise RuntimeError("boom in the store")
 
 
-class _ClosedIngest:
-    def submit(self, raw: RawCallback) -> object:
+class _ClosedStore:
+    def submit(self, item: object) -> object:
         raise StoreUnavailable("the store is not open")
 
 
-def request_frame(request_id: int = 7, body: bytes = b"x=1") -> bytes:
-    return _encode(
-        _Request(
-            request_id,
-            RawCallback(
-                "nrs360",
-                "nrs360",
-                "events",
-                "POST",
-                "",
-                FORM["Content-Type"],
-                body,
-                datetime.now(UTC),
-                "127.0.0.1",
-            ),
-        )
+def raw_callback(body: bytes = b"x=1") -> RawCallback:
+    return RawCallback(
+        "nrs360",
+        "nrs360",
+        "events",
+        "POST",
+        "",
+        FORM["Content-Type"],
+        body,
+        datetime.now(UTC),
+        "127.0.0.1",
     )
+
+
+def request_frame(config: Config, request_id: int = 7, body: bytes = b"x=1") -> bytes:
+    """The frame a receiver sends: the callback normalized and redacted already."""
+    item = Normalize(config)(raw_callback(body))
+    if isinstance(item, Accept):
+        return _encode(_Request(request_id, accept=item))
+    return _encode(_Request(request_id, quarantine=item))
 
 
 class _WritingLink(_Link):
@@ -161,10 +164,10 @@ async def test_a_commit_answers_all_its_callbacks_in_one_write_at_once(config: C
     store = open_store(config.store, config.data_dir, on_commit=on_commit, blocking_commit=True)
     await store.open()
     try:
-        worker = _Worker(Ingest(config, store), link)  # type: ignore[arg-type]
+        worker = _Worker(store, link)  # type: ignore[arg-type]
         for number in range(1, 6):
             form = event_form("delivered", message_id=f"m-{number}")
-            worker.on_request(request_frame(number, form.encode()))
+            worker.on_request(request_frame(config, number, form.encode()))
         assert link.sent == []  # nothing is answered before its commit
         await eventually_async(lambda: link.writes, 20)
         notice, *answers = [_decode_reply(frame) for frame in link.writes[0]]
@@ -187,8 +190,8 @@ async def test_a_commit_that_fails_answers_its_callbacks_unavailable(config: Con
     try:
         with sqlite3.connect(config.sqlite_path) as other:
             other.execute("DROP TABLE events")  # every insert of an event now fails
-        worker = _Worker(Ingest(config, store), link)  # type: ignore[arg-type]
-        worker.on_request(request_frame(3, event_form("delivered").encode()))
+        worker = _Worker(store, link)  # type: ignore[arg-type]
+        worker.on_request(request_frame(config, 3, event_form("delivered").encode()))
         await eventually_async(lambda: link.sent, 20)
         (reply,) = [_decode_reply(frame) for frame in link.sent]
         assert reply.id == 3
@@ -198,19 +201,19 @@ async def test_a_commit_that_fails_answers_its_callbacks_unavailable(config: Con
 
 
 @pytest.mark.parametrize(
-    ("ingest", "field", "text"),
+    ("store", "field", "text"),
     [
-        (_BrokenIngest(), "failed", "boom in a normalizer"),
-        (_ClosedIngest(), "unavailable", "not open"),
+        (_BrokenStore(), "failed", "boom in the store"),
+        (_ClosedStore(), "unavailable", "not open"),
     ],
 )
 def test_the_worker_answers_a_callback_it_cannot_take_and_keeps_serving(
-    ingest: object, field: str, text: str
+    config: Config, store: object, field: str, text: str
 ) -> None:
     link = _Link()
-    worker = _Worker(ingest, link)  # type: ignore[arg-type]
-    worker.on_request(request_frame())
-    worker.on_request(request_frame())  # still serving
+    worker = _Worker(store, link)  # type: ignore[arg-type]
+    worker.on_request(request_frame(config))
+    worker.on_request(request_frame(config))  # still serving
     replies = [_decode_reply(frame) for frame in link.sent]
     assert [reply.id for reply in replies] == [7, 7]
     assert all(text in getattr(reply, field) for reply in replies)
@@ -279,16 +282,33 @@ async def test_a_burst_of_frames_is_handed_on_a_turn_at_a_time() -> None:
     assert len(received) == FRAMES_PER_TURN * 2 + 1
 
 
-def test_the_callback_and_its_dedupe_key_cross_the_socket_unchanged() -> None:
+def test_the_normalized_callback_and_its_dedupe_key_cross_the_socket_unchanged(
+    config: Config,
+) -> None:
     from dlrhub.receiver.ingest_worker import _decode_request
 
     raw = RawCallback(
-        "nrs360", "nrs360", "dlr", "GET", "status=1&ref=a", "", b"", datetime.now(UTC), None
+        "nrs360",
+        "nrs360",
+        "dlr",
+        "GET",
+        f"status=1&ref=a&phone=%2B34600000001&token={SOURCE_TOKEN}",
+        "",
+        b"",
+        datetime.now(UTC),
+        None,
     )
     key = raw.dedupe_key()
-    crossed = _decode_request(_encode(_Request(9, raw))).raw
-    assert crossed == raw
-    assert crossed._dedupe_key == key  # the worker does not hash it again
+    item = Normalize(config)(raw)
+    assert isinstance(item, Accept) and item.events
+    assert SOURCE_TOKEN not in item.raw.query  # redacted in the receiver, before it leaves
+    crossed = _decode_request(_encode(_Request(9, accept=item))).item()
+    assert crossed == item
+    assert isinstance(crossed, Accept)
+    assert crossed.raw._dedupe_key == key  # the worker does not hash it again
+    quarantined = Quarantine(item.raw, "no such status")
+    assert _decode_request(_encode(_Request(9, quarantine=quarantined))).item() == quarantined
+    assert isinstance(_decode_request(_encode(_Request(9))).item(), Probe)
 
 
 async def test_a_worker_that_cannot_open_the_store_fails_the_start_once(

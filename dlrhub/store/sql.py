@@ -230,7 +230,7 @@ class SQLStore:
         except BaseException:  # SchemaError: this dlrhub cannot run against the schema
             await self.backend.close()
             raise
-        if self.schema.applied:
+        if self.schema.applied and self.schema.before > 0:  # an upgrade, not a creation
             log.info("%s: %s", self.backend.name, self.schema.describe())
         self._task = asyncio.create_task(self._run_writer(), name="dlrhub-store-writer")
 

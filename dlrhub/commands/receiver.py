@@ -25,6 +25,7 @@ from dlrhub.commands.common import (
 )
 from dlrhub.commands.outbound import poller_services
 from dlrhub.commands.sinks import register_sink_metrics, sink_services
+from dlrhub.commands.store import retention_services
 from dlrhub.config import Config
 from dlrhub.event import Event, EventType, Status
 from dlrhub.first_start import ADMIN_TOKEN, source_label, zero_config_adjustments
@@ -125,10 +126,13 @@ def command_serve(args: argparse.Namespace) -> int:
     asyncio.run(_check_store(config))
     print(describe_endpoints(config, prepared.generated, prepared.files), flush=True)
     pollers = poller_services(config)
+    pruners = retention_services(config)  # the receiver prunes (docs/retention.md)
     app = create_app(
-        config, services=[*services, *pollers], ingest_worker=config.server.ingest_worker
+        config,
+        services=[*services, *pollers, *pruners],
+        ingest_worker=config.server.ingest_worker,
     )
-    register_sink_metrics(app.state.metrics.registry, services)
+    register_sink_metrics(app.state.metrics.registry, [*services, *pruners])
     for poller in pollers:  # the poller writes through the app's store, metrics in its registry
         poller.bind(app.state.store, app.state.metrics.registry)
     server = uvicorn.Server(

@@ -104,6 +104,29 @@ def retention_services(config: Config) -> list[Any]:
     return [RetentionService(database, config.retention, held_sinks(config))]
 
 
+async def retention_hold_line(config: Config) -> str | None:
+    """For `sinks status`: which sink keeps events older than `retention.events`, if one does."""
+    from dlrhub.sinks.operations import format_age
+    from dlrhub.store.database import open_database
+    from dlrhub.store.retention import held_back
+
+    if config.retention.events is None:
+        return None
+    database = open_database(config.store, config.data_dir)
+    await database.open()
+    try:
+        found = await held_back(database, config.retention, held_sinks(config))
+    finally:
+        await database.close()
+    if found is None:
+        return None
+    sink, waiting = found
+    return (
+        f"retention held back by sink {sink}: {waiting:,} event(s) older than"
+        f" {format_age(config.retention.events)} wait for it (docs/retention.md)"
+    )
+
+
 PROGRESS_EVERY_SECONDS = 2.0
 
 

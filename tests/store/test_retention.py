@@ -320,3 +320,31 @@ def test_dedupe_retention_shorter_than_a_day_is_a_config_error(tmp_path: Path) -
     config_file.write_text('[retention]\nevents = "90d"\n')
     config = load_config(config_file, env={})
     assert config.retention.events == 90 * DAY and config.retention.dedupe == 7 * DAY
+
+
+async def test_the_background_service_prunes_and_exports_metrics(tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from dlrhub.store.retention import RetentionService
+    from tests.waiting import eventually_async
+
+    path = tmp_path / "store.sqlite3"
+    store = SQLiteStore(path)
+    await store.open()
+    old = datetime.now(UTC) - timedelta(days=20)
+    for number in range(3):
+        await store.write(Accept(callback(f"old-{number}", old), [event("m", old)]))
+    service = RetentionService(SQLiteDatabase(path), replace(RETENTION, interval=0.05), [])
+    registry = CollectorRegistry()
+    registry.register(service.collector())
+    await service.start()
+    try:
+        await eventually_async(
+            lambda: service.pruner.pruned["raw_callbacks"] == 3, 10, "a background pass"
+        )
+    finally:
+        await service.stop()
+        await store.close()
+    text = generate_latest(registry).decode()
+    assert 'dlrhub_retention_pruned_rows_total{kind="events"} 3.0' in text
+    assert 'dlrhub_retention_oldest_age_seconds{kind="events"} 0.0' in text

@@ -65,7 +65,7 @@ def _at_least_a_day(seconds: float) -> str | None:
     if seconds >= MIN_DEDUPE:
         return None
     return (
-        "must be at least 1d: a provider retries a callback for a while (360NRS for about"
+        "must be at least 1d: providers retry a callback for a while (some for about"
         " 15 minutes), and a retry whose dedupe key was pruned is stored twice"
     )
 
@@ -220,7 +220,7 @@ class Pruner:
             report.kinds.append(outcome)
             if age is None:
                 continue
-            cutoff = self._cutoff(kind, now, age)
+            cutoff = self.cutoff(kind, now, age)
             if dry_run:
                 outcome.deleted = await self._count(kind, cutoff, hold)
             else:
@@ -248,7 +248,7 @@ class Pruner:
             )
             self.oldest_age[kind] = max((now - moment).total_seconds(), 0.0)
 
-    def _cutoff(self, kind: Kind, now: datetime, age: float) -> Any:
+    def cutoff(self, kind: Kind, now: datetime, age: float) -> Any:
         moment = now - timedelta(seconds=age)
         if TABLES[kind].micros:
             return int(moment.timestamp() * 1_000_000)
@@ -276,12 +276,12 @@ class Pruner:
         events_age = self.retention.age("events")
         if events_age is not None:
             event_stays = "NOT (e.received_at < ? AND e.seq <= ?)"
-            params += [self._cutoff("events", self.clock(), events_age), hold]
+            params += [self.cutoff("events", self.clock(), events_age), hold]
         entry_stays = "1 = 1"
         quarantine_age = self.retention.age("quarantine")
         if quarantine_age is not None:
             entry_stays = "NOT (q.state = 'reprocessed' AND q.updated_at < ?)"
-            params.append(self._cutoff("quarantine", self.clock(), quarantine_age))
+            params.append(self.cutoff("quarantine", self.clock(), quarantine_age))
         condition = (
             "NOT EXISTS (SELECT 1 FROM events e WHERE e.raw_id = raw_callbacks.id"  # noqa: S608
             f" AND {event_stays}) AND NOT EXISTS (SELECT 1 FROM quarantine q"
@@ -433,7 +433,7 @@ async def held_back(
     hold, held_by = await pruner.hold()
     if held_by is None:
         return None
-    cutoff = pruner._cutoff("events", pruner.clock(), age)
+    cutoff = pruner.cutoff("events", pruner.clock(), age)
     rows = await database.read(
         "SELECT count(*) FROM events WHERE received_at < ? AND seq > ?", [cutoff, hold]
     )

@@ -156,3 +156,14 @@ async def test_a_sink_on_the_copied_store_delivers_only_what_followed_its_cursor
         await service.stop()
     seqs = sorted(orjson.loads(line)["seq"] for line in lines())
     assert seqs == list(range(CURSOR + 1, 31))
+
+
+def test_migrate_store_refuses_what_it_cannot_copy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = ["--data-dir", str(tmp_path)]
+    assert main(["migrate-store", "--from", "mysql://x", "--to", POSTGRES_DSN, *common]) == 2
+    assert "--from must be sqlite:PATH" in capsys.readouterr().err
+    missing = f"sqlite:{tmp_path / 'none.sqlite3'}"
+    assert main(["migrate-store", "--from", missing, "--to", POSTGRES_DSN, *common]) == 2
+    assert "no SQLite store at" in capsys.readouterr().err

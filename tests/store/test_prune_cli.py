@@ -84,3 +84,17 @@ def test_prune_dry_run_then_prune(config_file: Path, capsys: pytest.CaptureFixtu
     assert "raw_callbacks: 3 deleted" in out
     assert events_left(config_file) == 2
     assert "events: 0 would be deleted" in run(config_file, capsys, "prune", "--dry-run")
+
+
+def test_serve_prunes_only_when_retention_is_set(tmp_path: Path) -> None:
+    from dlrhub.commands.store import retention_services
+    from dlrhub.config import load_config
+    from dlrhub.store.retention import RetentionService
+
+    path = tmp_path / "dlrhub.toml"
+    path.write_text(CONFIG.format(data_dir=tmp_path / "data"))
+    (service,) = retention_services(load_config(path, env={}))
+    assert isinstance(service, RetentionService)
+    assert [sink.name for sink in service.pruner.sinks] == ["print"]
+    path.write_text(f'data_dir = "{tmp_path / "data"}"\n')
+    assert retention_services(load_config(path, env={})) == []

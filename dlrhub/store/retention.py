@@ -326,6 +326,9 @@ class Pruner:
         if after is not None:
             where += f" AND ({spec.time}, {spec.key}) > (?, ?)"
             params += list(after)
+        if kind == "events":  # held events are never candidates: not rescanned batch by batch
+            where += " AND seq <= ?"
+            params.append(hold)
         # The candidates, then the delete re-checks which may go: a condition in the WHERE
         # of the DELETE is an anti-join on an index; in the SELECT's columns PostgreSQL
         # planned it as a scan of every event, per batch.

@@ -52,6 +52,7 @@ from dlrhub.settings_values import (
     EnvText,
 )
 from dlrhub.sinks.settings import SinkConfig, read_sink
+from dlrhub.store.retention import RetentionConfig
 from dlrhub.store.settings import StoreConfig as StoreConfig
 
 ENV_PREFIX = "DLRHUB_"
@@ -68,6 +69,7 @@ class Config:
     shutdown_timeout: PositiveDuration = 20.0
     server: ServerConfig = field(default_factory=ServerConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)  # docs/retention.md
     sources: Annotated[tuple[SourceConfig, ...], NamedTables("source", read_source)] = ()
     sinks: Annotated[tuple[SinkConfig, ...], NamedTables("sink", read_sink)] = ()
     # `[[accounts]]` and `[poller]` are top-level tables

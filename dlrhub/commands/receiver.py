@@ -23,6 +23,7 @@ from dlrhub.commands.common import (
 )
 from dlrhub.commands.outbound import poller_services
 from dlrhub.commands.sinks import sink_services
+from dlrhub.commands.store import retention_services
 from dlrhub.config import Config
 from dlrhub.event import Event, EventType, Status
 from dlrhub.first_start import ADMIN_TOKEN, source_label, zero_config_adjustments
@@ -121,7 +122,8 @@ def command_serve(args: argparse.Namespace) -> int:
     print(describe_endpoints(config, prepared.generated, prepared.files), flush=True)
     if several:
         return serve_processes(config, args)
-    app = receiver_app(config, services, poller_services(config))
+    pruners = retention_services(config)  # the receiver prunes (docs/retention.md)
+    app = receiver_app(config, [*services, *pruners], poller_services(config))
     server = uvicorn_server(config, app)
     server.run()
     return 0 if server.started else EXIT_FAILURE

@@ -352,6 +352,7 @@ def receiver_main() -> int:
     from dlrhub.commands.common import CliError
     from dlrhub.commands.outbound import poller_services
     from dlrhub.commands.sinks import sink_services
+    from dlrhub.commands.store import retention_services
 
     size = int.from_bytes(sys.stdin.buffer.read(8), "big")
     launch: Launch = pickle.loads(sys.stdin.buffer.read(size))  # noqa: S301 (our parent, a pipe)
@@ -363,9 +364,10 @@ def receiver_main() -> int:
         print(f"dlrhub: {error}", file=sys.stderr)
         return EXIT_FAILURE
     pollers = poller_services(config) if launch.index == 0 else []
+    pruners = retention_services(config) if launch.index == 0 else []  # docs/retention.md
     app = receiver_app(
         config,
-        services,
+        [*services, *pruners],
         pollers,
         ingest_socket=launch.ingest_socket,
         process_label=str(launch.index),

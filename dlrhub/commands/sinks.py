@@ -19,6 +19,7 @@ from dlrhub.commands.common import (
     configure_logging,
     with_store,
 )
+from dlrhub.commands.store import retention_hold_line
 from dlrhub.config import Config, ConfigError
 from dlrhub.store import Store
 
@@ -191,6 +192,8 @@ def command_sinks_status(args: argparse.Namespace) -> int:
                 f"{report.name:<16} {report.kind:<9} {report.state:<9} {report.lag_events:>8}"
                 f" {format_age(report.lag_seconds):>6} {report.dead_letters:>6}  {error}"
             )
+        if (held := await retention_hold_line(config)) is not None:
+            print(held)
 
     return _with_sink_state(config, run)
 

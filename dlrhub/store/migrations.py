@@ -251,12 +251,27 @@ def event_columns(event: Event) -> tuple[str, str | None, str | None, str | None
     return (format_time(event.received_at), occurred, event.recipient, event.correlation_id)
 
 
+# Version 3: what retention prunes by (dlrhub/store/retention.py), in time order. Events
+# by (received_at, seq), replacing version 2's (received_at): on PostgreSQL a batch in
+# time order then reads the index instead of sorting every old event (SQLite's index
+# held the rowid, seq, already).
+RETENTION_INDEXES = """
+CREATE INDEX IF NOT EXISTS events_by_received_seq ON events (received_at, seq);
+DROP INDEX IF EXISTS events_by_received;
+CREATE INDEX IF NOT EXISTS raw_callbacks_by_received ON raw_callbacks (received_at, id);
+CREATE INDEX IF NOT EXISTS tracked_stopped ON tracked_messages (stopped_us, id)
+    WHERE stopped_us IS NOT NULL
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "event log, sink state and tracking tables", (EVENT_LOG, SINK_STATE, TRACKING)),
     Migration(
         2,
         "indexed event columns: received_at, occurred_at, recipient, correlation_id",
         (EVENT_COLUMNS, backfill_event_columns, EVENT_INDEXES),
+    ),
+    Migration(
+        3, "retention: raw callbacks and stopped tracking rows by time", (RETENTION_INDEXES,)
     ),
 )
 LATEST = MIGRATIONS[-1].version

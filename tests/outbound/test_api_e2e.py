@@ -80,6 +80,11 @@ async def answered(admin: httpx.AsyncClient, path: str, want: str, seconds: floa
     return answer.json()
 
 
+async def _message_status(admin: httpx.AsyncClient, path: str, status: str) -> bool:
+    answer = await admin.get(path)
+    return answer.status_code == 200 and (answer.json()["message"] or {}).get("status") == status
+
+
 async def test_send_over_the_api_then_the_embedded_poller_follows_it(
     served: tuple[Config, httpx.AsyncClient, Poller],
 ) -> None:
@@ -92,8 +97,13 @@ async def test_send_over_the_api_then_the_embedded_poller_follows_it(
     accepted, rejected = answer.json()["messages"]
     assert (accepted["status"], accepted["ref"]) == ("accepted", "a")
     assert (rejected["status"], rejected["provider_status"]) == ("rejected", "Rechazado")
-    state = await answered(admin, f"/v1/messages/onurix/{accepted['message_id']}", "delivered")
-    assert state["message"]["status"] == "delivered"
+    path = f"/v1/messages/onurix/{accepted['message_id']}"
+    # The state and the history are two reads: a commit may land between them, so
+    # "delivered" in the history alone does not mean the state says it yet.
+    await eventually_async(
+        lambda: _message_status(admin, path, "delivered"), 10, "the message to be delivered"
+    )
+    state = (await admin.get(path)).json()
     assert [e["status"] for e in state["events"]] == ["accepted", "sent", "delivered"]
     metrics = (await admin.get("/metrics")).text
     assert 'dlrhub_poller_requests_total{account="onx",outcome="answered"}' in metrics

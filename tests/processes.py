@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -121,11 +122,14 @@ class ServerProcess:
 
 
 async def start_on_free_port(
-    make: Callable[[int], ServerProcess], seconds: float = START_TIMEOUT
+    make: Callable[[int], ServerProcess],
+    seconds: float = START_TIMEOUT,
+    pick: Callable[[], int] | None = None,
 ) -> ServerProcess:
-    """`make(port)` started on a free port; again on another one if that was taken meanwhile."""
+    """`make(port)` started on a free port (`pick`'s, else `free_port()`'s); again on
+    another one if that was taken meanwhile."""
     for attempt in range(1, BIND_ATTEMPTS + 1):
-        server = make(free_port())
+        server = make((pick or free_port)())
         try:
             await server.start(seconds)
         except ServerDidNotStart as error:
@@ -138,10 +142,12 @@ async def start_on_free_port(
 
 @contextlib.asynccontextmanager
 async def running_on_free_port(
-    make: Callable[[int], ServerProcess], grace: float = STOP_GRACE
+    make: Callable[[int], ServerProcess],
+    grace: float = STOP_GRACE,
+    pick: Callable[[], int] | None = None,
 ) -> AsyncIterator[ServerProcess]:
     """`start_on_free_port`, stopped (SIGTERM, then SIGKILL after `grace`) on the way out."""
-    server = await start_on_free_port(make)
+    server = await start_on_free_port(make, pick=pick)
     try:
         yield server
     finally:
@@ -153,6 +159,25 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_port_block(count: int) -> int:
+    """The first of `count` consecutive free ports, below Linux's ephemeral range (32768 and
+    up), where the many client connections of a test run do not take the ones after it."""
+    for _ in range(200):
+        first = random.randrange(20_000, 32_000 - count)
+        if all(_bindable(first + offset) for offset in range(count)):
+            return first
+    raise AssertionError(f"no {count} consecutive free ports found")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 # Ready when... ----------------------------------------------------------------

@@ -17,6 +17,7 @@ import pytest
 from tests.processes import (
     ServerProcess,
     environment_without_dlrhub,
+    free_port_block,
     prints,
     running_on_free_port,
 )
@@ -79,7 +80,7 @@ async def test_the_documented_demo_runs_as_written(tmp_path: Path) -> None:
             env=environment_without_dlrhub(),
         )
 
-    async with running_on_free_port(make) as fakes:
+    async with running_on_free_port(make, pick=lambda: free_port_block(4)) as fakes:
         for offset in range(4):
             old, new = f":{DOCUMENTED_PORT + offset}/", f":{fakes.port + offset}/"
             config_text = config_text.replace(old, new)

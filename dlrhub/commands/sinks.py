@@ -121,7 +121,7 @@ def command_worker(args: argparse.Namespace) -> int:
     configure_logging(config.log_level)
     if not config.sinks:
         raise CliError("no [[sinks]] configured: nothing to deliver (docs/sinks.md)", EXIT_USAGE)
-    if not config.sqlite_path.exists():
+    if config.store.backend == "sqlite" and not config.sqlite_path.exists():
         raise CliError(f"no store at {config.sqlite_path}; start 'dlrhub serve' first")
 
     service = claimed(SinkService(config))  # refused here if another process delivers

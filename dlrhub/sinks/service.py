@@ -26,7 +26,7 @@ from dlrhub.sinks.settings import SinkConfig, SinksSettings
 from dlrhub.store.base import Store
 from dlrhub.store.settings import open_store
 from dlrhub.store.sink_state import SinkStateStore
-from dlrhub.store.sink_state_sqlite import SQLiteSinkState
+from dlrhub.store.sink_state_sql import SQLSinkState, open_sink_database
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,8 @@ STOP_TIMEOUT = 10.0
 
 
 def open_sink_state(config: SinksSettings) -> SinkStateStore:
-    """The sink state store the configuration names (not yet opened)."""
-    return SQLiteSinkState(config.sqlite_path)
+    """The sink state on the configured store's database (not yet opened; open the log first)."""
+    return SQLSinkState(open_sink_database(config.store, config.data_dir))
 
 
 def open_event_log(config: SinksSettings) -> Store:

@@ -21,7 +21,7 @@ from dlrhub.sinks.base import Sink, SinkGone, SinkPaused, SinkUnavailable
 from dlrhub.sinks.control import Control, Interrupted
 from dlrhub.sinks.last_error import LastError
 from dlrhub.sinks.reporting import SinkStats
-from dlrhub.sinks.retry import Retries
+from dlrhub.sinks.retry import RetryCounts
 from dlrhub.sinks.settings import SinkConfig
 
 
@@ -46,6 +46,7 @@ class Delivery:
         control: Control,
         last_error: LastError,
         stats: SinkStats,
+        retry_counts: RetryCounts,
         *,
         on_delivered: Callable[[datetime], None],
         uniform: Callable[[float, float], float],
@@ -55,6 +56,7 @@ class Delivery:
         self.control = control
         self.last_error = last_error
         self.stats = stats
+        self.retry_counts = retry_counts
         self.on_delivered = on_delivered
         self.uniform = uniform
 
@@ -101,7 +103,8 @@ class Delivery:
 
     async def _attempt(self, chunk: list[Event]) -> Failure | None:
         """Deliver `chunk` until it is acknowledged (None) or given up (the last failure)."""
-        retries = Retries(self.config.retry, self.uniform)
+        key = chunk[0].seq
+        retries = self.retry_counts.retries(key, self.config.retry, self.uniform)
         while True:
             self.control.raise_if_interrupted()
             try:
@@ -125,9 +128,13 @@ class Delivery:
                 await self.last_error.record(text)
                 wait = retries.after_failure(error)
                 if wait is None:
+                    await self.retry_counts.finished(key)
                     return Failure(text, retries.attempts)
+                await self.retry_counts.failed(key, retries)
                 delay = wait
             else:
+                if retries.attempts:
+                    await self.retry_counts.finished(key)
                 self.stats.delivered += len(chunk)
                 self.stats.state = "running"
                 self.last_error.delivered()

@@ -165,6 +165,31 @@ async def test_a_poisoned_event_is_dead_lettered_alone_then_retried(
         assert [e.id for e in sink.delivered].count(poisoned.id) == 1
 
 
+async def test_a_restart_mid_retry_continues_the_attempt_count(
+    tmp_path: Path, store_toml: str
+) -> None:
+    sinks = (
+        '[[sinks]]\nname = "fake"\nkind = "stdout"\nbatch_size = 1\n'
+        'retry = { initial = "300ms", max = "300ms", max_attempts = 4 }\n'
+    )
+    config = sink_config(tmp_path, sinks, store=store_toml)
+    events = make_events(3)
+    poisoned = events[1]
+    async with harness(config) as h:
+        await ingest(h.store, events)
+        sink = FakeSink(poison={poisoned.id})
+        tries = lambda: sink.calls - len(sink.delivered)  # noqa: E731
+        await run_until(h, sink, lambda: tries() >= 2)  # stopped while waiting to retry
+        assert await h.state.dead_letters("fake") == []
+        first_run = tries()
+        await run_until(h, sink, lambda: h.state.dead_letters("fake"))
+        (letter,) = await h.state.dead_letters("fake")
+        assert letter.attempts == 4
+        assert tries() == 4  # not 4 more after the restart
+        assert first_run < 4
+        assert [e.id for e in sink.delivered] == [events[0].id, events[2].id]
+
+
 async def test_rejected_events_are_dead_letters_without_retries(
     tmp_path: Path, store_toml: str
 ) -> None:

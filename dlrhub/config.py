@@ -51,7 +51,7 @@ from dlrhub.settings_values import (
 from dlrhub.settings_values import (
     EnvText,
 )
-from dlrhub.sinks.settings import SinkConfig, read_sink
+from dlrhub.sinks.settings import SinkConfig, WorkerConfig, read_sink
 from dlrhub.store.settings import StoreConfig as StoreConfig
 
 ENV_PREFIX = "DLRHUB_"
@@ -70,6 +70,7 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     sources: Annotated[tuple[SourceConfig, ...], NamedTables("source", read_source)] = ()
     sinks: Annotated[tuple[SinkConfig, ...], NamedTables("sink", read_sink)] = ()
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
     # `[[accounts]]` and `[poller]` are top-level tables
     outbound: Annotated[OutboundConfig, Flatten()] = field(default_factory=OutboundConfig)
 

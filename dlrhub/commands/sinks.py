@@ -183,13 +183,14 @@ def command_sinks_status(args: argparse.Namespace) -> int:
         if not reports:
             print("no sinks configured (see docs/sinks.md)")
             return
-        header = ("SINK", "KIND", "STATE", "LAG", "AGE", "DEAD")
-        print("{:<16} {:<9} {:<9} {:>8} {:>6} {:>6}  LAST ERROR".format(*header))
+        header = ("SINK", "KIND", "STATE", "LAG", "AGE", "DEAD", "WORKER")
+        print("{:<16} {:<9} {:<9} {:>8} {:>6} {:>6}  {:<24} LAST ERROR".format(*header))
         for report in reports:
             error = report.disabled_reason or report.last_error or "-"
             print(
                 f"{report.name:<16} {report.kind:<9} {report.state:<9} {report.lag_events:>8}"
-                f" {format_age(report.lag_seconds):>6} {report.dead_letters:>6}  {error}"
+                f" {format_age(report.lag_seconds):>6} {report.dead_letters:>6}"
+                f"  {report.lease_owner or '-':<24} {error}"
             )
 
     return _with_sink_state(config, run)

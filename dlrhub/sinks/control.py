@@ -38,6 +38,11 @@ class Control:
         """Paused or disabled: nothing is delivered until an operator resumes the sink."""
         return self.paused or bool(self.disabled)
 
+    def reset(self) -> None:
+        """Before the runner starts (again): not stopping, flags as the state will say."""
+        self.stopping = False
+        self.apply(self.paused, self.disabled)
+
     def stop(self) -> None:
         self.stopping = True
         self._wake.set()

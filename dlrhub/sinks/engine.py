@@ -38,7 +38,7 @@ from dlrhub.sinks.retry import RetryCounts
 from dlrhub.sinks.settings import SinkConfig
 from dlrhub.sinks.work import DeadLetterRetries, DeadLetters, NewEvents, Replays
 from dlrhub.store.base import Store, StoreUnavailable
-from dlrhub.store.sink_state import SinkStateStore, SinkStateUnavailable
+from dlrhub.store.sink_state import LeaseLost, SinkStateStore, SinkStateUnavailable
 
 MIN_PAGE = 200
 MAX_PAGE = 5000
@@ -102,6 +102,8 @@ class SinkRunner:
         while not self.control.stopping:
             try:
                 await self._run_once()
+            except LeaseLost:
+                break  # another worker delivers the sink now (`leases.py`)
             except Exception:
                 log.exception("sink %s: the runner failed; restarting in 5s", self.name)
                 self.stats.state = "down"
@@ -151,6 +153,8 @@ class SinkRunner:
                 await committer
             try:
                 await self.cursor.commit()
+            except LeaseLost:
+                pass  # what this run finished is re-delivered by the next holder
             except SinkStateUnavailable as error:
                 log.warning(
                     "sink %s: cannot commit its cursor on the way out: %s", self.name, error

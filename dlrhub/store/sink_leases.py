@@ -33,17 +33,46 @@ class SinkLeases:
         self.lease_us = round(lease_seconds * 1e6)
         self.now = database.dialect.now_us
 
-    async def acquire(self, sink: str) -> int | None:
-        """The new token if the lease was free, expired or ours; None if another holds it."""
+    async def acquire(self, sink: str, *, force: bool = False) -> int | None:
+        """The new token if the lease was free, expired or ours; None if another holds it.
+
+        `force` takes it whoever holds it: only for a deliverer that knows it is the only
+        one (SQLite's one-deliverer lock).
+        """
+        condition = (
+            ""
+            if force
+            else f" WHERE sink_leases.expires_us <= {self.now}"
+            " OR sink_leases.owner = excluded.owner"
+        )
         rows = await self._transact(
             _fetch(
                 "INSERT INTO sink_leases (sink, owner, token, expires_us)"  # noqa: S608
                 f" VALUES (?, ?, 1, {self.now} + ?) ON CONFLICT (sink) DO UPDATE"
                 " SET owner = excluded.owner, token = sink_leases.token + 1,"
-                " expires_us = excluded.expires_us"
-                f" WHERE sink_leases.expires_us <= {self.now} OR sink_leases.owner = excluded.owner"
-                " RETURNING token",
+                f" expires_us = excluded.expires_us{condition} RETURNING token",
                 (sink, self.owner, self.lease_us),
+            )
+        )
+        return int(rows[0][0]) if rows else None
+
+    async def expired(self) -> set[str]:
+        """Sinks whose holder stopped renewing (dead or cut off), not released ones."""
+        try:
+            rows = await self.database.read(
+                f"SELECT sink FROM sink_leases WHERE expires_us > 0 AND expires_us <= {self.now}"  # noqa: S608
+            )
+        except StoreUnavailable as error:
+            raise SinkStateUnavailable(f"the sink leases could not be read: {error}") from error
+        return {str(row[0]) for row in rows}
+
+    async def take_expired(self, sink: str) -> int | None:
+        """The new token if the sink's lease expired (and was not released); else None."""
+        rows = await self._transact(
+            _fetch(
+                f"UPDATE sink_leases SET owner = ?, token = token + 1, expires_us = {self.now} + ?"  # noqa: S608
+                f" WHERE sink = ? AND expires_us > 0 AND expires_us <= {self.now} RETURNING token",
+                (self.owner, self.lease_us, sink),
             )
         )
         return int(rows[0][0]) if rows else None

@@ -141,7 +141,7 @@ class SinkRunner:
                     await self.control.idle(1.0)
                     continue
                 if not worked:
-                    await self.control.idle(self.poll_interval)
+                    await self.control.wait_for_work(self.poll_interval)
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -27,6 +27,7 @@ from dlrhub.sinks.kinds import create_sink
 from dlrhub.sinks.leases import LeaseKeeper, new_owner
 from dlrhub.sinks.settings import SinkConfig, SinksSettings
 from dlrhub.store.base import Store
+from dlrhub.store.notifications import EventNotifications
 from dlrhub.store.settings import open_store
 from dlrhub.store.sink_leases import SinkLeases
 from dlrhub.store.sink_state import SinkStateStore
@@ -35,6 +36,8 @@ from dlrhub.store.sink_state_sql import SQLSinkState, open_sink_database
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 10.0
+FAST_POLL = 0.02  # seconds between looks at the log for new events (SQLite)
+SLOW_POLL = 1.0  # PostgreSQL, where a commit's NOTIFY wakes the runners at once
 
 
 def open_sink_state(config: SinksSettings) -> SinkStateStore:
@@ -67,13 +70,19 @@ class SinkService:
         *,
         sinks: Sequence[SinkConfig] | None = None,
         create: Callable[[SinkConfig], Sink] = create_sink,
-        poll_interval: float = 0.02,
+        poll_interval: float | None = None,
         control_interval: float = 0.5,
     ) -> None:
         self.config = config
         self.sink_configs = tuple(config.sinks if sinks is None else sinks)
         self.create = create
+        postgres = config.store.backend == "postgres"
+        # On PostgreSQL a commit wakes the runners (LISTEN/NOTIFY); the poll is the fallback.
+        if poll_interval is None:
+            poll_interval = SLOW_POLL if postgres else FAST_POLL
         self.poll_interval = poll_interval
+        self.notifications: EventNotifications | None = None
+        self._listening: asyncio.Task[None] | None = None
         self.control_interval = control_interval
         self.runners: list[SinkRunner] = []
         self.keeper: LeaseKeeper | None = None
@@ -119,6 +128,12 @@ class SinkService:
         keeper = self.keeper = LeaseKeeper(
             leases, self.runners, fenced, lease, force=self.lock is not None
         )
+        if self.config.store.backend == "postgres":
+            assert self.config.store.dsn is not None
+            self.notifications = EventNotifications(self.config.store.dsn, self._wake_runners)
+            self._listening = asyncio.create_task(
+                self.notifications.listen(), name="dlrhub-sink-listen"
+            )
         await keeper.round()
         self._keeping = asyncio.create_task(keeper.keep(), name="dlrhub-sink-leases")
         if self.runners:
@@ -131,8 +146,17 @@ class SinkService:
                 len(keeper.held),
             )
 
+    def _wake_runners(self, _last_seq: int) -> None:
+        for runner in self.runners:
+            runner.control.new_events()
+
     async def stop(self) -> None:
         """Stop delivering, commit the cursors, release the leases: within `shutdown_timeout`."""
+        if self._listening is not None:
+            self._listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listening
+            self._listening = None
         if self.keeper is not None:
             await self.keeper.stop(min(STOP_TIMEOUT, self.config.shutdown_timeout * 0.75))
         if self._keeping is not None:

@@ -72,6 +72,7 @@ class SinkService:
         create: Callable[[SinkConfig], Sink] = create_sink,
         poll_interval: float | None = None,
         control_interval: float = 0.5,
+        listen: bool = True,
     ) -> None:
         self.config = config
         self.sink_configs = tuple(config.sinks if sinks is None else sinks)
@@ -81,6 +82,7 @@ class SinkService:
         if poll_interval is None:
             poll_interval = SLOW_POLL if postgres else FAST_POLL
         self.poll_interval = poll_interval
+        self.listen = listen and postgres
         self.notifications: EventNotifications | None = None
         self._listening: asyncio.Task[None] | None = None
         self.control_interval = control_interval
@@ -128,7 +130,7 @@ class SinkService:
         keeper = self.keeper = LeaseKeeper(
             leases, self.runners, fenced, lease, force=self.lock is not None
         )
-        if self.config.store.backend == "postgres":
+        if self.listen:
             assert self.config.store.dsn is not None
             self.notifications = EventNotifications(self.config.store.dsn, self._wake_runners)
             self._listening = asyncio.create_task(

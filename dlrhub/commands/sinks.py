@@ -142,7 +142,15 @@ def command_worker(args: argparse.Namespace) -> int:
         try:
             await stop.wait()
         finally:
-            await service.stop()
+            try:  # cursors committed and leases released, or given up at the timeout
+                async with asyncio.timeout(config.shutdown_timeout):
+                    await service.stop()
+            except TimeoutError:
+                print(
+                    f"dlrhub worker: not stopped within shutdown_timeout"
+                    f" ({config.shutdown_timeout:g}s); exiting",
+                    flush=True,
+                )
 
     asyncio.run(run())
     return 0

@@ -97,7 +97,10 @@ class LeaseKeeper:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.lease / 3)
             if not self._stopping.is_set():
-                await self.round()
+                try:
+                    await self.round()
+                except Exception:  # the deadlines still stop the runners; try again next round
+                    log.exception("sink worker %s: a lease round failed", self.owner)
 
     async def round(self) -> None:
         try:
@@ -178,7 +181,8 @@ class LeaseKeeper:
         if held is None:
             return
         held.timer.cancel()
-        held.task.cancel()
+        if held.task is not asyncio.current_task():  # the runner's own LeaseLost stops it
+            held.task.cancel()
         self.runners[sink].stats.state = "standby"
         log.warning("sink %s: stopped delivering on this worker (%s): %s", sink, self.owner, why)
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import subprocess
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
+import orjson
 import pytest
 
 from dlrhub.config import Config
@@ -206,10 +208,9 @@ async def test_a_worker_cut_off_from_the_database_stops_at_its_lease_deadline(
                     if d.worker == "b" and d.sink == sink and d.at > cut_at
                 ]
                 print(
-                    "DEBUG",
-                    deadline - cut_at,
-                    sum(1 for t in by_a if t > cut_at),
-                    min(taken) - deadline,
+                    f"a stopped {deadline - cut_at:.2f}s after the cut, having started"
+                    f" {sum(1 for t in by_a if t > cut_at)} deliveries since;"
+                    f" b took over {min(taken) - deadline:.2f}s after a's deadline"
                 )
                 assert min(taken) > deadline
     finally:
@@ -247,10 +248,13 @@ retry = {{ initial = "50ms", max = "500ms" }}
 """
 
 
+def config_path(config: Config) -> Path:
+    return config.data_dir.parent / "dlrhub.toml"
+
+
 def worker_process(config: Config) -> ServerProcess:
-    path = config.data_dir.parent / "dlrhub.toml"
     return ServerProcess(
-        dlrhub_argv("worker", "--config", str(path)),
+        dlrhub_argv("worker", "--config", str(config_path(config))),
         config.data_dir.parent / "worker.log",
         prints("dlrhub worker: delivering"),
         env=environment_without_dlrhub(),
@@ -267,7 +271,7 @@ async def owner_pids(h: Harness) -> dict[str, int]:
 async def test_worker_processes_sigterm_hands_over_at_once_and_sigkill_within_the_lease(
     tmp_path: Path, schema: str
 ) -> None:
-    one, two = Receiver(), Receiver()
+    one, two = Receiver(mode="slow", hang_seconds=0.02), Receiver(mode="slow", hang_seconds=0.02)
     events = make_events(1200, messages=40)
     async with serve_app(one.app()) as one_url, serve_app(two.app()) as two_url:
         one.base_url, two.base_url = one_url, two_url
@@ -284,6 +288,20 @@ async def test_worker_processes_sigterm_hands_over_at_once_and_sigkill_within_th
                 await eventually_async(
                     lambda: has_one_each(h, {w.process.pid for w in workers[:2]}), 20
                 )
+                status = await asyncio.to_thread(
+                    subprocess.run,
+                    dlrhub_argv(
+                        "sinks", "status", "--json", "--config", str(config_path(configs[0]))
+                    ),
+                    capture_output=True,
+                    env=environment_without_dlrhub(),
+                    check=True,
+                )
+                shown = [orjson.loads(line)["lease_owner"] for line in status.stdout.splitlines()]
+                assert {int(owner.split(":")[1]) for owner in shown} == {
+                    workers[0].process.pid,
+                    workers[1].process.pid,
+                }
                 # SIGTERM: the worker exits within shutdown_timeout, its lease released at once.
                 pids = await owner_pids(h)
                 sink = next(name for name, pid in pids.items() if pid == workers[0].process.pid)
@@ -301,6 +319,11 @@ async def test_worker_processes_sigterm_hands_over_at_once_and_sigkill_within_th
                     lambda: has_one_each(h, {w.process.pid for w in workers[1:]}), 20
                 )
                 await ingest(h.store, events[400:800])
+                pids = await owner_pids(h)
+                doomed = {"one": one, "two": two}[
+                    next(name for name, pid in pids.items() if pid == workers[1].process.pid)
+                ]
+                await eventually_async(lambda: len(doomed.ids) >= 500, 20)  # mid-delivery
                 await workers[1].kill()
                 await ingest(h.store, events[800:])
                 await eventually_async(

@@ -85,6 +85,7 @@ class LeaseKeeper:
         self.held: dict[str, Held] = {}
         self.deadlines_passed: dict[str, float] = {}  # sink -> loop time it was stopped at
         self._tasks: dict[str, asyncio.Task[None]] = {}  # the last run of each runner
+        self._handing_back: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
         self._order = list(self.runners)
         self._loop = asyncio.get_running_loop()
@@ -107,13 +108,19 @@ class LeaseKeeper:
             live = await self.leases.heartbeat()
             await self._renew()
             share = math.ceil(len(self.runners) / live)
-            while len(self.held) > share:
-                await self.hand_back(list(self.held)[-1])
+            staying = [sink for sink in self.held if sink not in self._handing_back]
+            for sink in staying[share:]:  # in the background: a runner may take a while to stop
+                task = asyncio.create_task(self.hand_back(sink), name=f"dlrhub-sink-{sink}-back")
+                self._handing_back[sink] = task
+                task.add_done_callback(functools.partial(self._handed_back, sink))
             if len(self.held) < share:
                 await self._take(share)
             await self._take_orphans()
         except SinkStateUnavailable as error:
             log.warning("sink worker %s: cannot reach the sink leases: %s", self.owner, error)
+
+    def _handed_back(self, sink: str, _task: asyncio.Task[None]) -> None:
+        self._handing_back.pop(sink, None)
 
     async def _renew(self) -> None:
         if not self.held:
@@ -201,7 +208,11 @@ class LeaseKeeper:
         del self.held[sink]
         held.timer.cancel()
         self.runners[sink].stats.state = "standby"
-        await self.leases.release(sink, held.token)
+        try:
+            await self.leases.release(sink, held.token)
+        except SinkStateUnavailable as error:
+            log.warning("sink %s: lease not released (it expires instead): %s", sink, error)
+            return
         log.info("sink %s: handed back by this worker (%s)", sink, self.owner)
 
     async def stop(self, seconds: float) -> None:
@@ -210,7 +221,12 @@ class LeaseKeeper:
         try:
             async with asyncio.timeout(seconds):
                 await asyncio.gather(
-                    *(self.hand_back(sink, seconds * 0.8) for sink in list(self.held)),
+                    *self._handing_back.values(),
+                    *(
+                        self.hand_back(sink, seconds * 0.8)
+                        for sink in list(self.held)
+                        if sink not in self._handing_back
+                    ),
                     return_exceptions=True,
                 )
                 await self.leases.leave()

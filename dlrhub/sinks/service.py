@@ -111,6 +111,7 @@ class SinkService:
             self._release_lock()
             raise
         self._log, self._state = event_log, state
+        self.runners = []
         fenced: dict[str, FencedSinkState] = {}
         for sink_config in self.sink_configs:
             fenced[sink_config.name] = FencedSinkState(state, lambda: None)

@@ -99,7 +99,10 @@ class LeaseKeeper:
                 await asyncio.wait_for(self._stopping.wait(), self.lease / 3)
             if not self._stopping.is_set():
                 try:
-                    await self.round()
+                    async with asyncio.timeout(self.lease):  # a database that does not answer
+                        await self.round()
+                except TimeoutError:
+                    log.warning("sink worker %s: a lease round took over a lease", self.owner)
                 except Exception:  # the deadlines still stop the runners; try again next round
                     log.exception("sink worker %s: a lease round failed", self.owner)
 

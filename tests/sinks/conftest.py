@@ -278,12 +278,14 @@ async def own_nats(tmp_path: Path) -> AsyncIterator[ServerProcess]:
 
 
 class Proxy:
-    """A loopback TCP proxy the test can cut: drop every connection and refuse new ones."""
+    """A loopback TCP proxy the test can cut (drop every connection, refuse new ones) or
+    freeze (connections stay open, nothing passes)."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.port = 0
         self.open = True
+        self.frozen = False
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -305,6 +307,8 @@ class Proxy:
         async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
             with contextlib.suppress(OSError, asyncio.CancelledError):
                 while data := await source.read(65536):
+                    if self.frozen:
+                        continue  # swallowed: a network that drops packets, not connections
                     sink.write(data)
                     await sink.drain()
             sink.close()
@@ -318,8 +322,13 @@ class Proxy:
             writer.transport.abort()
         self._writers.clear()
 
+    def freeze(self) -> None:
+        """Keep every connection open but pass nothing: requests wait for an answer."""
+        self.frozen = True
+
     def restore(self) -> None:
         self.open = True
+        self.frozen = False
 
     async def close(self) -> None:
         self.cut()

@@ -169,9 +169,11 @@ async def lease_row(h: Harness, sink: str) -> dict[str, int | str]:
     return {"owner": owner, "token": int(token), "expires_us": int(expires)}
 
 
+@pytest.mark.parametrize("outage", ["cut", "freeze"])
 async def test_a_worker_cut_off_from_the_database_stops_at_its_lease_deadline(
-    tmp_path: Path, schema: str
+    tmp_path: Path, schema: str, outage: str
 ) -> None:
+    """`cut`: connections fail at once; `freeze`: the renewal never comes back."""
     proxy = Proxy(5432)
     await proxy.start()
     recorder = Recorder(seconds_per_batch=0.1)  # a page of 200 takes 2 s: longer than the lease
@@ -189,7 +191,7 @@ async def test_a_worker_cut_off_from_the_database_stops_at_its_lease_deadline(
                 await eventually_async(
                     lambda: any(d.worker == "a" and d.sink == sink for d in recorder.deliveries)
                 )
-                proxy.cut()
+                proxy.cut() if outage == "cut" else proxy.freeze()
                 cut_at = asyncio.get_running_loop().time()
                 assert a.keeper is not None
                 await eventually_async(lambda: sink in a.keeper.deadlines_passed, 10)
@@ -213,6 +215,7 @@ async def test_a_worker_cut_off_from_the_database_stops_at_its_lease_deadline(
                     f" b took over {min(taken) - deadline:.2f}s after a's deadline"
                 )
                 assert min(taken) > deadline
+                proxy.cut()  # a frozen connection would hold a's stop up until TCP gives up
     finally:
         await proxy.close()
     for name in ("one", "two"):

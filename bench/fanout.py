@@ -1,6 +1,7 @@
 """Fan-out benchmark: backlog drain rate and ingest-to-consumer latency.
 
     /work/.venv/bin/python bench/fanout.py [--backlog 100000] [--rate 200] [--seconds 10]
+    /work/.venv/bin/python bench/fanout.py --backend postgres --workers 1|3 [--backlog 20000]
 
 1. Throughput: a store with `--backlog` events, drained by one sink at a time
    (webhook to a receiver in a child process, batched and one event per
@@ -8,6 +9,13 @@
 2. Latency: `dlrhub serve` (a child process, sinks embedded) takes 360NRS
    callbacks at a steady `--rate`; the time from each 200 answer to the
    consumer's receipt (webhook receiver / XREAD BLOCK on Redis) gives p50/p99.
+
+With `--backend postgres`: a PostgreSQL store (127.0.0.1:5432, a schema of
+its own) with `--backlog` events and 6 webhook sinks (batch 100, 4 in flight)
+to one receiver process, drained by `--workers` `dlrhub worker` processes
+sharing the sinks through leases. The sinks start paused; once the leases
+are spread they are resumed, and events/s = 6 x backlog / time until every
+cursor reaches the head.
 
 Prints a table. Not a test: numbers depend on the machine.
 """
@@ -286,14 +294,103 @@ async def redis_latency(rate: int, seconds: float) -> tuple[float, float]:
     return percentiles(answered, received)
 
 
+# 3. Several workers on PostgreSQL ---------------------------------------------------
+
+POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+SHARED_SINKS = 6
+
+
+async def postgres_fanout(backlog: int, workers: int) -> None:
+    import asyncpg
+
+    from dlrhub.store.settings import open_store
+    from dlrhub.store.sink_state_sql import SQLSinkState, open_sink_database
+
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    store_table = f'[store]\nbackend = "postgres"\ndsn = "{POSTGRES_DSN}"\nschema = "{schema}"\n'
+    with tempfile.TemporaryDirectory() as temporary, receiver_process() as url:
+        sinks = "".join(
+            f'[[sinks]]\nname = "hook{index}"\nkind = "webhook"\nurl = "{url}"\n'
+            f'secret = "{SECRET}"\nbatch_size = 100\nmax_in_flight = 4\nallow_private = true\n'
+            for index in range(SHARED_SINKS)
+        )
+        configs = []
+        for number in range(workers):
+            directory = Path(temporary) / f"worker{number}"
+            directory.mkdir()
+            path = directory / "dlrhub.toml"
+            path.write_text(
+                f'data_dir = "{directory}"\n[worker]\nlease = "15s"\n{sinks}{store_table}',
+                encoding="utf-8",
+            )
+            configs.append(path)
+        config = load_config(configs[0], env={})
+        store = open_store(config.store, config.data_dir, migrate="auto")
+        await store.open()
+        state = SQLSinkState(open_sink_database(config.store, config.data_dir))
+        await state.open()
+        processes: list[subprocess.Popen[bytes]] = []
+        try:
+            started = time.perf_counter()
+            for start in range(0, backlog, 10_000):
+                await ingest(store, make_events(min(10_000, backlog - start), messages=5000))
+            print(f"stored a backlog of {backlog} events in {time.perf_counter() - started:.1f}s")
+            head = backlog
+            for sink in config.sinks:
+                await state.ensure(sink.name, start_after=0)
+                await state.set_paused(sink.name, True)
+            env = {key: value for key, value in os.environ.items() if not key.startswith("DLRHUB_")}
+            for path in configs:
+                processes.append(
+                    subprocess.Popen(  # noqa: ASYNC220
+                        [sys.executable, "-m", "dlrhub", "worker", "--config", str(path)],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                        env=env,
+                    )
+                )
+            while True:  # the leases spread: each worker holds its share
+                owners = [s.lease_owner for s in await state.states() if s.lease_owner]
+                counts = sorted(owners.count(owner) for owner in set(owners))
+                share = -(-SHARED_SINKS // workers)
+                if len(owners) == SHARED_SINKS and len(counts) == workers and counts[-1] <= share:
+                    break
+                await asyncio.sleep(0.2)
+            started = time.perf_counter()
+            for sink in config.sinks:
+                await state.set_paused(sink.name, False)
+            while any(s.after_seq < head for s in await state.states()):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            elapsed = time.perf_counter() - started
+        finally:
+            for process in processes:
+                process.send_signal(signal.SIGTERM)
+            for process in processes:
+                await asyncio.to_thread(process.wait, 30)
+            await state.close()
+            await store.close()
+            connection = await asyncpg.connect(POSTGRES_DSN)
+            await connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            await connection.close()
+    rate = SHARED_SINKS * backlog / elapsed
+    print()
+    print(f"{'postgres, 6 webhook sinks':<30} {'workers':>8} {'events':>8} {'events/s':>10}")
+    print(f"{'':<30} {workers:>8} {SHARED_SINKS * backlog:>8} {rate:>10,.0f}")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backlog", type=int, default=100_000)
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--workers", type=int, default=1, help="dlrhub worker processes (postgres)")
+    parser.add_argument("--backlog", type=int, default=None, help="default 100000; postgres 20000")
     parser.add_argument("--single", type=int, default=20_000, help="events for batch 1")
     parser.add_argument("--rate", type=int, default=200, help="callbacks/s for latency")
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
-    rows = await throughput(args.backlog, args.single)
+    if args.backend == "postgres":
+        await postgres_fanout(args.backlog or 20_000, args.workers)
+        return
+    rows = await throughput(args.backlog or 100_000, args.single)
     latency_rows = []
     for name, measure in (("webhook", webhook_latency), ("redis stream", redis_latency)):
         p50, p99 = await measure(args.rate, args.seconds)

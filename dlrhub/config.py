@@ -51,7 +51,7 @@ from dlrhub.settings_values import (
 from dlrhub.settings_values import (
     EnvText,
 )
-from dlrhub.sinks.settings import SinkConfig, read_sink
+from dlrhub.sinks.settings import SinkConfig, WorkerConfig, read_sink
 from dlrhub.store.retention import RetentionConfig
 from dlrhub.store.settings import StoreConfig as StoreConfig
 
@@ -72,6 +72,7 @@ class Config:
     retention: RetentionConfig = field(default_factory=RetentionConfig)  # docs/retention.md
     sources: Annotated[tuple[SourceConfig, ...], NamedTables("source", read_source)] = ()
     sinks: Annotated[tuple[SinkConfig, ...], NamedTables("sink", read_sink)] = ()
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
     # `[[accounts]]` and `[poller]` are top-level tables
     outbound: Annotated[OutboundConfig, Flatten()] = field(default_factory=OutboundConfig)
 

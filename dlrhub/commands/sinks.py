@@ -122,7 +122,7 @@ def command_worker(args: argparse.Namespace) -> int:
     configure_logging(config.log_level, config.log_format)
     if not config.sinks:
         raise CliError("no [[sinks]] configured: nothing to deliver (docs/sinks.md)", EXIT_USAGE)
-    if not config.sqlite_path.exists():
+    if config.store.backend == "sqlite" and not config.sqlite_path.exists():
         raise CliError(f"no store at {config.sqlite_path}; start 'dlrhub serve' first")
 
     service = claimed(SinkService(config))  # refused here if another process delivers
@@ -143,7 +143,15 @@ def command_worker(args: argparse.Namespace) -> int:
         try:
             await stop.wait()
         finally:
-            await service.stop()
+            try:  # cursors committed and leases released, or given up at the timeout
+                async with asyncio.timeout(config.shutdown_timeout):
+                    await service.stop()
+            except TimeoutError:
+                print(
+                    f"dlrhub worker: not stopped within shutdown_timeout"
+                    f" ({config.shutdown_timeout:g}s); exiting",
+                    flush=True,
+                )
 
     asyncio.run(run())
     return 0
@@ -184,13 +192,14 @@ def command_sinks_status(args: argparse.Namespace) -> int:
         if not reports:
             print("no sinks configured (see docs/sinks.md)")
             return
-        header = ("SINK", "KIND", "STATE", "LAG", "AGE", "DEAD")
-        print("{:<16} {:<9} {:<9} {:>8} {:>6} {:>6}  LAST ERROR".format(*header))
+        header = ("SINK", "KIND", "STATE", "LAG", "AGE", "DEAD", "WORKER")
+        print("{:<16} {:<9} {:<9} {:>8} {:>6} {:>6}  {:<24} LAST ERROR".format(*header))
         for report in reports:
             error = report.disabled_reason or report.last_error or "-"
             print(
                 f"{report.name:<16} {report.kind:<9} {report.state:<9} {report.lag_events:>8}"
-                f" {format_age(report.lag_seconds):>6} {report.dead_letters:>6}  {error}"
+                f" {format_age(report.lag_seconds):>6} {report.dead_letters:>6}"
+                f"  {report.lease_owner or '-':<24} {error}"
             )
         if (held := await retention_hold_line(config)) is not None:
             print(held)

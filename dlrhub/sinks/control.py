@@ -32,11 +32,17 @@ class Control:
         self._wake = asyncio.Event()  # set on stop, pause or disable: cut sleeps short
         self._release = asyncio.Event()  # set on stop or resume: end a held runner's wait
         self._release.set()
+        self._new_events = asyncio.Event()  # set when the store says it committed events
 
     @property
     def held(self) -> bool:
         """Paused or disabled: nothing is delivered until an operator resumes the sink."""
         return self.paused or bool(self.disabled)
+
+    def reset(self) -> None:
+        """Before the runner starts (again): not stopping, flags as the state will say."""
+        self.stopping = False
+        self.apply(self.paused, self.disabled)
 
     def stop(self) -> None:
         self.stopping = True
@@ -72,6 +78,25 @@ class Control:
         """Wait `seconds`, or less if the runner is stopped, paused or disabled meanwhile."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+
+    def new_events(self) -> None:
+        """The store committed events (PostgreSQL's NOTIFY): end an idle wait for work now."""
+        self._new_events.set()
+
+    async def wait_for_work(self, seconds: float) -> None:
+        """Wait `seconds` for new events, or less if they come or the runner is interrupted.
+
+        Cleared after the wait, not before: events notified during the last round
+        end this wait at once, and the round after reads them.
+        """
+        wake = asyncio.ensure_future(self._wake.wait())
+        events = asyncio.ensure_future(self._new_events.wait())
+        try:
+            await asyncio.wait((wake, events), timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            wake.cancel()
+            events.cancel()
+        self._new_events.clear()
 
     async def wait_while_held(self, seconds: float) -> None:
         """Wait `seconds`, or less if the runner is stopped or resumed meanwhile.

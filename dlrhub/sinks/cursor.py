@@ -15,7 +15,7 @@ from datetime import datetime
 
 from dlrhub.event import Event
 from dlrhub.sinks.reporting import SinkStats, log
-from dlrhub.store.sink_state import SinkStateStore, SinkStateUnavailable
+from dlrhub.store.sink_state import LeaseLost, SinkStateStore, SinkStateUnavailable
 
 
 class Watermark:
@@ -103,6 +103,8 @@ class Cursor:
             self._commit_wanted.clear()
             try:
                 await self.commit()
+            except LeaseLost:
+                return  # another worker delivers the sink now; the runner is being stopped
             except SinkStateUnavailable as error:
                 log.warning("sink %s: cannot commit its cursor: %s", self.name, error)
                 if self._closing:

@@ -1,4 +1,4 @@
-"""One delivering process per sink state: an OS file lock beside the SQLite file.
+"""One delivering process per SQLite sink state: an OS file lock beside the SQLite file.
 
 Two processes delivering from the same sink cursors both send every event (a
 worker next to a `serve` with sinks sent 11,531 duplicates for 11,531 events).
@@ -18,10 +18,8 @@ conflict, and closing any descriptor of the file releases them), while a
 The file is never deleted: deleting a lock file lets two processes lock two
 different files of the same name.
 
-The sink state lives in that SQLite file on both store backends (see
-`dlrhub/store/settings.py`), so the lock applies with PostgreSQL too. It keeps
-apart deliverers that share a data directory (one host); deliverers on other
-hosts keep cursors of their own, so run one per deployment.
+On PostgreSQL the sink state is in the database and any number of workers
+share the sinks through leases (`leases.py`), so no lock is taken there.
 """
 
 from __future__ import annotations

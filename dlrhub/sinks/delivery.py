@@ -35,7 +35,7 @@ from dlrhub.sinks.base import Sink, SinkGone, SinkPaused, SinkUnavailable
 from dlrhub.sinks.control import Control, Interrupted
 from dlrhub.sinks.last_error import LastError
 from dlrhub.sinks.reporting import SinkStats, log
-from dlrhub.sinks.retry import Retries
+from dlrhub.sinks.retry import RetryCounts
 from dlrhub.sinks.settings import SinkConfig
 
 
@@ -60,6 +60,7 @@ class Delivery:
         control: Control,
         last_error: LastError,
         stats: SinkStats,
+        retry_counts: RetryCounts,
         *,
         on_delivered: Callable[[datetime], None],
         uniform: Callable[[float, float], float],
@@ -69,6 +70,7 @@ class Delivery:
         self.control = control
         self.last_error = last_error
         self.stats = stats
+        self.retry_counts = retry_counts
         self.on_delivered = on_delivered
         self.uniform = uniform
 
@@ -115,8 +117,9 @@ class Delivery:
 
     async def _attempt(self, chunk: list[Event]) -> Failure | None:
         """Deliver `chunk` until it is acknowledged (None) or given up (the last failure)."""
-        retries = Retries(self.config.retry, self.uniform)
-        attempt = 0
+        key = chunk[0].seq
+        retries = self.retry_counts.retries(key, self.config.retry, self.uniform)
+        attempt = retries.attempts  # a restart or takeover goes on counting
         while True:
             self.control.raise_if_interrupted()
             attempt += 1
@@ -145,9 +148,13 @@ class Delivery:
                 outcome = "given_up" if wait is None else "retrying"
                 self._log_attempt(chunk, attempt, outcome, started, logging.WARNING, text)
                 if wait is None:
+                    await self.retry_counts.finished(key)
                     return Failure(text, retries.attempts)
+                await self.retry_counts.failed(key, retries)
                 delay = wait
             else:
+                if retries.attempts:
+                    await self.retry_counts.finished(key)
                 self.stats.delivered += len(chunk)
                 self.stats.state = "running"
                 self.last_error.delivered()

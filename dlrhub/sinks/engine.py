@@ -12,7 +12,8 @@ restarts; each job is a piece of its own:
 | `Control`              | `control.py`    | stop, pause, disable; cut waits short              |
 | `Cursor`               | `cursor.py`     | the finished prefix of the log, committed durably  |
 | `Delivery`             | `delivery.py`   | lanes, batches, attempts                           |
-| `Retries`              | `retry.py`      | when to try again, when to give up (`backoff.py`)  |
+| `Retries`,             | `retry.py`      | when to try again, when to give up (`backoff.py`); |
+| `RetryCounts`          |                 | failed attempts kept across restarts               |
 | `LastError`            | `last_error.py` | redacted error texts, recorded at a bounded rate   |
 | `Lag`                  | `lag.py`        | how far behind the log the sink is                 |
 | `NewEvents`, `Replays`,| `work.py`       | the three sources of work, and the dead letters    |
@@ -33,10 +34,11 @@ from dlrhub.sinks.delivery import Delivery
 from dlrhub.sinks.lag import Lag, head_seq
 from dlrhub.sinks.last_error import LastError
 from dlrhub.sinks.reporting import SinkStats, log
+from dlrhub.sinks.retry import RetryCounts
 from dlrhub.sinks.settings import SinkConfig
 from dlrhub.sinks.work import DeadLetterRetries, DeadLetters, NewEvents, Replays
 from dlrhub.store.base import Store, StoreUnavailable
-from dlrhub.store.sink_state import SinkStateStore, SinkStateUnavailable
+from dlrhub.store.sink_state import LeaseLost, SinkStateStore, SinkStateUnavailable
 
 MIN_PAGE = 200
 MAX_PAGE = 5000
@@ -68,12 +70,14 @@ class SinkRunner:
         self.control = Control(name, state, self.stats)
         self.cursor = Cursor(name, state, self.stats)
         self.lag = Lag(log_store, self.stats)
+        self.retry_counts = RetryCounts(name, state)
         delivery = Delivery(
             config,
             sink,
             self.control,
             LastError(config, state, self.stats),
             self.stats,
+            self.retry_counts,
             on_delivered=self.cursor.note_delivered,
             uniform=uniform,
         )
@@ -98,6 +102,8 @@ class SinkRunner:
         while not self.control.stopping:
             try:
                 await self._run_once()
+            except LeaseLost:
+                break  # another worker delivers the sink now (`leases.py`)
             except Exception:
                 log.exception("sink %s: the runner failed; restarting in 5s", self.name)
                 self.stats.state = "down"
@@ -110,6 +116,7 @@ class SinkRunner:
             start_after = await head_seq(self.events_log)
         current = await self.state.ensure(self.name, start_after=start_after)
         self.cursor.reset(current.after_seq)
+        await self.retry_counts.load()
         self.control.apply(current.paused, current.disabled_reason)
         await self.sink.open()
         watcher = asyncio.create_task(self._watch_control(), name=f"dlrhub-sink-{self.name}-ctl")
@@ -134,7 +141,7 @@ class SinkRunner:
                     await self.control.idle(1.0)
                     continue
                 if not worked:
-                    await self.control.idle(self.poll_interval)
+                    await self.control.wait_for_work(self.poll_interval)
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -146,6 +153,8 @@ class SinkRunner:
                 await committer
             try:
                 await self.cursor.commit()
+            except LeaseLost:
+                pass  # what this run finished is re-delivered by the next holder
             except SinkStateUnavailable as error:
                 log.warning(
                     "sink %s: cannot commit its cursor on the way out: %s", self.name, error

@@ -37,6 +37,7 @@ class SinkReport:
     last_delivered_at: datetime | None
     disabled_reason: str | None
     replays_pending: int
+    lease_owner: str | None = None  # the worker delivering it now
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -55,6 +56,7 @@ class SinkReport:
             ),
             "disabled_reason": self.disabled_reason,
             "replays_pending": self.replays_pending,
+            "lease_owner": self.lease_owner,
         }
 
 
@@ -138,6 +140,7 @@ async def _report(
         last_delivered_at=current.last_delivered_at,
         disabled_reason=current.disabled_reason,
         replays_pending=current.replays_pending,
+        lease_owner=current.lease_owner,
     )
 
 

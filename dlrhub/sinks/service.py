@@ -2,10 +2,11 @@
 
 It opens its own connections to the event log and to the sink state, so sink
 reads never queue behind the receiver's reads and a slow or down sink cannot
-hold up ingest: the receiver commits and answers whatever the sinks do. While
-it runs it holds the one-deliverer lock of its sink state
-(`dlrhub/sinks/deliverer_lock.py`): a second service on the same data directory
-is refused at start.
+hold up ingest: the receiver commits and answers whatever the sinks do. It
+delivers the sinks whose lease it holds (`leases.py`): on PostgreSQL any
+number of workers share them; on SQLite it also holds the one-deliverer lock
+(`dlrhub/sinks/deliverer_lock.py`), so a second service on the same file is
+refused at start.
 """
 
 from __future__ import annotations
@@ -21,21 +22,27 @@ from prometheus_client.registry import Collector
 from dlrhub.sinks.base import Sink
 from dlrhub.sinks.deliverer_lock import DelivererLock
 from dlrhub.sinks.engine import SinkRunner
+from dlrhub.sinks.fencing import FencedSinkState
 from dlrhub.sinks.kinds import create_sink
+from dlrhub.sinks.leases import LeaseKeeper, new_owner
 from dlrhub.sinks.settings import SinkConfig, SinksSettings
 from dlrhub.store.base import Store
+from dlrhub.store.notifications import EventNotifications
 from dlrhub.store.settings import open_store
+from dlrhub.store.sink_leases import SinkLeases
 from dlrhub.store.sink_state import SinkStateStore
-from dlrhub.store.sink_state_sqlite import SQLiteSinkState
+from dlrhub.store.sink_state_sql import SQLSinkState, open_sink_database
 
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 10.0
+FAST_POLL = 0.02  # seconds between looks at the log for new events (SQLite)
+SLOW_POLL = 1.0  # PostgreSQL, where a commit's NOTIFY wakes the runners at once
 
 
 def open_sink_state(config: SinksSettings) -> SinkStateStore:
-    """The sink state store the configuration names (not yet opened)."""
-    return SQLiteSinkState(config.sqlite_path)
+    """The sink state on the configured store's database (not yet opened; open the log first)."""
+    return SQLSinkState(open_sink_database(config.store, config.data_dir))
 
 
 def open_event_log(config: SinksSettings) -> Store:
@@ -55,7 +62,7 @@ async def _open(config: SinksSettings) -> tuple[Store, SinkStateStore]:
 
 
 class SinkService:
-    """Runs one `SinkRunner` per configured sink for as long as it is started."""
+    """Runs a `SinkRunner` for each configured sink whose lease this worker holds."""
 
     def __init__(
         self,
@@ -63,73 +70,113 @@ class SinkService:
         *,
         sinks: Sequence[SinkConfig] | None = None,
         create: Callable[[SinkConfig], Sink] = create_sink,
-        poll_interval: float = 0.02,
+        poll_interval: float | None = None,
         control_interval: float = 0.5,
+        listen: bool = True,
     ) -> None:
         self.config = config
         self.sink_configs = tuple(config.sinks if sinks is None else sinks)
         self.create = create
+        postgres = config.store.backend == "postgres"
+        # On PostgreSQL a commit wakes the runners (LISTEN/NOTIFY); the poll is the fallback.
+        if poll_interval is None:
+            poll_interval = SLOW_POLL if postgres else FAST_POLL
         self.poll_interval = poll_interval
+        self.listen = listen and postgres
+        self.notifications: EventNotifications | None = None
+        self._listening: asyncio.Task[None] | None = None
         self.control_interval = control_interval
         self.runners: list[SinkRunner] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self.keeper: LeaseKeeper | None = None
+        self._keeping: asyncio.Task[None] | None = None
         self._log: Store | None = None
         self._state: SinkStateStore | None = None
-        self.lock = DelivererLock(config.sqlite_path)
+        # On PostgreSQL several workers share the sinks through leases; on SQLite one only.
+        self.lock = DelivererLock(config.sqlite_path) if config.store.backend == "sqlite" else None
 
     def claim(self) -> None:
-        """Take the one-deliverer lock now, or raise `DeliveryRefused` naming its holder.
+        """Take the one-deliverer lock now (SQLite), or raise `DeliveryRefused` naming its holder.
 
         `start` takes it too; a command claims it first so that it is refused before
         it serves anything.
         """
-        self.lock.acquire()
+        if self.lock is not None:
+            self.lock.acquire()
 
     async def start(self) -> None:
         self.claim()
         try:
             event_log, state = await _open(self.config)
         except BaseException:
-            self.lock.release()
+            self._release_lock()
             raise
         self._log, self._state = event_log, state
-        self.runners = [
-            SinkRunner(
-                sink_config,
-                self.create(sink_config),
-                event_log,
-                state,
-                poll_interval=self.poll_interval,
-                control_interval=self.control_interval,
+        self.runners = []
+        fenced: dict[str, FencedSinkState] = {}
+        for sink_config in self.sink_configs:
+            fenced[sink_config.name] = FencedSinkState(state, lambda: None)
+            self.runners.append(
+                SinkRunner(
+                    sink_config,
+                    self.create(sink_config),
+                    event_log,
+                    fenced[sink_config.name],
+                    poll_interval=self.poll_interval,
+                    control_interval=self.control_interval,
+                )
             )
-            for sink_config in self.sink_configs
-        ]
-        self._tasks = [
-            asyncio.create_task(runner.run(), name=f"dlrhub-sink-{runner.name}")
-            for runner in self.runners
-        ]
+        assert isinstance(state, SQLSinkState)
+        lease = self.config.worker.lease
+        leases = SinkLeases(state.database, new_owner(), lease)
+        keeper = self.keeper = LeaseKeeper(
+            leases, self.runners, fenced, lease, force=self.lock is not None
+        )
+        if self.listen:
+            assert self.config.store.dsn is not None
+            self.notifications = EventNotifications(self.config.store.dsn, self._wake_runners)
+            self._listening = asyncio.create_task(
+                self.notifications.listen(), name="dlrhub-sink-listen"
+            )
+        await keeper.round()
+        self._keeping = asyncio.create_task(keeper.keep(), name="dlrhub-sink-leases")
         if self.runners:
             names = ", ".join(f"{r.name} ({r.config.kind})" for r in self.runners)
-            log.info("delivering events to %d sink(s): %s", len(self.runners), names)
+            log.info(
+                "sink worker %s: %d sink(s) configured: %s; delivering %d",
+                leases.owner,
+                len(self.runners),
+                names,
+                len(keeper.held),
+            )
+
+    def _wake_runners(self, _last_seq: int) -> None:
+        for runner in self.runners:
+            runner.control.new_events()
 
     async def stop(self) -> None:
-        for runner in self.runners:
-            runner.stop()
-        if self._tasks:
-            _, pending = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT)
-            for task in pending:
-                log.warning("sink %s did not stop in time; cancelling", task.get_name())
-                task.cancel()
-            for task in self._tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        self._tasks = []
+        """Stop delivering, commit the cursors, release the leases: within `shutdown_timeout`."""
+        if self._listening is not None:
+            self._listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listening
+            self._listening = None
+        if self.keeper is not None:
+            await self.keeper.stop(min(STOP_TIMEOUT, self.config.shutdown_timeout * 0.75))
+        if self._keeping is not None:
+            self._keeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeping
+        self.keeper = self._keeping = None
         if self._state is not None:
             await self._state.close()
         if self._log is not None:
             await self._log.close()
         self._state = self._log = None
-        self.lock.release()  # last: nothing of this service delivers any more
+        self._release_lock()  # last: nothing of this service delivers any more
+
+    def _release_lock(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
 
     def collector(self) -> Collector:
         """Prometheus metrics of every sink, for an app's registry."""

@@ -140,6 +140,13 @@ def read_sink(path: str, value: Any) -> SinkConfig:
     raise ConfigErrors(errors)
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    """`[worker]`: how the sink workers share the sinks (`dlrhub/sinks/leases.py`)."""
+
+    lease: Annotated[PositiveDuration, AtLeast(0.5)] = 15.0
+
+
 class SinksSettings(Protocol):
     """What the sink workers read of the configuration (the wiring's `Config` has it)."""
 
@@ -153,4 +160,10 @@ class SinksSettings(Protocol):
     def data_dir(self) -> Path: ...
 
     @property
-    def sqlite_path(self) -> Path: ...  # the sink state
+    def sqlite_path(self) -> Path: ...  # the one-deliverer lock file is beside it
+
+    @property
+    def worker(self) -> WorkerConfig: ...
+
+    @property
+    def shutdown_timeout(self) -> float: ...

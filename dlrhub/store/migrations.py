@@ -221,6 +221,28 @@ CREATE INDEX IF NOT EXISTS events_by_correlation ON events (correlation_id, seq)
     WHERE correlation_id IS NOT NULL
 """
 
+# Version 3: several sink workers on one database (dlrhub/store/sink_leases.py), and
+# retry counts that survive a restart (dlrhub/store/sink_state_sql.py).
+SINK_WORKERS = """
+CREATE TABLE IF NOT EXISTS sink_leases (
+    sink TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    token {bigint} NOT NULL,
+    expires_us {bigint} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sink_workers (
+    owner TEXT PRIMARY KEY,
+    heartbeat_us {bigint} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sink_attempts (
+    sink TEXT NOT NULL,
+    seq {bigint} NOT NULL,
+    attempts INTEGER NOT NULL,
+    first_failure_us {bigint} NOT NULL,
+    PRIMARY KEY (sink, seq)
+)
+"""
+
 BACKFILL_PAGE = 5_000
 
 
@@ -273,6 +295,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         3, "retention: raw callbacks and stopped tracking rows by time", (RETENTION_INDEXES,)
     ),
+    Migration(4, "sink leases, sink workers and durable retry counts", (SINK_WORKERS,)),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -17,6 +17,10 @@ answers `StoreUnavailable` (503 to the provider, who retries), never a 500.
 `application_name` (default `dlrhub`; one in the DSN wins) names the
 connections in `pg_stat_activity`.
 
+A commit that stored events sends `NOTIFY dlrhub_events, '<last seq>'` (it
+reaches listeners when the transaction commits), so that sink workers wake at
+once instead of polling the table (`dlrhub/store/notifications.py`).
+
 PostgreSQL text cannot hold NUL characters, which a provider's payload may
 carry: in text columns (message id, recipient, quarantine reason, ...) a NUL is
 stored as U+FFFD, and query parameters get the same treatment, so lookups still
@@ -38,9 +42,10 @@ from asyncpg.pool import PoolConnectionProxy
 from dlrhub.redact import redact_dsn
 from dlrhub.store.dialect import POSTGRES
 from dlrhub.store.migrations import MigrationMode, SchemaReport, prepare_schema
-from dlrhub.store.sql import SQLStore
+from dlrhub.store.sql import INSERT_EVENT, SQLStore
 from dlrhub.store.sql_statements import (
     Execute,
+    ExecuteMany,
     Fetch,
     Rows,
     Statement,
@@ -52,6 +57,8 @@ from dlrhub.store.sql_statements import (
 # Any constant works; it only has to be the same for every dlrhub writer.
 WRITER_LOCK = 0x646C7268  # "dlrh"
 CONNECT_TIMEOUT_SECONDS = 10.0
+# A commit that stored events notifies this channel with its last seq (one per database).
+EVENTS_CHANNEL = "dlrhub_events"
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -152,11 +159,23 @@ class PostgresBackend:
         if self._writer is None or self._writer.is_closed():
             self._writer = await self._connect()
         connection = self._writer
+        stored = 0  # the last seq the transaction inserted, for the notification
+
+        async def run(statement: Statement) -> Rows:
+            nonlocal stored
+            if isinstance(statement, ExecuteMany) and statement.sql is INSERT_EVENT:
+                stored = max([stored, *(int(row[0]) for row in statement.rows)])
+            return await run_statement(connection, statement)
+
         try:
             async with connection.transaction():
                 await connection.execute("SELECT pg_advisory_xact_lock($1)", WRITER_LOCK)
-                run = functools.partial(run_statement, connection)
-                return await run_transaction_async(transaction, run)
+                result = await run_transaction_async(transaction, run)
+                if stored:  # sent at commit: sink workers wake (dlrhub/store/notifications.py)
+                    await connection.execute(
+                        "SELECT pg_notify($1, $2)", EVENTS_CHANNEL, str(stored)
+                    )
+                return result
         except BaseException:
             self._writer = None  # the next batch connects afresh
             connection.terminate()

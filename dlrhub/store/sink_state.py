@@ -1,9 +1,14 @@
 """Durable state of the fan-out: per-sink cursors, control flags, dead letters, replays.
 
 The interface the sink engine and the `dlrhub sinks|dlq|replay` commands use;
-`sink_state_sqlite.SQLiteSinkState` is the embedded implementation, with its own
-tables in the same SQLite file as the event log. A PostgreSQL implementation
-will satisfy the same Protocol.
+`sink_state_sql.SQLSinkState` is its one implementation, on the store's
+database (SQLite file or PostgreSQL schema), beside the event log.
+
+Several workers on one PostgreSQL database each deliver the sinks they hold a
+lease for (`sink_leases.py`). The writes that say how far a sink is (cursor,
+dead letters, replay progress, retry counts) take a `Fence`: they land only
+while the writer still holds the lease with that token, and raise `LeaseLost`
+otherwise, so a worker that lost its lease can never move a cursor.
 
 Losing a write of this state (a crash between a delivery and the commit of its
 cursor) can only cause a redelivery, never a loss: the cursor is always behind
@@ -25,6 +30,26 @@ class SinkStateUnavailable(Exception):
     """The sink state cannot be read or written right now; try again later."""
 
 
+class LeaseLost(Exception):
+    """A fenced write found another lease: someone else delivers the sink now; stop."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """Who writes, with the token of the lease it took; a newer token fences it off."""
+
+    owner: str
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class RetryCount:
+    """Failed attempts at a batch starting at an event, kept so a restart does not reset them."""
+
+    attempts: int
+    first_failure: float  # seconds since the epoch
+
+
 @dataclass(frozen=True, slots=True)
 class SinkState:
     """One sink's durable position in the event log and its control flags."""
@@ -40,6 +65,7 @@ class SinkState:
     dead_letters: int  # dead letters waiting (state dead or retry)
     replays_pending: int
     retries_pending: int
+    lease_owner: str | None = None  # the worker delivering it now (a live lease), if any
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -54,6 +80,7 @@ class SinkState:
             "dead_letters": self.dead_letters,
             "replays_pending": self.replays_pending,
             "retries_pending": self.retries_pending,
+            "lease_owner": self.lease_owner,
         }
 
 
@@ -108,12 +135,20 @@ class SinkStateStore(Protocol):
     async def states(self) -> list[SinkState]: ...
 
     async def advance(
-        self, sink: str, after_seq: int, *, delivered: int, delivered_at: datetime | None
+        self,
+        sink: str,
+        after_seq: int,
+        *,
+        delivered: int,
+        delivered_at: datetime | None,
+        fence: Fence | None = None,
     ) -> None:
         """Move the cursor forward (never back) and add to the delivered count."""
         ...
 
-    async def count_delivered(self, sink: str, delivered: int, delivered_at: datetime) -> None:
+    async def count_delivered(
+        self, sink: str, delivered: int, delivered_at: datetime, *, fence: Fence | None = None
+    ) -> None:
         """Add deliveries that do not move the cursor (replays, dead-letter retries)."""
         ...
 
@@ -125,7 +160,9 @@ class SinkStateStore(Protocol):
 
     async def record_error(self, sink: str, error: str, at: datetime) -> None: ...
 
-    async def add_dead_letter(self, sink: str, event: Event, error: str, attempts: int) -> int: ...
+    async def add_dead_letter(
+        self, sink: str, event: Event, error: str, attempts: int, *, fence: Fence | None = None
+    ) -> int: ...
 
     async def dead_letters(
         self,
@@ -140,11 +177,13 @@ class SinkStateStore(Protocol):
         """Queue dead letters (all of the sink's if `ids` is None) for redelivery."""
         ...
 
-    async def resolve_dead_letter(self, dead_letter_id: int) -> None:
+    async def resolve_dead_letter(self, dead_letter_id: int, *, fence: Fence | None = None) -> None:
         """A queued dead letter was delivered: forget it."""
         ...
 
-    async def fail_dead_letter(self, dead_letter_id: int, error: str, attempts: int) -> None:
+    async def fail_dead_letter(
+        self, dead_letter_id: int, error: str, attempts: int, *, fence: Fence | None = None
+    ) -> None:
         """A queued dead letter failed again: back to `dead` with the new error."""
         ...
 
@@ -154,8 +193,22 @@ class SinkStateStore(Protocol):
 
     async def replays(self, sink: str) -> list[ReplayJob]: ...
 
-    async def advance_replay(self, job_id: int, after_seq: int) -> None:
+    async def advance_replay(
+        self, job_id: int, after_seq: int, *, fence: Fence | None = None
+    ) -> None:
         """Record progress; the job is removed once after_seq reaches until_seq."""
+        ...
+
+    async def retry_counts(self, sink: str) -> dict[int, RetryCount]:
+        """The failed attempts kept for the sink, by the seq of the batch's first event."""
+        ...
+
+    async def save_retry_count(
+        self, sink: str, seq: int, count: RetryCount, *, fence: Fence | None = None
+    ) -> None: ...
+
+    async def forget_retry_count(self, sink: str, seq: int, *, fence: Fence | None = None) -> None:
+        """The batch was delivered or given up: its count is done with."""
         ...
 
 

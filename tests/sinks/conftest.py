@@ -1,5 +1,6 @@
-"""Helpers for the sink tests: events straight into a real SQLite store, a webhook
-receiver served by Uvicorn, brokers on loopback and a TCP proxy to cut them off."""
+"""Helpers for the sink tests: events straight into a real store (SQLite, or PostgreSQL
+with the `store_toml` fixture), a webhook receiver served by Uvicorn, brokers on
+loopback and a TCP proxy to cut them off."""
 
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ from starlette.routing import Route
 from dlrhub.config import Config, load_config
 from dlrhub.event import Event, EventType, RawCallback, Status
 from dlrhub.sinks.engine import SinkRunner
-from dlrhub.sinks.service import SinkService
-from dlrhub.store import Accept, SQLiteStore
-from dlrhub.store.sink_state_sqlite import SQLiteSinkState
+from dlrhub.sinks.service import SinkService, open_sink_state
+from dlrhub.store import Accept, Store
+from dlrhub.store.settings import open_store
+from dlrhub.store.sink_state import SinkStateStore
+from tests.postgres import POSTGRES_DSN, fresh_schema
 from tests.processes import ServerProcess, accepts_tcp, running_on_free_port
 from tests.serving import serve_app
 from tests.waiting import eventually_async
@@ -60,7 +63,7 @@ def make_events(count: int, *, messages: int = 50, start: int = 0) -> list[Event
     return events
 
 
-async def ingest(store: SQLiteStore, events: Sequence[Event], per_callback: int = 50) -> None:
+async def ingest(store: Store, events: Sequence[Event], per_callback: int = 50) -> None:
     """Store events the way the receiver does (one Accept per callback), concurrently."""
     writes = []
     for start in range(0, len(events), per_callback):
@@ -79,18 +82,34 @@ async def ingest(store: SQLiteStore, events: Sequence[Event], per_callback: int 
     await asyncio.gather(*writes)
 
 
-def sink_config(tmp_path: Path, sinks: str, extra: str = "") -> Config:
+def sink_config(tmp_path: Path, sinks: str, extra: str = "", store: str = "") -> Config:
+    """A configuration with `sinks`; `store` is a `[store]` table (see `store_toml`)."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "dlrhub.toml"
-    path.write_text(f'data_dir = "{tmp_path / "data"}"\n{extra}\n{sinks}', encoding="utf-8")
+    text = f'data_dir = "{tmp_path / "data"}"\n{extra}\n{sinks}\n{store}'
+    path.write_text(text, encoding="utf-8")
     return load_config(path, env={})
+
+
+def postgres_toml(schema: str, dsn: str = POSTGRES_DSN, extra: str = "") -> str:
+    return f'[store]\nbackend = "postgres"\ndsn = "{dsn}"\nschema = "{schema}"\n{extra}'
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store_toml(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """The `[store]` table of a test that runs on both backends (empty: SQLite)."""
+    if request.param == "sqlite":
+        yield ""
+        return
+    async with fresh_schema() as schema:
+        yield postgres_toml(schema)
 
 
 @dataclass
 class Harness:
     config: Config
-    store: SQLiteStore
-    state: SQLiteSinkState
+    store: Store
+    state: SinkStateStore
 
     @contextlib.asynccontextmanager
     async def service(self) -> AsyncIterator[SinkService]:
@@ -104,8 +123,8 @@ class Harness:
 
 @contextlib.asynccontextmanager
 async def harness(config: Config) -> AsyncIterator[Harness]:
-    store = SQLiteStore(config.sqlite_path)
-    state = SQLiteSinkState(config.sqlite_path)
+    store = open_store(config.store, config.data_dir)
+    state = open_sink_state(config)
     await store.open()
     await state.open()
     try:
@@ -259,12 +278,14 @@ async def own_nats(tmp_path: Path) -> AsyncIterator[ServerProcess]:
 
 
 class Proxy:
-    """A loopback TCP proxy the test can cut: drop every connection and refuse new ones."""
+    """A loopback TCP proxy the test can cut (drop every connection, refuse new ones) or
+    freeze (connections stay open, nothing passes)."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.port = 0
         self.open = True
+        self.frozen = False
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -286,6 +307,8 @@ class Proxy:
         async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
             with contextlib.suppress(OSError, asyncio.CancelledError):
                 while data := await source.read(65536):
+                    if self.frozen:
+                        continue  # swallowed: a network that drops packets, not connections
                     sink.write(data)
                     await sink.drain()
             sink.close()
@@ -299,8 +322,13 @@ class Proxy:
             writer.transport.abort()
         self._writers.clear()
 
+    def freeze(self) -> None:
+        """Keep every connection open but pass nothing: requests wait for an answer."""
+        self.frozen = True
+
     def restore(self) -> None:
         self.open = True
+        self.frozen = False
 
     async def close(self) -> None:
         self.cut()

@@ -21,8 +21,8 @@ SINKS = '[[sinks]]\nname = "print"\nkind = "stdout"\n'
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Config:
-    config = sink_config(tmp_path, SINKS)
+def config(tmp_path: Path, store_toml: str) -> Config:
+    config = sink_config(tmp_path, SINKS, store=store_toml)
 
     async def prepare() -> None:
         async with harness(config) as h:

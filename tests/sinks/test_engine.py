@@ -1,4 +1,4 @@
-"""The engine against a programmable in-memory sink and a real SQLite store."""
+"""The engine against a programmable in-memory sink and a real store, on both backends."""
 
 from __future__ import annotations
 
@@ -75,10 +75,11 @@ retry = {{ initial = "5ms", max = "20ms", max_attempts = 3 }}
 """
 
 
-def config_for(tmp_path: Path, batch_size: int = 10, max_in_flight: int = 1, extra: str = ""):  # type: ignore[no-untyped-def]
-    return sink_config(
-        tmp_path, SINK.format(batch_size=batch_size, max_in_flight=max_in_flight, extra=extra)
-    )
+def config_for(  # type: ignore[no-untyped-def]
+    tmp_path: Path, batch_size: int = 10, max_in_flight: int = 1, extra: str = "", store: str = ""
+):
+    sinks = SINK.format(batch_size=batch_size, max_in_flight=max_in_flight, extra=extra)
+    return sink_config(tmp_path, sinks, store=store)
 
 
 async def empty(rows: Awaitable[Sequence[object]]) -> bool:
@@ -99,9 +100,9 @@ async def run_until(h: Harness, sink: FakeSink, condition, seconds: float = 10.0
     return running
 
 
-async def test_filter_batches_lanes_and_order(tmp_path: Path) -> None:
+async def test_filter_batches_lanes_and_order(tmp_path: Path, store_toml: str) -> None:
     extra = 'filter = { sources = ["nrs360"], statuses = ["sent", "delivered"] }'
-    config = config_for(tmp_path, batch_size=7, max_in_flight=4, extra=extra)
+    config = config_for(tmp_path, batch_size=7, max_in_flight=4, extra=extra, store=store_toml)
     events = make_events(1200, messages=40)
     async with harness(config) as h:
         await ingest(h.store, events)
@@ -120,8 +121,8 @@ async def test_filter_batches_lanes_and_order(tmp_path: Path) -> None:
         assert state.delivered == len(expected)
 
 
-async def test_restart_continues_from_the_cursor(tmp_path: Path) -> None:
-    config = config_for(tmp_path)
+async def test_restart_continues_from_the_cursor(tmp_path: Path, store_toml: str) -> None:
+    config = config_for(tmp_path, store=store_toml)
     async with harness(config) as h:
         await ingest(h.store, make_events(100))
         first = FakeSink()
@@ -133,8 +134,10 @@ async def test_restart_continues_from_the_cursor(tmp_path: Path) -> None:
         assert [e.id for e in second.delivered] == [e.id for e in later]
 
 
-async def test_a_poisoned_event_is_dead_lettered_alone_then_retried(tmp_path: Path) -> None:
-    config = config_for(tmp_path, batch_size=10)
+async def test_a_poisoned_event_is_dead_lettered_alone_then_retried(
+    tmp_path: Path, store_toml: str
+) -> None:
+    config = config_for(tmp_path, batch_size=10, store=store_toml)
     events = make_events(40)
     poisoned = events[13]
     async with harness(config) as h:
@@ -162,8 +165,35 @@ async def test_a_poisoned_event_is_dead_lettered_alone_then_retried(tmp_path: Pa
         assert [e.id for e in sink.delivered].count(poisoned.id) == 1
 
 
-async def test_rejected_events_are_dead_letters_without_retries(tmp_path: Path) -> None:
-    config = config_for(tmp_path, batch_size=1)
+async def test_a_restart_mid_retry_continues_the_attempt_count(
+    tmp_path: Path, store_toml: str
+) -> None:
+    sinks = (
+        '[[sinks]]\nname = "fake"\nkind = "stdout"\nbatch_size = 1\n'
+        'retry = { initial = "300ms", max = "300ms", max_attempts = 4 }\n'
+    )
+    config = sink_config(tmp_path, sinks, store=store_toml)
+    events = make_events(3)
+    poisoned = events[1]
+    async with harness(config) as h:
+        await ingest(h.store, events)
+        sink = FakeSink(poison={poisoned.id})
+        tries = lambda: sink.calls - len(sink.delivered)  # noqa: E731
+        await run_until(h, sink, lambda: tries() >= 2)  # stopped while waiting to retry
+        assert await h.state.dead_letters("fake") == []
+        first_run = tries()
+        await run_until(h, sink, lambda: h.state.dead_letters("fake"))
+        (letter,) = await h.state.dead_letters("fake")
+        assert letter.attempts == 4
+        assert tries() == 4  # not 4 more after the restart
+        assert first_run < 4
+        assert [e.id for e in sink.delivered] == [events[0].id, events[2].id]
+
+
+async def test_rejected_events_are_dead_letters_without_retries(
+    tmp_path: Path, store_toml: str
+) -> None:
+    config = config_for(tmp_path, batch_size=1, store=store_toml)
     events = make_events(5)
     async with harness(config) as h:
         await ingest(h.store, events)
@@ -174,8 +204,10 @@ async def test_rejected_events_are_dead_letters_without_retries(tmp_path: Path) 
         assert sink.calls == 5
 
 
-async def test_an_unavailable_sink_is_retried_without_dead_letters(tmp_path: Path) -> None:
-    config = config_for(tmp_path)
+async def test_an_unavailable_sink_is_retried_without_dead_letters(
+    tmp_path: Path, store_toml: str
+) -> None:
+    config = config_for(tmp_path, store=store_toml)
     async with harness(config) as h:
         await ingest(h.store, make_events(30))
         sink = FakeSink(unavailable=True)
@@ -195,8 +227,8 @@ async def test_an_unavailable_sink_is_retried_without_dead_letters(tmp_path: Pat
         assert await h.state.dead_letters("fake") == []
 
 
-async def test_pause_and_resume_through_the_state(tmp_path: Path) -> None:
-    config = config_for(tmp_path)
+async def test_pause_and_resume_through_the_state(tmp_path: Path, store_toml: str) -> None:
+    config = config_for(tmp_path, store=store_toml)
     async with harness(config) as h:
         sink = FakeSink()
         running = service(h, sink)
@@ -215,8 +247,8 @@ async def test_pause_and_resume_through_the_state(tmp_path: Path) -> None:
             await running.stop()
 
 
-async def test_gone_disables_until_resumed(tmp_path: Path) -> None:
-    config = config_for(tmp_path)
+async def test_gone_disables_until_resumed(tmp_path: Path, store_toml: str) -> None:
+    config = config_for(tmp_path, store=store_toml)
     async with harness(config) as h:
         await ingest(h.store, make_events(10))
         sink = FakeSink(gone=True)
@@ -238,8 +270,8 @@ async def test_gone_disables_until_resumed(tmp_path: Path) -> None:
         assert await h.state.dead_letters("fake") == []
 
 
-async def test_replay_re_delivers_a_range(tmp_path: Path) -> None:
-    config = config_for(tmp_path)
+async def test_replay_re_delivers_a_range(tmp_path: Path, store_toml: str) -> None:
+    config = config_for(tmp_path, store=store_toml)
     events = make_events(60)
     async with harness(config) as h:
         await ingest(h.store, events)
@@ -258,8 +290,8 @@ async def test_replay_re_delivers_a_range(tmp_path: Path) -> None:
         assert await h.state.replays("fake") == []
 
 
-async def test_start_at_end_skips_history(tmp_path: Path) -> None:
-    config = config_for(tmp_path, extra='start = "end"')
+async def test_start_at_end_skips_history(tmp_path: Path, store_toml: str) -> None:
+    config = config_for(tmp_path, extra='start = "end"', store=store_toml)
     async with harness(config) as h:
         await ingest(h.store, make_events(25))
         sink = FakeSink()

@@ -14,8 +14,8 @@ kind = "stdout"
 """
 
 
-async def test_head_seq_finds_the_last_event(tmp_path: Path) -> None:
-    config = sink_config(tmp_path, SINK)
+async def test_head_seq_finds_the_last_event(tmp_path: Path, store_toml: str) -> None:
+    config = sink_config(tmp_path, SINK, store=store_toml)
     async with harness(config) as h:
         assert await head_seq(h.store) == 0
         await ingest(h.store, make_events(1234))

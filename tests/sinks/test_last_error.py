@@ -20,8 +20,10 @@ class RecordedErrors:
         self.errors.append(error)
 
 
-async def test_the_same_error_after_a_delivery_is_recorded_again(tmp_path: Path) -> None:
-    config = sink_config(tmp_path, '[[sinks]]\nname = "print"\nkind = "stdout"\n')
+async def test_the_same_error_after_a_delivery_is_recorded_again(
+    tmp_path: Path, store_toml: str
+) -> None:
+    config = sink_config(tmp_path, '[[sinks]]\nname = "print"\nkind = "stdout"\n', store=store_toml)
     state = RecordedErrors()
     last_error = LastError(config.sinks[0], state, SinkStats())  # type: ignore[arg-type]
     await last_error.record("answered 503")

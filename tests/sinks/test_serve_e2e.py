@@ -25,7 +25,8 @@ import httpx
 import pytest
 
 from dlrhub.store import SQLiteStore
-from dlrhub.store.sink_state_sqlite import SQLiteSinkState
+from dlrhub.store.database import SQLiteDatabase
+from dlrhub.store.sink_state_sql import SQLSinkState
 from tests.conftest import SOURCE_TOKEN
 from tests.conftest import write_config as write_base_config
 from tests.processes import (
@@ -99,7 +100,7 @@ async def store_backlog(config_dir: Path, count: int) -> list[str]:
 
 
 async def committed_cursor(config_dir: Path) -> int:
-    state = SQLiteSinkState(config_dir / "data" / "dlrhub.sqlite3")
+    state = SQLSinkState(SQLiteDatabase(config_dir / "data" / "dlrhub.sqlite3"))
     await state.open()
     try:
         current = await state.state("hook")

@@ -127,11 +127,6 @@ async def test_migrate_store_copies_every_row_and_a_sink_resumes_where_it_was(
         await target.close()
 
 
-@pytest.mark.xfail(
-    reason="the sink state moves to the configured backend with h14-sinkstate;"
-    " until then a sink on PostgreSQL keeps its cursor in the data directory's SQLite file",
-    strict=False,
-)
 async def test_a_sink_on_the_copied_store_delivers_only_what_followed_its_cursor(
     tmp_path: Path, schema: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -38,8 +38,8 @@ from dlrhub.outbound.poller import Poller
 from dlrhub.outbound.sending import Outbound, TrackRequest
 from dlrhub.outbound.transport import Exchange, Transport
 from dlrhub.providers.onurix.client import OnurixClient
-from dlrhub.store import SQLiteStore
-from dlrhub.store.tracking_sqlite import SQLiteTrackingStore
+from dlrhub.store.settings import open_store
+from dlrhub.store.tracking_sql import open_tracking
 
 FAKE = """
 import sys, uvicorn
@@ -110,7 +110,8 @@ class CannedClient(OnurixClient):
 
 
 async def track(config: Config, count: int) -> float:
-    store, tracking = SQLiteStore(config.sqlite_path), SQLiteTrackingStore(config.sqlite_path)
+    store = open_store(config.store, config.data_dir)
+    tracking = open_tracking(config.store, config.data_dir)
     await store.open()
     await tracking.open()
     started = time.perf_counter()
@@ -126,7 +127,7 @@ async def poll_for(
     config: Config, seconds: float, clients: dict[str, Any] | None
 ) -> tuple[int, float, float]:
     """Polls made, wall seconds and CPU seconds while polling for `seconds` (or until none due)."""
-    store = SQLiteStore(config.sqlite_path)
+    store = open_store(config.store, config.data_dir)
     await store.open()
     poller = Poller(config, store, clients=clients)
     await poller.open()

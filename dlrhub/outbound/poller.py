@@ -68,7 +68,7 @@ from dlrhub.outbound.settings import AccountConfig, OutboundSettings, PollerConf
 from dlrhub.providers import PROVIDERS, client_for
 from dlrhub.store import Accept, Quarantine, Store, StoreUnavailable
 from dlrhub.store.tracking import PollOutcome, TrackedMessage, TrackingStore
-from dlrhub.store.tracking_sqlite import SQLiteTrackingStore
+from dlrhub.store.tracking_sql import open_tracking
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +276,7 @@ class Poller:
         self.settings = config.outbound.poller
         self._store = store
         self._own_tracking = tracking is None
-        self.tracking: TrackingStore = tracking or SQLiteTrackingStore(config.sqlite_path)
+        self.tracking: TrackingStore = tracking or open_tracking(config.store, config.data_dir)
         self._given_clients = dict(clients or {})
         self.now = now
         self.metrics = metrics or PollMetrics()

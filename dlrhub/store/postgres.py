@@ -120,11 +120,11 @@ class PostgresBackend:
     async def open(self) -> SchemaReport:
         setup = await self._connect(with_schema=False)
         try:
-            await setup.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
-            await setup.execute(f"SET search_path TO {self.schema}")
             async with setup.transaction():
-                # Two processes starting at once must not race on CREATE TABLE.
+                # Two processes starting at once must not race on CREATE SCHEMA or TABLE.
                 await setup.execute("SELECT pg_advisory_xact_lock($1)", WRITER_LOCK)
+                await setup.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+                await setup.execute(f"SET LOCAL search_path TO {self.schema}")
                 run = functools.partial(run_statement, setup)
                 report = await run_transaction_async(prepare_schema(POSTGRES, self.migrate), run)
         finally:

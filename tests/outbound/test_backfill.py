@@ -13,7 +13,7 @@ from dlrhub.outbound.sending import Outbound
 from dlrhub.providers.nrs360.backfill import backfill_sending
 from dlrhub.providers.nrs360.fake import FakeNrs360
 from dlrhub.store import EventFilter
-from dlrhub.store.tracking_sqlite import SQLiteTrackingStore
+from dlrhub.store.tracking_sql import open_tracking
 from tests.conftest import ADMIN_TOKEN, SOURCE_TOKEN
 from tests.outbound.conftest import outbound_config
 from tests.serving import serve_app
@@ -46,7 +46,7 @@ async def test_csv_backfill_fills_a_gap_without_duplicates(
             await fake.notify(ids[1], events=("sent",), dlr=False)  # delivered is lost
             # ids[2]: the receiver was down, nothing arrived
             store = app.state.store
-            tracking = SQLiteTrackingStore(config.sqlite_path)
+            tracking = open_tracking(config.store, config.data_dir)
             await tracking.open()
             outbound = Outbound(config, store, tracking)
             sending_id = str(fake.messages[ids[0]].sending_id)

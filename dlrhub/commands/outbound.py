@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -24,6 +26,8 @@ from dlrhub.providers import PROVIDERS
 from dlrhub.providers.base import load
 from dlrhub.store.settings import open_store
 from dlrhub.store.tracking import TrackingStore
+
+log = logging.getLogger(__name__)
 
 
 def add_outbound_commands(
@@ -211,15 +215,30 @@ def command_poll(args: argparse.Namespace) -> int:
                 handled = await poller.run_once()
                 print(f"polled {handled} due message(s)")
                 await poller.close()
-            else:
+                return
+            stopping = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for number in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(number, stopping.set)
+            try:
                 await poller.start()
-                await asyncio.Event().wait()
+                await stopping.wait()
+            finally:
+                # In-flight polls are cancelled and their rows given back at once (due
+                # now, for another poller), not left until their lease runs out.
+                async with asyncio.timeout(config.shutdown_timeout):
+                    await poller.stop()
+                log.info("poller %s stopped", poller.owner)
         finally:
-            if not args.once:
-                await poller.stop()
             await store.close()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except TimeoutError:
+        raise CliError(
+            f"the poller did not stop within shutdown_timeout ({config.shutdown_timeout:g}s);"
+            " the rows it held come back when their lease runs out"
+        ) from None
     return 0
 
 

@@ -361,9 +361,18 @@ class Poller:
         if state.busy_until is not None and now < state.busy_until:
             return 0
         lease_until = now + timedelta(seconds=self.settings.lease)
-        rows = await self.tracking.claim_due(
-            state.config.name, now, self.settings.batch_size, self.owner, lease_until
+        claim = asyncio.ensure_future(
+            self.tracking.claim_due(
+                state.config.name, now, self.settings.batch_size, self.owner, lease_until
+            )
         )
+        try:
+            rows = await asyncio.shield(claim)
+        except asyncio.CancelledError:  # stopping: let the claim end, then give its rows back
+            with contextlib.suppress(StoreUnavailable):
+                taken = await claim
+                await self.tracking.release([row.id for row in taken], self.owner, now)
+            raise
         if not rows:
             return 0
         outcomes: list[PollOutcome] = []

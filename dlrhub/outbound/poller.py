@@ -351,8 +351,8 @@ class Poller:
             except Exception:
                 log.exception("poller, account %s: unexpected error", state.config.name)
                 handled = 0
-            if handled == 0:
-                await asyncio.sleep(self.settings.idle_sleep)
+            if handled == 0:  # until rows are added for the account, or idle_sleep
+                await self.tracking.wait_for_due(state.config.name, self.settings.idle_sleep)
 
     async def poll_account(self, state: _Account) -> int:
         if await self._paused(state):

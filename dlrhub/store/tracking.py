@@ -186,6 +186,11 @@ class TrackingStore(RequestBudget, Protocol):
         """Take up to `limit` due rows of the account, oldest due first, until `lease_until`."""
         ...
 
+    async def wait_for_due(self, account: str, seconds: float) -> None:
+        """Return when rows of the account may have become due (another process added
+        them), or after `seconds`, whichever comes first."""
+        ...
+
     async def complete(self, outcomes: Sequence[PollOutcome], owner: str, now: datetime) -> None:
         """Write back outcomes of rows `owner` still holds (a lost lease is ignored)."""
         ...

@@ -20,17 +20,28 @@ losing the last reservations in a power cut costs nothing (the next ones start
 from now), and a request need not wait for an fsync, nor for a claim or a
 write-back on the main connection. The auth pause (`tracking_pauses`) is a row
 too, so every process sees it.
+
+On PostgreSQL, adding rows that are due (a send's, `POST /v1/tracking`)
+sends `NOTIFY dlrhub_tracking` with the account as payload, at commit; pollers
+`LISTEN` (`Wakeups`) and claim at once instead of at the end of their
+`idle_sleep`, which remains the fallback.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from dlrhub.event import Status, epoch_micros
-from dlrhub.store.database import Database, SQLiteDatabase, open_database
+from dlrhub.store.database import Database, PostgresDatabase, SQLiteDatabase, open_database
+from dlrhub.store.postgres import CONNECT_TIMEOUT_SECONDS
 from dlrhub.store.settings import StoreConfig
 from dlrhub.store.sql_statements import Execute, ExecuteMany, Fetch, Rows, Transaction
 from dlrhub.store.tracking import (
@@ -42,7 +53,12 @@ from dlrhub.store.tracking import (
     TrackedMessage,
 )
 
+log = logging.getLogger(__name__)
+
 MAX_ERROR_CHARS = 500
+NOTIFY_CHANNEL = "dlrhub_tracking"
+DUE_SOON_US = 1_000_000  # rows due within this wake the account's waiting pollers
+LISTEN_ERRORS: tuple[type[Exception], ...] = (*PostgresDatabase.errors, OSError)
 INSERT_ROWS = 500  # rows per multi-row INSERT (13 parameters each)
 
 COLUMNS = (
@@ -177,22 +193,71 @@ def _execute_many(sql: str, rows: Sequence[Sequence[Any]]) -> Transaction[None]:
     yield ExecuteMany(sql, rows)
 
 
-def _insert(rows: Sequence[tuple[Any, ...]]) -> Transaction[int]:
+def _insert(rows: Sequence[tuple[Any, ...]], notify: Sequence[str]) -> Transaction[int]:
     added = 0
     for start in range(0, len(rows), INSERT_ROWS):
         chunk = rows[start : start + INSERT_ROWS]
         sql = INSERT.format(values=", ".join([INSERT_VALUES] * len(chunk)))
         params = [value for row in chunk for value in row]
         added += len((yield Fetch(sql, params)))
+    for account in notify:  # delivered when the transaction commits
+        yield Fetch("SELECT pg_notify(?, ?)", (NOTIFY_CHANNEL, account))
     return added
+
+
+class Wakeups:
+    """PostgreSQL `LISTEN dlrhub_tracking` on a connection of its own: a poller waiting
+    for due rows wakes when another process adds some for its account (the payload),
+    instead of at the end of its `idle_sleep`. If the connection cannot be made or
+    breaks, waits simply last their timeout: the slow poll is the fallback."""
+
+    def __init__(self, database: PostgresDatabase) -> None:
+        self.database = database
+        self._connection: asyncpg.Connection | None = None
+        self._events: dict[str, asyncio.Event] = {}
+
+    async def open(self) -> None:
+        try:
+            self._connection = await asyncpg.connect(
+                self.database.dsn,
+                timeout=CONNECT_TIMEOUT_SECONDS,
+                server_settings={"application_name": "dlrhub-listen"},
+            )
+            await self._connection.add_listener(NOTIFY_CHANNEL, self._notified)
+        except LISTEN_ERRORS as error:
+            log.warning("tracking: no LISTEN on %s (%s); polling only", self.database.name, error)
+            await self.close()
+
+    async def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.terminate()
+
+    def _notified(self, connection: Any, pid: int, channel: str, payload: object) -> None:
+        self._event(str(payload)).set()
+
+    def _event(self, account: str) -> asyncio.Event:
+        return self._events.setdefault(account, asyncio.Event())
+
+    async def wait(self, account: str, seconds: float) -> None:
+        event = self._event(account)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), seconds)
+        event.clear()
 
 
 class SQLTrackingStore:
     """`TrackingStore` over a `Database`; the budget on `budget_database` when given."""
 
-    def __init__(self, database: Database, budget_database: Database | None = None) -> None:
+    def __init__(
+        self,
+        database: Database,
+        budget_database: Database | None = None,
+        wakeups: Wakeups | None = None,
+    ) -> None:
         self.database = database
         self.budget_database = budget_database
+        self.wakeups = wakeups
         dialect = database.dialect
         self._claim = CLAIM.format(skip_locked=dialect.skip_locked)
         self._reserve = RESERVE.format(greatest=dialect.greatest)
@@ -210,8 +275,12 @@ class SQLTrackingStore:
             except BaseException:
                 await self.database.close()
                 raise
+        if self.wakeups is not None:
+            await self.wakeups.open()
 
     async def close(self) -> None:
+        if self.wakeups is not None:
+            await self.wakeups.close()
         if self.budget_database is not None:
             await self.budget_database.close()
         await self.database.close()
@@ -219,7 +288,22 @@ class SQLTrackingStore:
     async def add(self, items: Sequence[NewTracking]) -> int:
         if not items:
             return 0
-        return await self.database.transact(_insert([_new_row(item) for item in items]))
+        notify: list[str] = []
+        if self.database.dialect.name == "postgres":
+            soon = epoch_micros(datetime.now(UTC)) + DUE_SOON_US
+            due = {
+                item.account
+                for item in items
+                if item.next_poll_at is not None and epoch_micros(item.next_poll_at) <= soon
+            }
+            notify = sorted(due)
+        return await self.database.transact(_insert([_new_row(item) for item in items], notify))
+
+    async def wait_for_due(self, account: str, seconds: float) -> None:
+        if self.wakeups is not None:
+            await self.wakeups.wait(account, seconds)
+        else:
+            await asyncio.sleep(seconds)
 
     async def claim_due(
         self, account: str, now: datetime, limit: int, owner: str, lease_until: datetime
@@ -341,4 +425,5 @@ def open_tracking(settings: StoreConfig, data_dir: Path) -> SQLTrackingStore:
     if isinstance(database, SQLiteDatabase):
         budget = SQLiteDatabase(database.path, synchronous="NORMAL")
         return SQLTrackingStore(database, budget)
-    return SQLTrackingStore(database)
+    assert isinstance(database, PostgresDatabase)
+    return SQLTrackingStore(database, wakeups=Wakeups(database))

@@ -24,9 +24,11 @@ from urllib.parse import parse_qs
 import pytest
 
 from dlrhub.config import Config, parse_config
+from dlrhub.outbound.poller import Poller
 from dlrhub.outbound.sending import Outbound, TrackRequest
 from dlrhub.providers.onurix.fake import FakeOnurix
 from dlrhub.store.settings import open_store
+from dlrhub.store.tracking import TrackingStore
 from dlrhub.store.tracking_sql import open_tracking
 from dlrhub.testing.progress import ManualClock
 from tests.postgres import POSTGRES_DSN, fresh_schema
@@ -131,7 +133,9 @@ async def schema() -> AsyncIterator[str]:
         yield name
 
 
-def tracking_config(tmp_path: Path, base_url: str, fake: FakeOnurix, schema: str) -> Config:
+def tracking_config(
+    tmp_path: Path, base_url: str, fake: FakeOnurix, schema: str, idle_sleep: str = "1s"
+) -> Config:
     document = {
         "data_dir": str(tmp_path / "test-data"),
         "store": {"backend": "postgres", "dsn": POSTGRES_DSN, "schema": schema},
@@ -143,6 +147,7 @@ def tracking_config(tmp_path: Path, base_url: str, fake: FakeOnurix, schema: str
                 **fake.account_settings(),
             }
         ],
+        "poller": {"idle_sleep": idle_sleep},
     }
     return parse_config(document)
 
@@ -245,3 +250,36 @@ async def test_two_poller_processes_share_1000_messages_and_the_rate_limit(
     assert fake.max_requests_per_second(STATE) <= RATE + 1 + ARRIVAL_SLACK
     arrivals = sorted(request.at for request in fake.requests_to(STATE))
     assert len(arrivals) - 1 <= RATE * (arrivals[-1] - arrivals[0]) + 1 + ARRIVAL_SLACK
+
+
+async def test_a_waiting_poller_wakes_when_messages_are_tracked(
+    schema: str, tmp_path: Path
+) -> None:
+    """NOTIFY on PostgreSQL: a poller idle for 60 s asks about a new message at once."""
+    fake = FakeOnurix(progression=("Entregado",))
+    async with serve_app(fake.app) as base:
+        config = tracking_config(tmp_path, base, fake, schema, idle_sleep="60s")
+        await migrate(config)
+        first, second = fake.add_message("573150900001").id, fake.add_message("573150900002").id
+        await track(config, [first])
+        store = open_store(config.store, config.data_dir)
+        await store.open()
+        poller = Poller(config, store)
+        await poller.start()
+        try:
+            tracking = poller.tracking
+            await eventually_async(
+                lambda: _attempts(tracking, first), what="the first message to be polled"
+            )
+            await track(config, [second])  # the poller waits for its 60 s idle_sleep now
+            await eventually_async(
+                lambda: _attempts(tracking, second), 30, "the poller to wake and poll it"
+            )
+        finally:
+            await poller.stop()
+            await store.close()
+
+
+async def _attempts(tracking: TrackingStore, message_id: str) -> int:
+    row = await tracking.find("onx", message_id)
+    return row.attempts if row is not None else 0

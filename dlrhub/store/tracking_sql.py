@@ -215,6 +215,7 @@ class Wakeups:
         self.database = database
         self._connection: asyncpg.Connection | None = None
         self._events: dict[str, asyncio.Event] = {}
+        self._tried = False
 
     async def open(self) -> None:
         try:
@@ -240,6 +241,9 @@ class Wakeups:
         return self._events.setdefault(account, asyncio.Event())
 
     async def wait(self, account: str, seconds: float) -> None:
+        if not self._tried:  # only processes that wait (pollers) listen
+            self._tried = True
+            await self.open()
         event = self._event(account)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), seconds)
@@ -275,8 +279,6 @@ class SQLTrackingStore:
             except BaseException:
                 await self.database.close()
                 raise
-        if self.wakeups is not None:
-            await self.wakeups.open()
 
     async def close(self) -> None:
         if self.wakeups is not None:

@@ -388,17 +388,32 @@ class Poller:
         for channel in sorted({row.channel for row in live}):
             same = [row for row in live if row.channel == channel]
             groups += [same[start : start + size] for start in range(0, len(same), size)]
+        # Every group ends (answered, failed or cancelled) before the rows are written back
+        # or given back: a group still asking about a row given back would overlap the
+        # next poller's query of it.
+        polls = [asyncio.ensure_future(self._poll_group(state, group)) for group in groups]
+        failure: BaseException | None = None
         try:
-            for group_outcomes in await asyncio.gather(
-                *(self._poll_group(state, group) for group in groups)
-            ):
-                outcomes += group_outcomes
+            if polls:
+                await asyncio.wait(polls)
         finally:
+            for poll in polls:
+                poll.cancel()  # stopping (the others are done already)
+            await asyncio.gather(*polls, return_exceptions=True)
+            for poll in polls:
+                if poll.cancelled():
+                    continue
+                if (error := poll.exception()) is not None:
+                    failure = failure or error
+                else:
+                    outcomes += poll.result()
             done = {outcome.id for outcome in outcomes}
             left = [row.id for row in rows if row.id not in done]
             await self.tracking.complete(outcomes, self.owner, self.now())
-            if left:  # cancelled mid-batch: give the rest back
+            if left:  # cancelled or failed mid-batch: give the rest back
                 await self.tracking.release(left, self.owner, now)
+        if failure is not None:
+            raise failure
         return len(rows)
 
     async def _poll_group(self, state: _Account, group: list[TrackedMessage]) -> list[PollOutcome]:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -22,6 +25,9 @@ from dlrhub.event import Status
 from dlrhub.providers import PROVIDERS
 from dlrhub.providers.base import load
 from dlrhub.store.settings import open_store
+from dlrhub.store.tracking import TrackingStore
+
+log = logging.getLogger(__name__)
 
 
 def add_outbound_commands(
@@ -106,11 +112,11 @@ def _with_outbound(config: Config, run: Callable[[Any], Awaitable[None]]) -> int
     """Run with the store and the tracking tables open (created if missing)."""
     from dlrhub.outbound.errors import ProviderError
     from dlrhub.outbound.sending import Outbound, SendRefused
-    from dlrhub.store.tracking_sqlite import SQLiteTrackingStore
+    from dlrhub.store.tracking_sql import open_tracking
 
     async def session() -> None:
         store = open_store(config.store, config.data_dir)
-        tracking = SQLiteTrackingStore(config.sqlite_path)
+        tracking = open_tracking(config.store, config.data_dir)
         await store.open()
         await tracking.open()
         outbound = Outbound(config, store, tracking)
@@ -209,37 +215,64 @@ def command_poll(args: argparse.Namespace) -> int:
                 handled = await poller.run_once()
                 print(f"polled {handled} due message(s)")
                 await poller.close()
-            else:
+                return
+            stopping = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for number in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(number, stopping.set)
+            try:
                 await poller.start()
-                await asyncio.Event().wait()
+                await stopping.wait()
+            finally:
+                # In-flight polls are cancelled and their rows given back at once (due
+                # now, for another poller), not left until their lease runs out.
+                async with asyncio.timeout(config.shutdown_timeout):
+                    await poller.stop()
+                log.info("poller %s stopped", poller.owner)
         finally:
-            if not args.once:
-                await poller.stop()
             await store.close()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except TimeoutError:
+        raise CliError(
+            f"the poller did not stop within shutdown_timeout ({config.shutdown_timeout:g}s);"
+            " the rows it held come back when their lease runs out"
+        ) from None
     return 0
+
+
+@contextlib.asynccontextmanager
+async def _tracking(config: Config) -> AsyncIterator[TrackingStore]:
+    """The tracking tables, opened after the event store (which checks the schema)."""
+    from dlrhub.store.tracking_sql import open_tracking
+
+    store = open_store(config.store, config.data_dir)
+    await store.open()
+    tracking = open_tracking(config.store, config.data_dir)
+    try:
+        await tracking.open()
+        try:
+            yield tracking
+        finally:
+            await tracking.close()
+    finally:
+        await store.close()
 
 
 def command_poll_status(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from dlrhub.store.tracking_sqlite import SQLiteTrackingStore
-
     config = config_from(args)
-    if not config.sqlite_path.exists():
+    if config.store.backend == "sqlite" and not config.sqlite_path.exists():
         raise CliError(f"no store at {config.sqlite_path}; pass --data-dir")
 
     async def run() -> None:
-        tracking = SQLiteTrackingStore(config.sqlite_path)
-        await tracking.open()
-        try:
+        async with _tracking(config) as tracking:
             now = datetime.now(UTC)
             summaries = {summary.account: summary for summary in await tracking.summaries(now)}
             pauses = {p.account: p for p in await tracking.pauses() if p.paused_until > now}
             bad = {b.account: b for b in await tracking.bad_answers()}
-        finally:
-            await tracking.close()
         names = sorted({*summaries, *(a.name for a in config.outbound.accounts)})
         for name in names:
             summary = summaries.get(name)
@@ -274,17 +307,11 @@ def command_poll_status(args: argparse.Namespace) -> int:
 
 
 def command_poll_resume(args: argparse.Namespace) -> int:
-    from dlrhub.store.tracking_sqlite import SQLiteTrackingStore
-
     config = config_from(args)
 
     async def run() -> bool:
-        tracking = SQLiteTrackingStore(config.sqlite_path)
-        await tracking.open()
-        try:
+        async with _tracking(config) as tracking:
             return await tracking.resume(args.account)
-        finally:
-            await tracking.close()
 
     if not asyncio.run(run()):
         raise CliError(f"account {args.account!r} is not paused (see 'dlrhub poll status')")

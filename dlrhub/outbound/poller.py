@@ -68,7 +68,7 @@ from dlrhub.outbound.settings import AccountConfig, OutboundSettings, PollerConf
 from dlrhub.providers import PROVIDERS, client_for
 from dlrhub.store import Accept, Quarantine, Store, StoreUnavailable
 from dlrhub.store.tracking import PollOutcome, TrackedMessage, TrackingStore
-from dlrhub.store.tracking_sqlite import SQLiteTrackingStore
+from dlrhub.store.tracking_sql import open_tracking
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +276,7 @@ class Poller:
         self.settings = config.outbound.poller
         self._store = store
         self._own_tracking = tracking is None
-        self.tracking: TrackingStore = tracking or SQLiteTrackingStore(config.sqlite_path)
+        self.tracking: TrackingStore = tracking or open_tracking(config.store, config.data_dir)
         self._given_clients = dict(clients or {})
         self.now = now
         self.metrics = metrics or PollMetrics()
@@ -351,8 +351,8 @@ class Poller:
             except Exception:
                 log.exception("poller, account %s: unexpected error", state.config.name)
                 handled = 0
-            if handled == 0:
-                await asyncio.sleep(self.settings.idle_sleep)
+            if handled == 0:  # until rows are added for the account, or idle_sleep
+                await self.tracking.wait_for_due(state.config.name, self.settings.idle_sleep)
 
     async def poll_account(self, state: _Account) -> int:
         if await self._paused(state):
@@ -361,9 +361,18 @@ class Poller:
         if state.busy_until is not None and now < state.busy_until:
             return 0
         lease_until = now + timedelta(seconds=self.settings.lease)
-        rows = await self.tracking.claim_due(
-            state.config.name, now, self.settings.batch_size, self.owner, lease_until
+        claim = asyncio.ensure_future(
+            self.tracking.claim_due(
+                state.config.name, now, self.settings.batch_size, self.owner, lease_until
+            )
         )
+        try:
+            rows = await asyncio.shield(claim)
+        except asyncio.CancelledError:  # stopping: let the claim end, then give its rows back
+            with contextlib.suppress(StoreUnavailable):
+                taken = await claim
+                await self.tracking.release([row.id for row in taken], self.owner, now)
+            raise
         if not rows:
             return 0
         outcomes: list[PollOutcome] = []
@@ -379,17 +388,32 @@ class Poller:
         for channel in sorted({row.channel for row in live}):
             same = [row for row in live if row.channel == channel]
             groups += [same[start : start + size] for start in range(0, len(same), size)]
+        # Every group ends (answered, failed or cancelled) before the rows are written back
+        # or given back: a group still asking about a row given back would overlap the
+        # next poller's query of it.
+        polls = [asyncio.ensure_future(self._poll_group(state, group)) for group in groups]
+        failure: BaseException | None = None
         try:
-            for group_outcomes in await asyncio.gather(
-                *(self._poll_group(state, group) for group in groups)
-            ):
-                outcomes += group_outcomes
+            if polls:
+                await asyncio.wait(polls)
         finally:
+            for poll in polls:
+                poll.cancel()  # stopping (the others are done already)
+            await asyncio.gather(*polls, return_exceptions=True)
+            for poll in polls:
+                if poll.cancelled():
+                    continue
+                if (error := poll.exception()) is not None:
+                    failure = failure or error
+                else:
+                    outcomes += poll.result()
             done = {outcome.id for outcome in outcomes}
             left = [row.id for row in rows if row.id not in done]
             await self.tracking.complete(outcomes, self.owner, self.now())
-            if left:  # cancelled mid-batch: give the rest back
+            if left:  # cancelled or failed mid-batch: give the rest back
                 await self.tracking.release(left, self.owner, now)
+        if failure is not None:
+            raise failure
         return len(rows)
 
     async def _poll_group(self, state: _Account, group: list[TrackedMessage]) -> list[PollOutcome]:

@@ -35,6 +35,7 @@ from dlrhub.settings_schema import (
     read_variant,
     section_keys,
 )
+from dlrhub.store.settings import StoreConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +176,9 @@ class OutboundSettings(Protocol):
     def server(self) -> ReceiverAddress: ...
 
     @property
-    def sqlite_path(self) -> Path: ...  # the tracking tables
+    def store(self) -> StoreConfig: ...  # the tracking tables
+
+    @property
+    def data_dir(self) -> Path: ...
 
     def source(self, name: str) -> SourceConfig | None: ...

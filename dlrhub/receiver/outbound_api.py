@@ -22,7 +22,7 @@ from dlrhub.receiver.auth import Endpoint, require_admin
 from dlrhub.receiver.errors import error_response, store_unavailable
 from dlrhub.receiver.settings import ReceiverSettings
 from dlrhub.store import Store, StoreUnavailable
-from dlrhub.store.tracking_sqlite import SQLiteTrackingStore
+from dlrhub.store.tracking_sql import open_tracking
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class OutboundApi:
     def __init__(self, config: ReceiverSettings, store: Store) -> None:
         self.config = config
         self.store = store
-        self.tracking = SQLiteTrackingStore(config.sqlite_path)
+        self.tracking = open_tracking(config.store, config.data_dir)
         self.outbound = Outbound(config, store, self.tracking)
         self._open = False
 

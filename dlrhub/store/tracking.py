@@ -2,7 +2,8 @@
 
 One row per message at a provider account, created by a send or by `POST
 /v1/tracking`. The poller claims due rows (`next_poll_at <= now`) under a lease,
-so two pollers on one store never ask about the same message at once, and
+so two pollers on one store never ask about the same message at once (on
+PostgreSQL, any number of them share the due rows with `FOR UPDATE SKIP LOCKED`), and
 writes back the outcome and the next time. A row stops being polled for a
 recorded reason (`stopped_reason`): `final_status`, `provider_final`,
 `max_age`, `unknown_id`, `rejected`, `not_pollable`.
@@ -12,9 +13,8 @@ next moment a request to the provider may start. Every process that talks to
 an account (senders, pollers, the API) reserves its turn there, so
 `rate_limit` holds for all of them together, not per process.
 
-The SQLite implementation is `dlrhub.store.tracking_sqlite`; a PostgreSQL one
-will satisfy the same protocols (for the budget: one `INSERT ... ON CONFLICT
-DO UPDATE ... RETURNING` on a table keyed by account, as in SQLite).
+One implementation serves SQLite and PostgreSQL: `dlrhub.store.tracking_sql`
+(`open_tracking` picks the backend from `[store]`).
 """
 
 from __future__ import annotations
@@ -184,6 +184,11 @@ class TrackingStore(RequestBudget, Protocol):
         self, account: str, now: datetime, limit: int, owner: str, lease_until: datetime
     ) -> list[TrackedMessage]:
         """Take up to `limit` due rows of the account, oldest due first, until `lease_until`."""
+        ...
+
+    async def wait_for_due(self, account: str, seconds: float) -> None:
+        """Return when rows of the account may have become due (another process added
+        them), or after `seconds`, whichever comes first."""
         ...
 
     async def complete(self, outcomes: Sequence[PollOutcome], owner: str, now: datetime) -> None:

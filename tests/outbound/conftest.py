@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,9 +18,11 @@ from dlrhub.providers.conectaline.fake import FakeConectaline
 from dlrhub.providers.nrs360.fake import FakeNrs360
 from dlrhub.providers.onurix.fake import FakeOnurix
 from dlrhub.providers.uvox.fake import FakeUvox
-from dlrhub.store import EventFilter, SQLiteStore
-from dlrhub.store.tracking_sqlite import SQLiteTrackingStore
+from dlrhub.store import EventFilter, Store
+from dlrhub.store.settings import StoreConfig, open_store
+from dlrhub.store.tracking_sql import SQLTrackingStore, open_tracking
 from tests.conftest import ADMIN_TOKEN, SOURCE_TOKEN
+from tests.postgres import POSTGRES_DSN, fresh_schema
 from tests.serving import serve_app
 
 BASE_PATHS = {
@@ -86,10 +89,16 @@ class Clock:
         self.moment += timedelta(seconds=seconds)
 
 
-def outbound_config(tmp_path: Path, accounts: list[dict[str, Any]], **poller: Any) -> Config:
-    """A dlrhub configuration with these accounts and a fast, jitter-free poller."""
+def outbound_config(where: Path | Stores, accounts: list[dict[str, Any]], **poller: Any) -> Config:
+    """A dlrhub configuration with these accounts and a fast, jitter-free poller.
+
+    `where`: the test's `tmp_path` (SQLite in `tmp_path/data`), or the `stores` fixture
+    (its backend, and its data directory).
+    """
+    tmp_path, store = (where.root, where.section) if isinstance(where, Stores) else (where, {})
     document: dict[str, Any] = {
         "data_dir": str(tmp_path / "data"),
+        "store": store,
         "admin_token": ADMIN_TOKEN,
         "sources": [{"name": "nrs360", "provider": "360nrs", "token": SOURCE_TOKEN}],
         "accounts": [
@@ -110,20 +119,42 @@ def outbound_config(tmp_path: Path, accounts: list[dict[str, Any]], **poller: An
 
 @dataclass
 class Stores:
-    store: SQLiteStore
-    tracking: SQLiteTrackingStore
+    """The event store and the tracking store of one backend, open."""
+
+    store: Store
+    tracking: SQLTrackingStore
+    root: Path  # the test's tmp_path; the data directory is `root / "data"`
+    section: dict[str, Any]  # the `[store]` table: {} for SQLite in the data directory
+
+    @property
+    def settings(self) -> StoreConfig:
+        return StoreConfig(**self.section)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    def other_tracking(self) -> SQLTrackingStore:
+        """Another connection to the same tables, as another process has (not yet opened)."""
+        return open_tracking(self.settings, self.data_dir)
 
 
-@pytest.fixture
-async def stores(tmp_path: Path) -> AsyncIterator[Stores]:
-    path = tmp_path / "data" / "dlrhub.sqlite3"
-    store, tracking = SQLiteStore(path), SQLiteTrackingStore(path)
-    await store.open()
-    await tracking.open()
-    yield Stores(store, tracking)
-    await tracking.close()
-    await store.close()
+@pytest.fixture(params=["sqlite", "postgres"])
+async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stores]:
+    async with contextlib.AsyncExitStack() as stack:
+        section: dict[str, Any] = {}
+        if request.param == "postgres":
+            schema = await stack.enter_async_context(fresh_schema())
+            section = {"backend": "postgres", "dsn": POSTGRES_DSN, "schema": schema}
+        settings, data_dir = StoreConfig(**section), tmp_path / "data"
+        store = open_store(settings, data_dir)  # prepares the schema
+        await store.open()
+        stack.push_async_callback(store.close)
+        tracking = open_tracking(settings, data_dir)
+        await tracking.open()
+        stack.push_async_callback(tracking.close)
+        yield Stores(store, tracking, tmp_path, section)
 
 
-async def all_events(store: SQLiteStore, **filters: Any) -> list[Event]:
+async def all_events(store: Store, **filters: Any) -> list[Event]:
     return await store.events(EventFilter(limit=1000, **filters))

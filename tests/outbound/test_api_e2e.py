@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,7 +15,7 @@ from dlrhub.providers.onurix.fake import FakeOnurix
 from dlrhub.providers.uvox.fake import FakeUvox
 from dlrhub.testing.faults import Fault
 from tests.conftest import ADMIN_TOKEN
-from tests.outbound.conftest import outbound_config
+from tests.outbound.conftest import Stores, outbound_config
 from tests.serving import serve_app
 from tests.waiting import eventually_async
 
@@ -51,10 +50,11 @@ def accounts(onurix: tuple[FakeOnurix, str], uvox: tuple[FakeUvox, str]) -> list
 
 @pytest.fixture
 async def served(
-    tmp_path: Path, onurix: tuple[FakeOnurix, str], uvox: tuple[FakeUvox, str]
+    stores: Stores, onurix: tuple[FakeOnurix, str], uvox: tuple[FakeUvox, str]
 ) -> AsyncIterator[tuple[Config, httpx.AsyncClient, Poller]]:
+    """The app on the `stores` backend (SQLite, then PostgreSQL)."""
     onurix[0].progression = ("Enviado", "Entregado")
-    config = outbound_config(tmp_path, accounts(onurix, uvox), enabled=True)
+    config = outbound_config(stores, accounts(onurix, uvox), enabled=True)
     poller = Poller(config, None)
     app = create_app(config, services=[poller])
     poller.bind(app.state.store, app.state.metrics.registry)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 
@@ -13,14 +12,14 @@ from dlrhub.outbound.sending import Outbound
 from dlrhub.providers.nrs360.backfill import backfill_sending
 from dlrhub.providers.nrs360.fake import FakeNrs360
 from dlrhub.store import EventFilter
-from dlrhub.store.tracking_sqlite import SQLiteTrackingStore
+from dlrhub.store.tracking_sql import open_tracking
 from tests.conftest import ADMIN_TOKEN, SOURCE_TOKEN
-from tests.outbound.conftest import outbound_config
+from tests.outbound.conftest import Stores, outbound_config
 from tests.serving import serve_app
 
 
 async def test_csv_backfill_fills_a_gap_without_duplicates(
-    tmp_path: Path, nrs360: tuple[FakeNrs360, str]
+    stores: Stores, nrs360: tuple[FakeNrs360, str]
 ) -> None:
     fake, base = nrs360
     account = {
@@ -32,7 +31,7 @@ async def test_csv_backfill_fills_a_gap_without_duplicates(
         "sender": "SHOP",
         "source": "nrs360",
     }
-    config = outbound_config(tmp_path, [account])
+    config = outbound_config(stores, [account])
     app = create_app(config)
     async with serve_app(app) as hub:
         fake.events_url = f"{hub}/hooks/nrs360/events?token={SOURCE_TOKEN}"
@@ -46,7 +45,7 @@ async def test_csv_backfill_fills_a_gap_without_duplicates(
             await fake.notify(ids[1], events=("sent",), dlr=False)  # delivered is lost
             # ids[2]: the receiver was down, nothing arrived
             store = app.state.store
-            tracking = SQLiteTrackingStore(config.sqlite_path)
+            tracking = open_tracking(config.store, config.data_dir)
             await tracking.open()
             outbound = Outbound(config, store, tracking)
             sending_id = str(fake.messages[ids[0]].sending_id)

@@ -62,7 +62,7 @@ async def test_a_tracked_onurix_message_goes_accepted_sent_delivered_and_stops(
     fake, base = onurix
     fake.progression = ("Enviado", "Entregado")  # Entregado from 0.5 s after the send
     # Polls 50 ms after the send (Enviado) and 1 s after that (Entregado).
-    config = outbound_config(tmp_path, [onurix_account(fake, base)], multiplier=20)
+    config = outbound_config(stores, [onurix_account(fake, base)], multiplier=20)
     outbound = Outbound(config, stores.store, stores.tracking)
     (sent,) = await outbound.send("onx", ["573150123456"], "Su pedido salió", refs=["order-1"])
     assert sent.status is Status.ACCEPTED and sent.ref == "order-1"
@@ -86,7 +86,7 @@ async def test_unchanged_answers_store_nothing_and_intervals_double(
     fake, base = onurix
     fake.progression = ("Enviado", "Entregado")
     config = outbound_config(
-        tmp_path, [onurix_account(fake, base)], first_interval="10s", max_interval="1h"
+        stores, [onurix_account(fake, base)], first_interval="10s", max_interval="1h"
     )
     clock = Clock()
     fake.clock, fake.step_seconds = lambda: clock().timestamp(), 100  # polls at 10, 30, 70, 150 s
@@ -114,9 +114,7 @@ async def test_uvox_no_credit_holds_then_sent_stops_and_unknown_id_gives_up(
     uvox: tuple[FakeUvox, str], stores: Stores, tmp_path: Any
 ) -> None:
     fake, base = uvox
-    config = outbound_config(
-        tmp_path, [uvox_account(fake, base, sender="UVox")], unknown_id_limit=3
-    )
+    config = outbound_config(stores, [uvox_account(fake, base, sender="UVox")], unknown_id_limit=3)
     clock = Clock()
     fake.clock, fake.step_seconds = lambda: clock().timestamp(), 8
     outbound = Outbound(config, stores.store, stores.tracking, now=clock)
@@ -157,7 +155,7 @@ async def test_max_age_stops_without_asking(
     onurix: tuple[FakeOnurix, str], stores: Stores, tmp_path: Any
 ) -> None:
     fake, base = onurix
-    config = outbound_config(tmp_path, [onurix_account(fake, base)], max_age="72h")
+    config = outbound_config(stores, [onurix_account(fake, base)], max_age="72h")
     clock = Clock()
     outbound = Outbound(config, stores.store, stores.tracking, now=clock)
     old = fake.add_message("573150123456")
@@ -175,7 +173,7 @@ async def test_rate_limit_is_respected(
     onurix: tuple[FakeOnurix, str], stores: Stores, tmp_path: Any
 ) -> None:
     fake, base = onurix
-    config = outbound_config(tmp_path, [onurix_account(fake, base, rate_limit=10, concurrency=8)])
+    config = outbound_config(stores, [onurix_account(fake, base, rate_limit=10, concurrency=8)])
     outbound = Outbound(config, stores.store, stores.tracking)
     ids = [fake.add_message(f"5731500{i:05d}").id for i in range(25)]
     await outbound.track("onx", [TrackRequest(message_id) for message_id in ids])
@@ -195,7 +193,7 @@ async def test_429_above_6_a_second_slows_the_account_and_every_message_is_settl
     fake, base = onurix
     fake.progression = ("Enviado", "Entregado")
     fake.inject(Fault("throttle", "/api/v1/messages-state", times=10_000, seconds=1, per_second=6))
-    config = outbound_config(tmp_path, [onurix_account(fake, base, concurrency=8)])
+    config = outbound_config(stores, [onurix_account(fake, base, concurrency=8)])
     outbound = Outbound(config, stores.store, stores.tracking)
     ids = [fake.add_message(f"5731500{i:05d}").id for i in range(15)]
     await outbound.track("onx", [TrackRequest(message_id) for message_id in ids])
@@ -220,7 +218,7 @@ async def test_429_holds_the_account_for_retry_after_and_keeps_the_schedule(
 ) -> None:
     fake, base = onurix
     fake.inject(Fault("throttle", "/api/v1/messages-state", times=1, seconds=120, per_second=0))
-    config = outbound_config(tmp_path, [onurix_account(fake, base, concurrency=1)])
+    config = outbound_config(stores, [onurix_account(fake, base, concurrency=1)])
     clock = Clock()
     outbound = Outbound(config, stores.store, stores.tracking, now=clock)
     ids = [fake.add_message(f"57315000000{i}").id for i in range(3)]
@@ -250,7 +248,7 @@ async def test_onurix_520_about_the_key_pauses_and_about_the_id_gives_up(
     onurix: tuple[FakeOnurix, str], stores: Stores, tmp_path: Any
 ) -> None:
     fake, base = onurix
-    config = outbound_config(tmp_path, [onurix_account(fake, base, concurrency=1)])
+    config = outbound_config(stores, [onurix_account(fake, base, concurrency=1)])
     clock = Clock()
     outbound = Outbound(config, stores.store, stores.tracking, now=clock)
     (message_id,) = [fake.add_message("573150000001").id]
@@ -281,7 +279,7 @@ async def test_an_auth_error_pauses_the_account_until_resumed(
 ) -> None:
     fake, base = onurix
     fake.refuse_credentials_with = 401  # the document shows 520; this is the 401 mode
-    config = outbound_config(tmp_path, [onurix_account(fake, base, key="wrong-key-0123")])
+    config = outbound_config(stores, [onurix_account(fake, base, key="wrong-key-0123")])
     clock = Clock()
     outbound = Outbound(config, stores.store, stores.tracking, now=clock)
     ids = [fake.add_message(f"57315000000{i}").id for i in range(5)]
@@ -312,7 +310,7 @@ async def test_two_pollers_never_poll_the_same_message_at_once(
     fake, base = onurix
     fake.latency = 0.01
     fake.progression = ("Enviado", "Entregado")
-    config = outbound_config(tmp_path, [onurix_account(fake, base, concurrency=8)], batch_size=10)
+    config = outbound_config(stores, [onurix_account(fake, base, concurrency=8)], batch_size=10)
     clock = Clock()  # the pollers' and the fake's: each poll sees the state the test expects
     fake.clock = lambda: clock().timestamp()
     outbound = Outbound(config, stores.store, stores.tracking, now=clock)
@@ -350,10 +348,8 @@ async def test_a_killed_poller_keeps_its_schedule(
     fake, base = onurix
     fake.progression = ("Enviado",)
     settings: dict[str, Any] = {"first_interval": "1s", "max_interval": "1h", "lease": "30s"}
-    config = outbound_config(tmp_path, [onurix_account(fake, base)], **settings)
-    small_batches = outbound_config(
-        tmp_path, [onurix_account(fake, base)], batch_size=2, **settings
-    )
+    config = outbound_config(stores, [onurix_account(fake, base)], **settings)
+    small_batches = outbound_config(stores, [onurix_account(fake, base)], batch_size=2, **settings)
     clock = Clock()
     outbound = Outbound(config, stores.store, stores.tracking, now=clock)
     ids = [fake.add_message(f"5731502{i:05d}").id for i in range(4)]
@@ -392,7 +388,7 @@ async def test_no_message_is_queried_after_its_final_answer(
     state queries per message: each reaches Entregado and is never asked again after it."""
     fake, base = onurix
     fake.step_seconds = 0.2
-    config = outbound_config(tmp_path, [onurix_account(fake, base, concurrency=8)])
+    config = outbound_config(stores, [onurix_account(fake, base, concurrency=8)])
     outbound = Outbound(config, stores.store, stores.tracking)
     ids = [fake.add_message(f"5731503{i:05d}").id for i in range(30)]
     await outbound.track("onx", [TrackRequest(message_id) for message_id in ids])
@@ -421,7 +417,7 @@ async def test_outages_timeouts_and_unreadable_answers_never_count_toward_unknow
     fake, base = onurix
     fake.progression = ("Entregado",)
     account = onurix_account(fake, base, concurrency=1, retries=0, timeout="200ms")
-    config = outbound_config(tmp_path, [account], unknown_id_limit=2)
+    config = outbound_config(stores, [account], unknown_id_limit=2)
     clock = Clock()
     outbound = Outbound(config, stores.store, stores.tracking, now=clock)
     message = fake.add_message("573150000001")

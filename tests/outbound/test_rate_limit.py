@@ -19,7 +19,8 @@ from dlrhub.outbound.poller import Poller
 from dlrhub.outbound.ratelimit import RateLimiter
 from dlrhub.outbound.sending import Outbound, TrackRequest
 from dlrhub.providers.onurix.fake import FakeOnurix
-from dlrhub.store.tracking_sqlite import SQLiteTrackingStore
+from dlrhub.store.database import SQLiteDatabase
+from dlrhub.store.tracking_sql import SQLTrackingStore
 from dlrhub.testing.faults import Fault
 from tests.outbound.conftest import Stores, outbound_config
 from tests.outbound.test_poller import onurix_account
@@ -49,7 +50,7 @@ async def test_the_budget_spaces_turns_per_account_and_honours_a_deferral(
     stores: Stores, tmp_path: Path
 ) -> None:
     time = Sleeps()
-    other = SQLiteTrackingStore(stores.tracking.path)  # another process's connection
+    other = stores.other_tracking()  # another process's connection
     await other.open()
     here = RateLimiter(4, "a", stores.tracking, clock=time.clock, sleep=time.sleep)
     there = RateLimiter(4, "a", other, clock=time.clock, sleep=time.sleep)
@@ -87,7 +88,7 @@ async def test_a_request_woken_late_takes_a_new_turn(stores: Stores) -> None:
 
 
 async def test_no_limit_takes_no_turn_from_the_store(tmp_path: Path) -> None:
-    closed = SQLiteTrackingStore(tmp_path / "never-opened.sqlite3")
+    closed = SQLTrackingStore(SQLiteDatabase(tmp_path / "never-opened.sqlite3"))
     await RateLimiter(0, "a", closed).acquire()  # would raise StoreUnavailable if asked
 
 
@@ -95,7 +96,7 @@ async def test_100_sends_at_once_keep_to_20_per_second(
     onurix: tuple[FakeOnurix, str], stores: Stores, tmp_path: Path
 ) -> None:
     fake, base = onurix
-    config = outbound_config(tmp_path, [onurix_account(fake, base, rate_limit=20)])
+    config = outbound_config(stores, [onurix_account(fake, base, rate_limit=20)])
     outbound = Outbound(config, stores.store, stores.tracking)
     sends = [outbound.send("onx", [f"5731501{i:05d}"], "Hola") for i in range(100)]
     results = await asyncio.gather(*sends)
@@ -109,12 +110,12 @@ async def test_sends_and_polls_of_one_account_share_the_limit(
     onurix: tuple[FakeOnurix, str], stores: Stores, tmp_path: Path
 ) -> None:
     fake, base = onurix
-    config = outbound_config(tmp_path, [onurix_account(fake, base, rate_limit=20, concurrency=8)])
+    config = outbound_config(stores, [onurix_account(fake, base, rate_limit=20, concurrency=8)])
     outbound = Outbound(config, stores.store, stores.tracking)
     ids = [fake.add_message(f"5731502{i:05d}").id for i in range(30)]
     await outbound.track("onx", [TrackRequest(message_id) for message_id in ids])
     # The poller on its own connection to the store, as in another process.
-    tracking = SQLiteTrackingStore(config.sqlite_path)
+    tracking = stores.other_tracking()
     await tracking.open()
     poller = Poller(config, stores.store, tracking)
     await poller.open()
@@ -133,7 +134,7 @@ async def test_automatic_retries_take_turns_too(
 ) -> None:
     fake, base = onurix
     account = onurix_account(fake, base, rate_limit=10, retries=3, concurrency=8)
-    config = outbound_config(tmp_path, [account])
+    config = outbound_config(stores, [account])
     outbound = Outbound(config, stores.store, stores.tracking)
     ids = [fake.add_message(f"5731504{i:05d}").id for i in range(8)]
     await outbound.track("onx", [TrackRequest(message_id) for message_id in ids])
@@ -147,12 +148,19 @@ async def test_automatic_retries_take_turns_too(
     assert fake.max_requests_per_second(STATE) <= 10 + SLACK  # ~40 if retries skip
 
 
-def write_config(directory: Path, base: str, fake: FakeOnurix, rate: int) -> Path:
+def write_config(
+    directory: Path, base: str, fake: FakeOnurix, rate: int, store: dict[str, str]
+) -> Path:
+    """A configuration file for `dlrhub` processes; `store`: the `[store]` table."""
     path = directory / "dlrhub.toml"
+    store_table = "".join(f'{key} = "{value}"\n' for key, value in store.items())
     path.write_text(
         f"""
 data_dir = "{directory / "data"}"
 log_level = "info"
+
+[store]
+{store_table}
 
 [poller]
 first_interval = "30s"
@@ -179,8 +187,8 @@ async def test_two_pollers_and_senders_in_other_processes_share_the_limit(
     onurix: tuple[FakeOnurix, str], stores: Stores, tmp_path: Path
 ) -> None:
     fake, base = onurix
-    config_path = write_config(tmp_path, base, fake, rate=10)
-    config = outbound_config(tmp_path, [onurix_account(fake, base)])
+    config_path = write_config(tmp_path, base, fake, rate=10, store=stores.section)
+    config = outbound_config(stores, [onurix_account(fake, base)])
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
 
     async def dlrhub(name: str, *arguments: str) -> tuple[asyncio.subprocess.Process, Path]:
@@ -243,7 +251,7 @@ async def test_a_429_met_by_the_poller_holds_the_sends_of_the_account_too(
     """The Retry-After defers the account's shared budget: a send made after the poller met
     the 429 (here, or in another process on the data directory) waits it out."""
     fake, base = onurix
-    config = outbound_config(tmp_path, [onurix_account(fake, base, rate_limit=50)])
+    config = outbound_config(stores, [onurix_account(fake, base, rate_limit=50)])
     outbound = Outbound(config, stores.store, stores.tracking)
     message = fake.add_message("573150600001")
     await outbound.track("onx", [TrackRequest(message.id)])

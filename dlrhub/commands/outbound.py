@@ -15,6 +15,7 @@ import orjson
 from dlrhub.commands.common import (
     EXIT_FAILURE,
     EXIT_USAGE,
+    PORT,
     CliError,
     Parser,
     config_from,
@@ -73,6 +74,7 @@ def add_outbound_commands(
         description="Poll providers for the status of tracked messages (until Ctrl-C).",
     )
     poll.add_argument("--once", action="store_true", help="one pass over what is due, then exit")
+    poll.add_argument("--metrics-port", type=PORT, help="serve Prometheus /metrics on this port")
     poll.set_defaults(handler=command_poll)
     actions = poll.add_subparsers(dest="action", metavar="ACTION")
     status = actions.add_parser("status", parents=[common], help="tracked messages, pauses")
@@ -216,6 +218,12 @@ def command_poll(args: argparse.Namespace) -> int:
                 print(f"polled {handled} due message(s)")
                 await poller.close()
                 return
+            if args.metrics_port is not None:
+                from prometheus_client import CollectorRegistry, start_http_server
+
+                registry = CollectorRegistry()
+                poller.metrics.register(registry)
+                start_http_server(args.metrics_port, addr=config.server.host, registry=registry)
             stopping = asyncio.Event()
             loop = asyncio.get_running_loop()
             for number in (signal.SIGINT, signal.SIGTERM):

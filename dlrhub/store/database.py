@@ -181,7 +181,7 @@ class PostgresDatabase:
                         run = functools.partial(run_statement, connection)
                         return await run_transaction_async(transaction, run)
                 except BaseException:
-                    connection.terminate()  # the pool replaces it on a later acquire
+                    _terminate(connection)  # the pool replaces it on a later acquire
                     raise
         except self.errors as error:
             raise StoreUnavailable(f"the {self.name} could not commit: {error}") from error
@@ -193,7 +193,7 @@ class PostgresDatabase:
                 try:
                     return await fetch_rows(connection, sql, params)
                 except BaseException:
-                    connection.terminate()
+                    _terminate(connection)
                     raise
         except self.errors as error:
             raise StoreUnavailable(f"the {self.name} could not be read: {error}") from error
@@ -202,6 +202,12 @@ class PostgresDatabase:
         if self._pool is None:
             raise StoreUnavailable(f"the {self.name} is not open")
         return self._pool
+
+
+def _terminate(connection: Any) -> None:
+    """Never use `connection` again; if the pool was closed under it, it is gone already."""
+    with contextlib.suppress(asyncpg.InterfaceError):
+        connection.terminate()
 
 
 def open_database(settings: StoreConfig, data_dir: Path, *, synchronous: str = "FULL") -> Database:

@@ -29,6 +29,7 @@ match. The event document itself (`doc`, bytes) keeps every character exact.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import re
@@ -151,8 +152,12 @@ class PostgresBackend:
             with contextlib.suppress(*self.errors):
                 await self._writer.close(timeout=5)
         if self._readers is not None:
-            with contextlib.suppress(*self.errors):
-                await self._readers.close()
+            try:  # a connection frozen by a partition must not hold the stop up
+                await asyncio.wait_for(self._readers.close(), 5)
+            except TimeoutError:
+                self._readers.terminate()
+            except self.errors:
+                pass
         self._writer = self._readers = None
 
     async def transact(self, transaction: Transaction[T]) -> T:

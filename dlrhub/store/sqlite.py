@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import functools
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -76,6 +77,25 @@ def _pragmas(*, synchronous: str = "FULL", query_only: bool = False) -> list[str
 
 
 WRITER_PRAGMAS = _pragmas()
+LOCKED_RETRY_SECONDS = 0.01
+
+
+def _locked(error: sqlite3.Error) -> bool:
+    """Switching a new file to WAL answers "database is locked" at once, without the busy
+    handler, while another process opens it too: the switch is then tried again."""
+    return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
+
+
+def _execute_waiting(db: sqlite3.Connection, pragma: str) -> None:
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            db.execute(pragma)
+            return
+        except sqlite3.OperationalError as error:
+            if not _locked(error) or time.monotonic() > deadline:
+                raise
+        time.sleep(LOCKED_RETRY_SECONDS)
 
 
 async def connect_sqlite(
@@ -86,7 +106,15 @@ async def connect_sqlite(
     connection = await aiosqlite.connect(path, isolation_level=None)
     try:
         for pragma in _pragmas(synchronous=synchronous, query_only=query_only):
-            await connection.execute(pragma)
+            deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+            while True:
+                try:
+                    await connection.execute(pragma)
+                    break
+                except sqlite3.OperationalError as error:
+                    if not _locked(error) or time.monotonic() > deadline:
+                        raise
+                await asyncio.sleep(LOCKED_RETRY_SECONDS)
     except BaseException:
         await connection.close()
         raise
@@ -156,7 +184,7 @@ class _Writer:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             for pragma in WRITER_PRAGMAS:
-                db.execute(pragma)
+                _execute_waiting(db, pragma)
             db.execute("BEGIN IMMEDIATE")  # in the thread: may wait for another writer
             try:
                 schema = prepare_schema(SQLITE, self.migrate)

@@ -60,6 +60,7 @@ def test_every_integer_argument_is_found() -> None:
         "quarantine reprocess {}",
         "quarantine drop {}",
         "worker --metrics-port {}",
+        "poll --metrics-port {}",
         "replay --after-seq {}",
         "replay --until-seq {}",
         "dlq retry x {}",

@@ -24,6 +24,10 @@ class Dialect:
     skip_locked: str  # appended to a claim's SELECT: skip rows another claim holds
     now_us: str  # the database's clock, microseconds since the epoch
     table_exists: str  # a query with one `?`, the table name: a row if it exists
+    # `column = any(?)` with a list parameter: one statement text whatever the list's
+    # length, so the server prepares it once (an `IN (?, ?, ...)` per length costs a
+    # prepare each time the length changes; PostgreSQL spent half of a commit on it).
+    arrays: bool
 
     def ddl(self, template: str) -> str:
         """`template` with this dialect's `{bigint}`, `{bytes}` and `{serial}` filled in."""
@@ -39,6 +43,7 @@ SQLITE = Dialect(
     skip_locked="",  # BEGIN IMMEDIATE already lets one writer at a time in
     now_us="CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)",
     table_exists="SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+    arrays=False,
 )
 
 POSTGRES = Dialect(
@@ -53,4 +58,5 @@ POSTGRES = Dialect(
         "SELECT 1 FROM information_schema.tables"
         " WHERE table_schema = current_schema() AND table_name = ?"
     ),
+    arrays=True,
 )

@@ -101,6 +101,7 @@ async def run_statement(
 
 
 class PostgresBackend:
+    dialect = POSTGRES
     errors: tuple[type[Exception], ...] = (
         asyncpg.PostgresError,
         asyncpg.InterfaceError,
@@ -173,14 +174,17 @@ class PostgresBackend:
             return await run_statement(connection, statement)
 
         try:
-            async with connection.transaction():
-                await connection.execute("SELECT pg_advisory_xact_lock($1)", WRITER_LOCK)
-                result = await run_transaction_async(transaction, run)
-                if stored:  # sent at commit: sink workers wake (dlrhub/store/notifications.py)
-                    await connection.execute(
-                        "SELECT pg_notify($1, $2)", EVENTS_CHANNEL, str(stored)
-                    )
-                return result
+            # BEGIN with the lock, and the notification with COMMIT: one round trip each
+            # (simple queries of constants), not two; a batch's commit waits for each.
+            await connection.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})")
+            result = await run_transaction_async(transaction, run)
+            if stored:  # sent at commit: sink workers wake (dlrhub/store/notifications.py)
+                await connection.execute(
+                    f"SELECT pg_notify('{EVENTS_CHANNEL}', '{stored}'); COMMIT"
+                )
+            else:
+                await connection.execute("COMMIT")
+            return result
         except BaseException:
             self._writer = None  # the next batch connects afresh
             connection.terminate()

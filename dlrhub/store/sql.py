@@ -49,6 +49,7 @@ from dlrhub.store.base import (
     WriteItem,
     WriteResult,
 )
+from dlrhub.store.dialect import Dialect
 from dlrhub.store.migrations import SchemaReport, event_columns
 from dlrhub.store.sql_statements import (
     Execute,
@@ -68,6 +69,7 @@ class SQLBackend(Protocol):
 
     name: str  # for messages, e.g. "SQLite store at /var/lib/dlrhub/dlrhub.sqlite3"
     errors: tuple[type[Exception], ...]  # what means "the database is unavailable"
+    dialect: Dialect
 
     async def open(self) -> SchemaReport:
         """Connect, and check or migrate the schema (`dlrhub/store/migrations.py`)."""
@@ -307,7 +309,7 @@ class SQLStore:
                 _fail([queued], error)
 
     async def _commit(self, items: Sequence[WriteItem]) -> list[WriteResult]:
-        return await self.backend.transact(_apply(items))
+        return await self.backend.transact(_apply(items, self.backend.dialect))
 
     # Reads ---------------------------------------------------------------
 
@@ -434,9 +436,9 @@ class SQLStore:
             raise StoreUnavailable(f"the {self.backend.name} could not be read: {error}") from error
 
 
-def _apply(items: Sequence[WriteItem]) -> Transaction[list[WriteResult]]:
+def _apply(items: Sequence[WriteItem], dialect: Dialect) -> Transaction[list[WriteResult]]:
     keyed = [item for item in items if isinstance(item, Accept | Quarantine)]
-    known = yield from _known_raw_ids([item.raw.dedupe_key() for item in keyed])
+    known = yield from _known_raw_ids([item.raw.dedupe_key() for item in keyed], dialect)
     (row,) = yield Fetch(
         "SELECT (SELECT coalesce(max(id), 0) FROM raw_callbacks),"
         " (SELECT coalesce(max(seq), 0) FROM events)"
@@ -538,8 +540,13 @@ def _in_chunks(values: Sequence[V]) -> Iterator[tuple[Sequence[V], str]]:
         yield chunk, ",".join("?" * len(chunk))
 
 
-def _known_raw_ids(keys: list[str]) -> Transaction[dict[str, int]]:
+def _known_raw_ids(keys: list[str], dialect: Dialect) -> Transaction[dict[str, int]]:
     known: dict[str, int] = {}
+    if dialect.arrays:
+        rows = yield Fetch(
+            "SELECT dedupe_key, id FROM raw_callbacks WHERE dedupe_key = any(?)", (keys,)
+        )
+        return {str(key): int(raw_id) for key, raw_id in rows}
     for chunk, marks in _in_chunks(keys):
         rows = yield Fetch(
             f"SELECT dedupe_key, id FROM raw_callbacks WHERE dedupe_key IN ({marks})",  # noqa: S608

@@ -233,6 +233,7 @@ def _run_statement(db: sqlite3.Connection, statement: Statement) -> Rows:
 
 class SQLiteBackend:
     errors: tuple[type[Exception], ...] = (sqlite3.Error, OSError)
+    dialect = SQLITE
 
     def __init__(
         self, path: Path, *, blocking_commit: bool = False, migrate: MigrationMode = "auto"

@@ -1,11 +1,12 @@
-"""Hearing about new events at once: `LISTEN dlrhub_events` on a connection of its own.
+"""Hearing about changes at once: PostgreSQL `LISTEN` on a connection of its own.
 
-Every commit that stores events notifies (`dlrhub/store/postgres.py`), so a sink
-worker that listens starts delivering at once rather than at its next look at
-the table. The listening connection carries nothing else. When it is down the
-worker falls back to its slow poll and `listening` is False; it reconnects
-after a pause, and wakes everything once on reconnecting, since notifications
-sent meanwhile were lost.
+Every commit that stores events notifies `dlrhub_events` (`dlrhub/store/postgres.py`),
+so a sink worker that listens starts delivering at once rather than at its next
+look at the table; adding tracked rows notifies `dlrhub_tracking`
+(`dlrhub/store/tracking_sql.py`), which wakes pollers. The listening connection
+carries nothing else. When it is down the listener falls back to its slow poll
+and `listening` is False; it reconnects after a pause, and hears `None` (wake
+everything) on connecting, since notifications sent meanwhile were lost.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ RECONNECT_SECONDS = 2.0
 CHECK_SECONDS = 5.0  # how often a quiet connection is checked
 
 
-class EventNotifications:
-    """Calls `on_events(last_seq)` for each notification, for as long as `listen()` runs."""
+class Notifications:
+    """Calls `heard(payload)` for each notification on `channel`, and `heard(None)` on
+    each (re)connection, for as long as `listen()` runs."""
 
-    def __init__(self, dsn: str, on_events: Callable[[int], None]) -> None:
+    def __init__(self, dsn: str, channel: str, heard: Callable[[str | None], None]) -> None:
         self.dsn = dsn
-        self.on_events = on_events
+        self.channel = channel
+        self.heard = heard
         self.listening = False
 
     async def listen(self) -> None:
@@ -42,7 +45,8 @@ class EventNotifications:
             except PostgresBackend.errors as error:
                 if self.listening:
                     log.warning(
-                        "lost the LISTEN connection to %s (%s); polling slowly until it is back",
+                        "lost the LISTEN %s connection to %s (%s); polling slowly until it is back",
+                        self.channel,
                         redact_dsn(self.dsn),
                         error,
                     )
@@ -59,9 +63,9 @@ class EventNotifications:
         closed = asyncio.Event()
         try:
             connection.add_termination_listener(lambda _: closed.set())
-            await connection.add_listener(EVENTS_CHANNEL, self._heard)
+            await connection.add_listener(self.channel, self._notified)
             self.listening = True
-            self.on_events(0)  # what was committed while nobody listened
+            self.heard(None)  # what was committed while nobody listened
             while not closed.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(closed.wait(), CHECK_SECONDS)
@@ -71,8 +75,15 @@ class EventNotifications:
         finally:
             connection.terminate()
 
-    def _heard(self, _connection: object, _pid: int, _channel: str, payload: object) -> None:
-        try:
-            self.on_events(int(str(payload)))
-        except ValueError:
-            self.on_events(0)
+    def _notified(self, _connection: object, _pid: int, _channel: str, payload: object) -> None:
+        self.heard(str(payload))
+
+
+class EventNotifications(Notifications):
+    """Calls `on_events(last_seq)` for each commit that stored events (0: not known)."""
+
+    def __init__(self, dsn: str, on_events: Callable[[int], None]) -> None:
+        def heard(payload: str | None) -> None:
+            on_events(int(payload) if payload is not None and payload.isdigit() else 0)
+
+        super().__init__(dsn, EVENTS_CHANNEL, heard)

@@ -37,11 +37,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
 from dlrhub.event import Status, epoch_micros
 from dlrhub.store.database import Database, PostgresDatabase, SQLiteDatabase, open_database
-from dlrhub.store.postgres import CONNECT_TIMEOUT_SECONDS
+from dlrhub.store.notifications import Notifications
 from dlrhub.store.settings import StoreConfig
 from dlrhub.store.sql_statements import Execute, ExecuteMany, Fetch, Rows, Transaction
 from dlrhub.store.tracking import (
@@ -58,7 +56,6 @@ log = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 500
 NOTIFY_CHANNEL = "dlrhub_tracking"
 DUE_SOON_US = 1_000_000  # rows due within this wake the account's waiting pollers
-LISTEN_ERRORS: tuple[type[Exception], ...] = (*PostgresDatabase.errors, OSError)
 INSERT_ROWS = 500  # rows per multi-row INSERT (13 parameters each)
 
 COLUMNS = (
@@ -206,44 +203,38 @@ def _insert(rows: Sequence[tuple[Any, ...]], notify: Sequence[str]) -> Transacti
 
 
 class Wakeups:
-    """PostgreSQL `LISTEN dlrhub_tracking` on a connection of its own: a poller waiting
-    for due rows wakes when another process adds some for its account (the payload),
-    instead of at the end of its `idle_sleep`. If the connection cannot be made or
-    breaks, waits simply last their timeout: the slow poll is the fallback."""
+    """PostgreSQL `LISTEN dlrhub_tracking` (`dlrhub/store/notifications.py`): a poller
+    waiting for due rows wakes when another process adds some for its account (the
+    payload), instead of at the end of its `idle_sleep`. While the connection is down
+    (it is reopened), waits simply last their timeout: the slow poll is the fallback."""
 
     def __init__(self, database: PostgresDatabase) -> None:
-        self.database = database
-        self._connection: asyncpg.Connection | None = None
+        self.notifications = Notifications(database.dsn, NOTIFY_CHANNEL, self._heard)
         self._events: dict[str, asyncio.Event] = {}
-        self._tried = False
-
-    async def open(self) -> None:
-        try:
-            self._connection = await asyncpg.connect(
-                self.database.dsn,
-                timeout=CONNECT_TIMEOUT_SECONDS,
-                server_settings={"application_name": "dlrhub-listen"},
-            )
-            await self._connection.add_listener(NOTIFY_CHANNEL, self._notified)
-        except LISTEN_ERRORS as error:
-            log.warning("tracking: no LISTEN on %s (%s); polling only", self.database.name, error)
-            await self.close()
+        self._task: asyncio.Task[None] | None = None
 
     async def close(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            connection.terminate()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
-    def _notified(self, connection: Any, pid: int, channel: str, payload: object) -> None:
-        self._event(str(payload)).set()
+    def _heard(self, account: str | None) -> None:
+        if account is None:  # (re)connected: what was added meanwhile was not heard
+            for event in self._events.values():
+                event.set()
+        else:
+            self._event(account).set()
 
     def _event(self, account: str) -> asyncio.Event:
         return self._events.setdefault(account, asyncio.Event())
 
     async def wait(self, account: str, seconds: float) -> None:
-        if not self._tried:  # only processes that wait (pollers) listen
-            self._tried = True
-            await self.open()
+        if self._task is None:  # only processes that wait (pollers) listen
+            self._task = asyncio.create_task(
+                self.notifications.listen(), name="dlrhub-tracking-listen"
+            )
         event = self._event(account)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), seconds)

@@ -31,7 +31,7 @@ from dlrhub.store.settings import open_store
 from dlrhub.store.tracking import TrackingStore
 from dlrhub.store.tracking_sql import open_tracking
 from dlrhub.testing.progress import ManualClock
-from tests.postgres import POSTGRES_DSN, fresh_schema
+from tests.postgres import POSTGRES_DSN, backends, fresh_schema, terminate_backends
 from tests.serving import serve_app
 from tests.waiting import eventually_async
 
@@ -271,6 +271,43 @@ async def test_a_waiting_poller_wakes_when_messages_are_tracked(
             await eventually_async(
                 lambda: _attempts(tracking, first), what="the first message to be polled"
             )
+            await track(config, [second])  # the poller waits for its 60 s idle_sleep now
+            await eventually_async(
+                lambda: _attempts(tracking, second), 30, "the poller to wake and poll it"
+            )
+        finally:
+            await poller.stop()
+            await store.close()
+
+
+async def test_a_poller_listens_again_after_its_listen_connection_is_cut(
+    schema: str, tmp_path: Path
+) -> None:
+    """The LISTEN connection is reopened: after it was terminated, a new message still
+    wakes a poller idle for 60 s."""
+    fake = FakeOnurix(progression=("Entregado",))
+    async with serve_app(fake.app) as base:
+        config = tracking_config(tmp_path, base, fake, schema, idle_sleep="60s")
+        await migrate(config)
+        first, second = fake.add_message("573150900011").id, fake.add_message("573150900012").id
+        await track(config, [first])
+        store = open_store(config.store, config.data_dir)
+        await store.open()
+        poller = Poller(config, store)
+        await poller.start()
+        try:
+            tracking = poller.tracking
+            await eventually_async(lambda: _attempts(tracking, first), what="the first poll")
+            wakeups = tracking.wakeups  # type: ignore[attr-defined]
+            await eventually_async(lambda: wakeups.notifications.listening, what="LISTEN")
+            cut = await terminate_backends("dlrhub-listen")
+            assert cut, "no LISTEN connection to cut"
+
+            async def listening_anew() -> bool:
+                now = await backends("dlrhub-listen")
+                return wakeups.notifications.listening and bool(set(now) - set(cut))
+
+            await eventually_async(listening_anew, 30, "the poller to LISTEN again")
             await track(config, [second])  # the poller waits for its 60 s idle_sleep now
             await eventually_async(
                 lambda: _attempts(tracking, second), 30, "the poller to wake and poll it"

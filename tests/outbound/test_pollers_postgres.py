@@ -9,6 +9,7 @@ when each query arrived and when it was answered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import signal
@@ -252,10 +253,26 @@ async def test_two_poller_processes_share_1000_messages_and_the_rate_limit(
     assert len(arrivals) - 1 <= RATE * (arrivals[-1] - arrivals[0]) + 1 + ARRIVAL_SLACK
 
 
-async def test_a_waiting_poller_wakes_when_messages_are_tracked(
-    schema: str, tmp_path: Path
-) -> None:
-    """NOTIFY on PostgreSQL: a poller idle for 60 s asks about a new message at once."""
+@dataclass
+class IdlePoller:
+    """A poller idle for 60 s after polling `first`; `second` is not tracked yet."""
+
+    config: Config
+    poller: Poller
+    first: str
+    second: str
+
+    async def wakes_for_the_second(self) -> None:
+        await track(self.config, [self.second])  # the poller waits for its 60 s idle_sleep
+        await eventually_async(
+            lambda: _attempts(self.poller.tracking, self.second),
+            30,
+            "the poller to wake and poll it",
+        )
+
+
+@contextlib.asynccontextmanager
+async def idle_poller(schema: str, tmp_path: Path) -> AsyncIterator[IdlePoller]:
     fake = FakeOnurix(progression=("Entregado",))
     async with serve_app(fake.app) as base:
         config = tracking_config(tmp_path, base, fake, schema, idle_sleep="60s")
@@ -268,16 +285,19 @@ async def test_a_waiting_poller_wakes_when_messages_are_tracked(
         await poller.start()
         try:
             tracking = poller.tracking
-            await eventually_async(
-                lambda: _attempts(tracking, first), what="the first message to be polled"
-            )
-            await track(config, [second])  # the poller waits for its 60 s idle_sleep now
-            await eventually_async(
-                lambda: _attempts(tracking, second), 30, "the poller to wake and poll it"
-            )
+            await eventually_async(lambda: _attempts(tracking, first), what="the first poll")
+            yield IdlePoller(config, poller, first, second)
         finally:
             await poller.stop()
             await store.close()
+
+
+async def test_a_waiting_poller_wakes_when_messages_are_tracked(
+    schema: str, tmp_path: Path
+) -> None:
+    """NOTIFY on PostgreSQL: a poller idle for 60 s asks about a new message at once."""
+    async with idle_poller(schema, tmp_path) as idle:
+        await idle.wakes_for_the_second()
 
 
 async def test_a_poller_listens_again_after_its_listen_connection_is_cut(
@@ -285,36 +305,18 @@ async def test_a_poller_listens_again_after_its_listen_connection_is_cut(
 ) -> None:
     """The LISTEN connection is reopened: after it was terminated, a new message still
     wakes a poller idle for 60 s."""
-    fake = FakeOnurix(progression=("Entregado",))
-    async with serve_app(fake.app) as base:
-        config = tracking_config(tmp_path, base, fake, schema, idle_sleep="60s")
-        await migrate(config)
-        first, second = fake.add_message("573150900011").id, fake.add_message("573150900012").id
-        await track(config, [first])
-        store = open_store(config.store, config.data_dir)
-        await store.open()
-        poller = Poller(config, store)
-        await poller.start()
-        try:
-            tracking = poller.tracking
-            await eventually_async(lambda: _attempts(tracking, first), what="the first poll")
-            wakeups = tracking.wakeups  # type: ignore[attr-defined]
-            await eventually_async(lambda: wakeups.notifications.listening, what="LISTEN")
-            cut = await terminate_backends("dlrhub-listen")
-            assert cut, "no LISTEN connection to cut"
+    async with idle_poller(schema, tmp_path) as idle:
+        wakeups = idle.poller.tracking.wakeups  # type: ignore[attr-defined]
+        await eventually_async(lambda: wakeups.notifications.listening, what="LISTEN")
+        cut = await terminate_backends("dlrhub-listen")
+        assert cut, "no LISTEN connection to cut"
 
-            async def listening_anew() -> bool:
-                now = await backends("dlrhub-listen")
-                return wakeups.notifications.listening and bool(set(now) - set(cut))
+        async def listening_anew() -> bool:
+            now = await backends("dlrhub-listen")
+            return wakeups.notifications.listening and bool(set(now) - set(cut))
 
-            await eventually_async(listening_anew, 30, "the poller to LISTEN again")
-            await track(config, [second])  # the poller waits for its 60 s idle_sleep now
-            await eventually_async(
-                lambda: _attempts(tracking, second), 30, "the poller to wake and poll it"
-            )
-        finally:
-            await poller.stop()
-            await store.close()
+        await eventually_async(listening_anew, 30, "the poller to LISTEN again")
+        await idle.wakes_for_the_second()
 
 
 async def _attempts(tracking: TrackingStore, message_id: str) -> int:

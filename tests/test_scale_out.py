@@ -1,7 +1,8 @@
 """Every role as several processes on one PostgreSQL, while processes die and are cut off.
 
-Two receivers (`dlrhub serve --no-sinks`) and two sink workers, each in its own
-data directory, share nothing but the database. 3,000 360NRS callbacks go to
+Two receivers (`dlrhub serve --no-sinks`), two sink workers and two pollers
+(`dlrhub poll`, following 200 messages at a fake Onurix), each in its own data
+directory, share nothing but the database. 3,000 360NRS callbacks go to
 the receivers, a tenth of them twice (a provider's retry, to the other
 receiver), and whatever a receiver does not answer 200 is retried on the other
 one, as a provider would. Meanwhile one receiver and one worker are SIGKILLed,
@@ -11,7 +12,9 @@ bytes (a network partition: its queries hang, they do not fail).
 What must hold: every callback answered 200 is stored once; every stored event
 reaches the webhook sink and the Redis sink at least once, in per-message
 order; the cut-off worker delivers nothing after its lease deadline; the two
-sinks start on different workers; duplicates are counted and reported.
+sinks start on different workers; both pollers poll and every tracked message
+ends delivered; duplicates are counted and reported. (How pollers share one
+message and the rate limit is shown apart: tests/outbound/test_pollers_postgres.py.)
 """
 
 from __future__ import annotations
@@ -39,7 +42,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from dlrhub.providers.onurix.fake import FakeOnurix
 from tests.conftest import SOURCE_TOKEN, write_config
+from tests.outbound.test_pollers_postgres import (
+    output,
+    poller_config,
+    start_poller,
+    stop,
+    track,
+    tracking_config,
+)
 from tests.postgres import POSTGRES_DSN, fresh_schema
 from tests.processes import (
     ServerProcess,
@@ -60,6 +72,7 @@ CALLBACKS = 3000
 STEPS = ("sent", "delivered", "opened", "clicked", "unsubscribed")
 SENDERS = 12
 RETRIED_SHARE = 0.1
+TRACKED = 200
 
 
 @dataclass
@@ -271,8 +284,22 @@ async def stored_keys(schema: str) -> Counter[str]:
     keys: Counter[str] = Counter()
     for row in rows:
         event = orjson.loads(row["doc"])
-        keys[f"{event['message_id']}/{event['provider_status']}"] += 1
+        if event["provider"] == "nrs360":  # the pollers' Onurix events are counted apart
+            keys[f"{event['message_id']}/{event['provider_status']}"] += 1
     return keys
+
+
+async def delivered_by_polling(schema: str) -> int:
+    """Tracked messages whose poll said delivered."""
+    connection = await asyncpg.connect(POSTGRES_DSN)
+    try:
+        count = await connection.fetchval(
+            f"SELECT count(*) FROM {schema}.messages"  # noqa: S608
+            " WHERE provider = 'onurix' AND status = 'delivered'"
+        )
+    finally:
+        await connection.close()
+    return int(count)
 
 
 async def lease_owners(schema: str) -> dict[str, str]:
@@ -327,6 +354,18 @@ async def test_every_role_scales_out_and_survives_kills_and_a_partition(
             )
             for name in ("receiver-1", "receiver-2")
         ]
+        # Each message is delivered 10 s after it was sent: polled through the kills.
+        fake = FakeOnurix(progression=("Pendiente", "Enviado", "Entregado"), step_seconds=5.0)
+        base = await stack.enter_async_context(serve_app(fake.app, timeout_graceful_shutdown=1))
+        pollers = []
+        for name in ("poller-1", "poller-2"):
+            (tmp_path / name).mkdir()
+            path = poller_config(tmp_path / name, base, fake, schema)
+            pollers.append((await start_poller(path, tmp_path / f"{name}.log"), name))
+        for process, _ in pollers:
+            stack.push_async_callback(stop, process)
+        tracked = [fake.add_message(f"5731509{n:05d}").id for n in range(TRACKED)]
+        await track(tracking_config(tmp_path, base, fake, schema), tracked)
         worker_a = await stack.enter_async_context(worker_process(config("worker-a", "a"), "a"))
         worker_b = await stack.enter_async_context(
             worker_process(config("worker-b", "b", proxied_dsn), "b")
@@ -384,6 +423,14 @@ async def test_every_role_scales_out_and_survives_kills_and_a_partition(
                 "every stored callback at both sinks",
             )
         assert worker_b.process.returncode is None or worker_b.process.returncode == 0
+        await eventually_async(
+            lambda: _all_delivered(schema), 60, "every tracked message to be delivered"
+        )
+        polls = {}
+        for process, name in pollers:  # both took part, and are still up
+            log = output(tmp_path / f"{name}.log")
+            polls[name] = log.count("poll of account onx")
+            assert process.returncode is None and polls[name], log
         keys = await stored_keys(schema)
         assert set(provider.answered) <= set(keys)
         assert max(keys.values()) == 1, "a callback was stored twice"
@@ -401,11 +448,16 @@ async def test_every_role_scales_out_and_survives_kills_and_a_partition(
             f" {provider.retried} retried after a failure); duplicates delivered: {duplicates};"
             f" takeover after SIGKILL {took_over:.2f}s; the cut-off worker's last delivery"
             f" {last_from_b:.2f}s after the cut (lease {LEASE_SECONDS:g}s), {after_cut}"
-            " batch(es) delivered between the cut and then"
+            f" batch(es) delivered between the cut and then; {TRACKED} tracked messages"
+            f" delivered, status requests per poller: {polls}"
         )
         client_redis = Redis(port=6379)
         await client_redis.delete(stream)
         await client_redis.aclose()
+
+
+async def _all_delivered(schema: str) -> bool:
+    return await delivered_by_polling(schema) == TRACKED
 
 
 async def _all_held_by_one(owners: Any) -> bool:
@@ -419,7 +471,11 @@ async def _spread(owners: Any) -> bool:
 
 
 def _keys_of(events: list[dict[str, Any]]) -> set[str]:
-    return {f"{event['message_id']}/{event['provider_status']}" for event in events}
+    return {
+        f"{event['message_id']}/{event['provider_status']}"
+        for event in events
+        if event["provider"] == "nrs360"
+    }
 
 
 async def _everywhere(hook: Hook, stream: str, answered: set[str]) -> bool:

@@ -25,7 +25,6 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qs, urlsplit
 
 import aiosqlite
 import asyncpg
@@ -36,8 +35,10 @@ from dlrhub.store.dialect import POSTGRES, SQLITE, Dialect
 from dlrhub.store.postgres import (
     CONNECT_TIMEOUT_SECONDS,
     PostgresBackend,
+    application_name,
     fetch_rows,
     run_statement,
+    terminate_pooled,
 )
 from dlrhub.store.settings import StoreConfig
 from dlrhub.store.sql_statements import (
@@ -148,10 +149,7 @@ class PostgresDatabase:
         self.schema = schema
         self.max_connections = max_connections
         self.name = f"PostgreSQL database {redact_dsn(dsn)} (schema {schema})"
-        given = parse_qs(urlsplit(dsn).query)
-        self._settings = {"search_path": schema}
-        if "application_name" not in given:
-            self._settings["application_name"] = "dlrhub"
+        self._settings = {"search_path": schema, **application_name(dsn)}
         self._pool: asyncpg.Pool | None = None
 
     async def open(self) -> None:
@@ -181,7 +179,7 @@ class PostgresDatabase:
                         run = functools.partial(run_statement, connection)
                         return await run_transaction_async(transaction, run)
                 except BaseException:
-                    _terminate(connection)  # the pool replaces it on a later acquire
+                    terminate_pooled(connection)  # the pool replaces it on a later acquire
                     raise
         except self.errors as error:
             raise StoreUnavailable(f"the {self.name} could not commit: {error}") from error
@@ -193,7 +191,7 @@ class PostgresDatabase:
                 try:
                     return await fetch_rows(connection, sql, params)
                 except BaseException:
-                    _terminate(connection)
+                    terminate_pooled(connection)
                     raise
         except self.errors as error:
             raise StoreUnavailable(f"the {self.name} could not be read: {error}") from error
@@ -202,12 +200,6 @@ class PostgresDatabase:
         if self._pool is None:
             raise StoreUnavailable(f"the {self.name} is not open")
         return self._pool
-
-
-def _terminate(connection: Any) -> None:
-    """Never use `connection` again; if the pool was closed under it, it is gone already."""
-    with contextlib.suppress(asyncpg.InterfaceError):
-        connection.terminate()
 
 
 def open_database(settings: StoreConfig, data_dir: Path, *, synchronous: str = "FULL") -> Database:

@@ -100,6 +100,18 @@ async def run_statement(
     return []
 
 
+def application_name(dsn: str) -> dict[str, str]:
+    """The server setting that names dlrhub's connections, unless the DSN names them."""
+    given = parse_qs(urlsplit(dsn).query)
+    return {} if "application_name" in given else {"application_name": "dlrhub"}
+
+
+def terminate_pooled(connection: PoolConnectionProxy) -> None:
+    """Never use a pool's `connection` again; if the pool was closed under it, it is gone."""
+    with contextlib.suppress(asyncpg.InterfaceError):
+        connection.terminate()
+
+
 class PostgresBackend:
     dialect = POSTGRES
     errors: tuple[type[Exception], ...] = (
@@ -119,10 +131,7 @@ class PostgresBackend:
         self.schema = schema
         self.migrate: MigrationMode = migrate
         self.name = f"PostgreSQL store at {redact_dsn(dsn)} (schema {schema})"
-        given = parse_qs(urlsplit(dsn).query)
-        self._application_name = (
-            {} if "application_name" in given else {"application_name": "dlrhub"}
-        )
+        self._application_name = application_name(dsn)
         self._writer: asyncpg.Connection | None = None
         self._readers: asyncpg.Pool | None = None
 
@@ -197,7 +206,7 @@ class PostgresBackend:
             try:
                 return await fetch_rows(connection, sql, params)
             except BaseException:
-                connection.terminate()  # the pool replaces it on a later acquire
+                terminate_pooled(connection)  # the pool replaces it on a later acquire
                 raise
 
     async def _connect(self, *, with_schema: bool = True) -> asyncpg.Connection:

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Collection, Sequence
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from dlrhub.config import Config
+from dlrhub.console.overview import OverviewPages
+from dlrhub.console.site import ConsoleSite
 from dlrhub.receiver.access_log import RequestLog
+from dlrhub.receiver.auth import Access, Tokens
 from dlrhub.receiver.errors import EXCEPTION_HANDLERS
 from dlrhub.receiver.health import Health
 from dlrhub.receiver.hooks import PREFIX as HOOKS_PREFIX
@@ -25,6 +29,7 @@ from dlrhub.receiver.metrics import Metrics
 from dlrhub.receiver.openapi import openapi_document
 from dlrhub.receiver.outbound_api import OutboundApi
 from dlrhub.receiver.query_api import QueryApi
+from dlrhub.receiver.sessions import Sessions
 from dlrhub.store import Store
 from dlrhub.store.settings import open_store
 
@@ -69,6 +74,18 @@ class DlrhubApp(Starlette):
             await super().__call__(scope, receive, send)
 
 
+def session_key(config: Config, store: Store) -> Callable[[], Awaitable[str]]:
+    """Where console sessions get their signing key: `server.session_key`, else one
+    random key per process until the store keeps a shared one."""
+    configured = config.server.session_key
+    fallback = secrets.token_urlsafe(32)
+
+    async def key() -> str:
+        return configured or fallback
+
+    return key
+
+
 class Service(Protocol):
     """A background task that lives as long as the app (sink workers, the poller)."""
 
@@ -99,7 +116,15 @@ def create_app(
     metrics = Metrics(process_label)
     store = store or open_store(config.store, config.data_dir, metrics.observe_commit)
     document = openapi_document()
-    outbound = OutboundApi(config, store)  # also a service: opens the tracking tables
+    tokens = Tokens(config.admin_token, config.viewer_tokens)
+    sessions = Sessions(
+        tokens,
+        session_key(config, store),
+        max_age=config.server.session_max_age,
+        public_url=config.server.public_url,
+    )
+    access = Access(tokens, sessions.read)
+    outbound = OutboundApi(config, store, access)  # also a service: opens the tracking tables
     services = [outbound, *services]
     worker = IngestWorker(config, metrics, connect=ingest_socket) if ingest_worker else None
     ingest: Ingester = worker if worker is not None else Ingest(config, store)
@@ -123,21 +148,28 @@ def create_app(
                 await service.stop()
             await store.close()
 
-    routes = [
-        *QueryApi(config, store).routes(),
+    routes: list[BaseRoute] = [
+        *QueryApi(config, store, access).routes(),
         *outbound.routes(),
         *Health(
             store, metrics, outbound.readiness, worker, timeout=config.server.ingest_timeout
         ).routes(),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
+    if config.server.console:
+        site = ConsoleSite(access, sessions)
+        routes += [*site.routes(), *OverviewPages(site).routes()]
     app = DlrhubApp(
         Hooks(config, ingest, metrics, process_label),
         routes=routes,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
         access_log=config.server.access_log,
-        secrets=[config.admin_token or "", *(source.token for source in config.sources)],
+        secrets=[
+            *tokens.secrets,
+            config.server.session_key or "",
+            *(source.token for source in config.sources),
+        ],
     )
     app.state.metrics = metrics
     app.state.store = store

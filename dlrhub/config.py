@@ -62,6 +62,7 @@ ENV_PREFIX = "DLRHUB_"
 class Config:
     data_dir: Path = Path("dlrhub-data")
     admin_token: Secret | None = None
+    viewer_tokens: tuple[Secret, ...] = ()  # read-only: the console and GET /v1 (docs/console.md)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"  # json: one object per line (dlrhub/logs.py)
     # SIGTERM: every role stops taking work, finishes or hands back what is in flight

@@ -1,7 +1,7 @@
 """Outbound API: `POST /v1/messages` sends through an account, `POST /v1/tracking` tracks.
 
-Both need `Authorization: Bearer <admin token>`. The API is also a `Service`:
-it opens the tracking tables when the app starts and closes its provider
+Both are changes: they need the admin token (`dlrhub/receiver/auth.py`). The API is
+also a `Service`: it opens the tracking tables when the app starts and closes its provider
 clients when it stops.
 """
 
@@ -18,7 +18,7 @@ from starlette.routing import Route
 from dlrhub.event import parse_time
 from dlrhub.outbound.errors import ProviderAuthError, ProviderError, ProviderUnavailable
 from dlrhub.outbound.sending import Outbound, SendRefused, TrackRequest
-from dlrhub.receiver.auth import Endpoint, require_admin
+from dlrhub.receiver.auth import Access, Endpoint
 from dlrhub.receiver.errors import error_response, store_unavailable
 from dlrhub.receiver.settings import ReceiverSettings
 from dlrhub.store import Store, StoreUnavailable
@@ -35,9 +35,10 @@ class BadBody(ValueError):
 
 
 class OutboundApi:
-    def __init__(self, config: ReceiverSettings, store: Store) -> None:
+    def __init__(self, config: ReceiverSettings, store: Store, access: Access) -> None:
         self.config = config
         self.store = store
+        self.access = access
         self.tracking = open_tracking(config.store, config.data_dir)
         self.outbound = Outbound(config, store, self.tracking)
         self._open = False
@@ -81,7 +82,7 @@ class OutboundApi:
             except StoreUnavailable as error:
                 return store_unavailable(request.method, request.url.path, error)
 
-        return require_admin(self.config.admin_token, answered)
+        return self.access.guard(answered)
 
     async def send(self, request: Request) -> Response:
         body = await _json_object(request)

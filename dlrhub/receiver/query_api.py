@@ -1,6 +1,7 @@
 """The read API under `/v1`: events, message state and history, quarantine.
 
-Every route needs `Authorization: Bearer <admin token>`. A wrong parameter is a
+Reading needs the admin or a viewer token, changing the admin token
+(`dlrhub/receiver/auth.py`). A wrong parameter is a
 400 with the JSON error shape; an integer (a cursor, a limit, an id in the path)
 is plain ASCII digits within its bounds, at most the store's `MAX_INTEGER`
 (2^63-1), so none reaches the store to fail there as a 500.
@@ -16,7 +17,7 @@ from starlette.routing import Route
 
 from dlrhub.event import EventType, Status
 from dlrhub.providers import ALIASES
-from dlrhub.receiver.auth import Endpoint, require_admin
+from dlrhub.receiver.auth import Access, Endpoint
 from dlrhub.receiver.errors import error_response, store_unavailable
 from dlrhub.receiver.settings import ReceiverSettings
 from dlrhub.reprocess import reprocess_entry
@@ -32,9 +33,10 @@ class BadQuery(ValueError):
 
 
 class QueryApi:
-    def __init__(self, config: ReceiverSettings, store: Store) -> None:
+    def __init__(self, config: ReceiverSettings, store: Store, access: Access) -> None:
         self.config = config
         self.store = store
+        self.access = access
 
     def routes(self) -> list[Route]:
         return [
@@ -67,7 +69,7 @@ class QueryApi:
             except StoreUnavailable as error:
                 return store_unavailable(request.method, request.url.path, error)
 
-        return require_admin(self.config.admin_token, answered)
+        return self.access.guard(answered)
 
     async def list_events(self, request: Request) -> Response:
         params = request.query_params

@@ -13,7 +13,7 @@ from typing import Literal, Protocol
 
 from dlrhub.outbound.settings import OutboundSettings
 from dlrhub.providers.source import SourceConfig
-from dlrhub.settings_schema import HttpUrl, Port, PositiveDuration, PositiveInt
+from dlrhub.settings_schema import HttpUrl, Port, PositiveDuration, PositiveInt, Secret
 from dlrhub.store.settings import StoreConfig
 
 
@@ -30,6 +30,9 @@ class ServerConfig:
     body_timeout: PositiveDuration = 10.0  # a body not all there by then is answered 408
     limit_concurrency: PositiveInt | None = 1000  # connections; requests above get 503
     processes: PositiveInt = 1  # receiver processes on the one port (dlrhub/commands/serving.py)
+    console: bool = True  # the operator console at /console (dlrhub/console)
+    session_key: Secret | None = None  # signs console sessions; else one kept in the store
+    session_max_age: PositiveDuration = 12 * 3600.0
 
     @property
     def base_url(self) -> str:
@@ -48,6 +51,9 @@ class ReceiverSettings(OutboundSettings, Protocol):
 
     @property
     def admin_token(self) -> str | None: ...
+
+    @property
+    def viewer_tokens(self) -> tuple[str, ...]: ...
 
     @property
     def log_level(self) -> str: ...

@@ -1,0 +1,98 @@
+"""Signing in and out of the console, with each role, and what a session cookie is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from playwright.async_api import Page
+
+from tests.console.conftest import ADMIN_TOKEN, VIEWER_TOKEN, check_page, sign_in
+
+
+async def test_a_page_without_a_session_goes_to_the_login(page: Page, tmp_path: Path) -> None:
+    await page.goto("/console?refresh=1")
+    assert "/console/login?next=" in page.url
+    await check_page(page, tmp_path / "screens", "login")
+
+
+async def test_admin_signs_in_and_out(page: Page, tmp_path: Path) -> None:
+    await sign_in(page, ADMIN_TOKEN)
+    await page.get_by_role("heading", name="Overview").wait_for()
+    assert await page.locator(".role").inner_text() == "admin"
+    await check_page(page, tmp_path / "screens", "overview")
+    await page.get_by_role("button", name="Sign out").click()
+    await page.wait_for_url("**/console/login")
+    await page.goto("/console")
+    assert "/console/login" in page.url
+
+
+async def test_viewer_signs_in(page: Page) -> None:
+    await sign_in(page, VIEWER_TOKEN)
+    assert await page.locator(".role").inner_text() == "viewer"
+
+
+async def test_a_wrong_token_is_refused_and_failures_are_limited(base_url: str) -> None:
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        for _ in range(5):
+            answer = await client.post("/console/login", data={"token": "not-a-token"})
+            assert answer.status_code == 401
+            assert "not an admin or viewer token" in answer.text
+        answer = await client.post("/console/login", data={"token": ADMIN_TOKEN})
+        assert answer.status_code == 429
+        assert int(answer.headers["retry-after"]) >= 1
+
+
+async def test_the_session_cookie_flags_and_headers(base_url: str) -> None:
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        answer = await client.post("/console/login", data={"token": ADMIN_TOKEN})
+        assert answer.status_code == 303
+        cookie = answer.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie and "path=/" in cookie
+        assert "secure" not in cookie  # plain http on loopback
+        assert ADMIN_TOKEN.lower() not in cookie
+        page = await client.get("/console")
+        assert page.status_code == 200
+        policy = page.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+        assert page.headers["x-frame-options"] == "DENY"
+        assert ADMIN_TOKEN not in page.text
+
+
+async def test_session_changes_need_the_csrf_token_and_viewers_change_nothing(
+    base_url: str,
+) -> None:
+    async with httpx.AsyncClient(base_url=base_url) as admin:
+        await admin.post("/console/login", data={"token": ADMIN_TOKEN})
+        page = (await admin.get("/console")).text
+        csrf = page.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+        body = {"account": "nope", "messages": [{"id": "x"}]}
+        missing = await admin.post("/v1/tracking", json=body)
+        assert missing.status_code == 403 and missing.json()["error"] == "csrf"
+        wrong = await admin.post("/v1/tracking", json=body, headers={"X-CSRF-Token": "wrong"})
+        assert wrong.status_code == 403 and wrong.json()["error"] == "csrf"
+        right = await admin.post("/v1/tracking", json=body, headers={"X-CSRF-Token": csrf})
+        assert right.status_code not in (401, 403)
+        assert (await admin.get("/v1/events")).status_code == 200
+    async with httpx.AsyncClient(base_url=base_url) as viewer:
+        await viewer.post("/console/login", data={"token": VIEWER_TOKEN})
+        page = (await viewer.get("/console")).text
+        csrf = page.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+        assert (await viewer.get("/v1/events")).status_code == 200
+        refused = await viewer.post("/v1/tracking", json=body, headers={"X-CSRF-Token": csrf})
+        assert refused.status_code == 403 and refused.json()["error"] == "forbidden"
+    bearer = {"Authorization": f"Bearer {VIEWER_TOKEN}"}
+    async with httpx.AsyncClient(base_url=base_url, headers=bearer) as script:
+        assert (await script.get("/v1/quarantine")).status_code == 200
+        refused = await script.post("/v1/tracking", json=body)
+        assert refused.status_code == 403
+
+
+async def test_next_never_leaves_the_console(base_url: str) -> None:
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        for target in ("https://evil.example/", "//evil.example", "/console/../x", "/v1/events"):
+            answer = await client.post(
+                "/console/login", params={"next": target}, data={"token": ADMIN_TOKEN}
+            )
+            assert answer.headers["location"].startswith("/console")
+            assert "evil" not in answer.headers["location"]

@@ -232,10 +232,11 @@ def command_poll(args: argparse.Namespace) -> int:
                 await poller.start()
                 await stopping.wait()
             finally:
-                # In-flight polls are cancelled and their rows given back at once (due
-                # now, for another poller), not left until their lease runs out.
+                # Requests already sent get half the shutdown_timeout to be answered and
+                # stored; rows not asked about, or still waiting then, are given back at
+                # once (due now, for another poller), not left until their lease runs out.
                 async with asyncio.timeout(config.shutdown_timeout):
-                    await poller.stop()
+                    await poller.stop(grace=config.shutdown_timeout / 2)
                 log.info("poller %s stopped", poller.owner)
         finally:
             await store.close()

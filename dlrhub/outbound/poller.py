@@ -73,6 +73,7 @@ from dlrhub.store.tracking_sql import open_tracking
 log = logging.getLogger(__name__)
 
 BUSY_HOLD = 1.0  # seconds an account holds after a 429 without `Retry-After`
+STOP_GRACE = 5.0  # seconds a stopping poller waits for the requests it has sent
 MAX_BUSY_HOLD = 3600.0  # a `Retry-After` longer than this is cut to it
 MAX_ERROR_LABEL = 200  # characters of an unreadable answer's error kept on the account
 
@@ -283,6 +284,7 @@ class Poller:
         self.owner = owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.accounts: dict[str, _Account] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
 
     @property
     def store(self) -> Store:
@@ -320,6 +322,7 @@ class Poller:
             await self.tracking.close()
 
     async def start(self) -> None:
+        self._stopping.clear()
         await self.open()
         self._tasks = [
             asyncio.create_task(self._loop(state), name=f"dlrhub-poller-{name}")
@@ -327,13 +330,24 @@ class Poller:
         ]
         log.info("poller %s started for account(s): %s", self.owner, ", ".join(self.accounts))
 
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        """Stop claiming; let the requests already sent finish for up to `grace` seconds
+        (their answers are stored and their rows written back), give back the rows not
+        asked about yet, then cancel what is left (its rows are given back too).
+
+        Cancelling a request the provider has already answered would throw the answer
+        away, and the row, given back due now, would be asked again at once by another
+        poller.
+        """
+        self._stopping.set()
+        tasks, self._tasks = self._tasks, []
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=grace)
+            for task in late:
+                task.cancel()
+            for task in late:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.close()
 
     async def run_once(self) -> int:
@@ -342,7 +356,7 @@ class Poller:
         return sum(counts)
 
     async def _loop(self, state: _Account) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 handled = await self.poll_account(state)
             except StoreUnavailable as error:
@@ -351,8 +365,20 @@ class Poller:
             except Exception:
                 log.exception("poller, account %s: unexpected error", state.config.name)
                 handled = 0
-            if handled == 0:  # until rows are added for the account, or idle_sleep
-                await self.tracking.wait_for_due(state.config.name, self.settings.idle_sleep)
+            if handled == 0:  # until rows are added for the account, idle_sleep, or stop
+                await self._idle(state)
+
+    async def _idle(self, state: _Account) -> None:
+        waiting = asyncio.ensure_future(
+            self.tracking.wait_for_due(state.config.name, self.settings.idle_sleep)
+        )
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait((waiting, stopping), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (waiting, stopping):
+                task.cancel()
+            await asyncio.gather(waiting, stopping, return_exceptions=True)
 
     async def poll_account(self, state: _Account) -> int:
         if await self._paused(state):
@@ -419,6 +445,8 @@ class Poller:
     async def _poll_group(self, state: _Account, group: list[TrackedMessage]) -> list[PollOutcome]:
         account = state.config
         async with state.slots:
+            if self._stopping.is_set():
+                return []  # not asked: its rows are given back with the batch's others
             if state.paused_until is not None:
                 return [_unchanged(row, self.now(), None) for row in group]
             if state.busy_until is not None and self.now() < state.busy_until:

@@ -111,3 +111,32 @@ async def sigterm_gives_the_claimed_rows_back(
         await other.close()
         await outbound.aclose()
     assert all(fake.messages[message_id].answers[-1].final for message_id in ids)
+
+
+async def test_a_stopping_poller_keeps_the_answer_it_is_waiting_for(
+    onurix: tuple[FakeOnurix, str], stores: Stores
+) -> None:
+    """Stop while a query is in flight: its answer is stored and its row written back
+    (not given back due now, which would make another poller ask again at once); the
+    message whose query was not sent yet is given back unasked."""
+    fake, base = onurix
+    fake.progression = ("Entregado",)
+    fake.inject(Fault("delay", STATE, seconds=1, times=1))  # the first query takes a second
+    first, second = fake.add_message("573150800001").id, fake.add_message("573150800002").id
+    config = outbound_config(stores, [onurix_account(fake, base, concurrency=1, rate_limit=0)])
+    outbound = Outbound(config, stores.store, stores.tracking)
+    await outbound.track("onx", [TrackRequest(first), TrackRequest(second)])
+    poller = Poller(config, stores.store, stores.tracking)
+    await poller.start()
+    try:
+        await eventually_async(lambda: len(fake.requests_to(STATE)) == 1, what="the first query")
+    finally:
+        await poller.stop(grace=10)
+        await outbound.aclose()
+    asked = [fake.messages[m].queries for m in (first, second)]
+    assert sorted(asked) == [0, 1]
+    answered, unasked = (first, second) if asked[0] == 1 else (second, first)
+    row = await stores.tracking.find("onx", answered)
+    assert row is not None and row.attempts == 1 and row.stopped_reason == "final_status"
+    waiting = await stores.tracking.find("onx", unasked)
+    assert waiting is not None and waiting.attempts == 0 and waiting.next_poll_at is not None

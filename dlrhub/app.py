@@ -14,6 +14,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from dlrhub.config import Config
+from dlrhub.console.assets import static_route
+from dlrhub.console.docs_page import docs_routes
 from dlrhub.receiver.access_log import RequestLog
 from dlrhub.receiver.errors import EXCEPTION_HANDLERS
 from dlrhub.receiver.health import Health
@@ -130,6 +132,8 @@ def create_app(
             store, metrics, outbound.readiness, worker, timeout=config.server.ingest_timeout
         ).routes(),
         Route("/openapi.json", openapi, methods=["GET"]),
+        *docs_routes(),
+        static_route(),
     ]
     app = DlrhubApp(
         Hooks(config, ingest, metrics, process_label),

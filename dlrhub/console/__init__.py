@@ -1,0 +1,1 @@
+"""The operator console: pages, static assets, API docs."""

@@ -15,6 +15,8 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from dlrhub.config import Config
+from dlrhub.console.assets import static_route
+from dlrhub.console.docs_page import docs_routes
 from dlrhub.console.overview import OverviewPages
 from dlrhub.console.site import ConsoleSite
 from dlrhub.receiver.access_log import RequestLog
@@ -155,6 +157,8 @@ def create_app(
             store, metrics, outbound.readiness, worker, timeout=config.server.ingest_timeout
         ).routes(),
         Route("/openapi.json", openapi, methods=["GET"]),
+        *docs_routes(),
+        static_route(),
     ]
     if config.server.console:
         site = ConsoleSite(access, sessions)

@@ -1,4 +1,4 @@
-"""The console's frame: static files, sign in and out, and the guard every page uses.
+"""The console's frame: sign in and out, and the guard every page uses.
 
 A page is a coroutine `(request, principal) -> Response` wrapped by `page()`: a
 request without a good session is sent to `/console/login?next=<path>` (303). The
@@ -14,8 +14,7 @@ from urllib.parse import parse_qs, quote
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.routing import BaseRoute, Route
 
 from dlrhub.console.headers import security_headers
 from dlrhub.console.sign_in_limit import SignInLimit
@@ -27,16 +26,6 @@ from dlrhub.receiver.sessions import Sessions
 MAX_FORM_BYTES = 4096
 Page = Callable[[Request, Principal], Awaitable[Response]]
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-class StaticAssets(StaticFiles):
-    """The package's `static/` folder, with the security headers and a day's caching."""
-
-    async def get_response(self, path: str, scope: dict) -> Response:  # type: ignore[override,type-arg]
-        response = await super().get_response(path, scope)
-        response.headers.update(security_headers())
-        response.headers["Cache-Control"] = "public, max-age=86400"
-        return response
 
 
 def safe_next(target: str | None) -> str:
@@ -54,11 +43,6 @@ class ConsoleSite:
 
     def routes(self) -> list[BaseRoute]:
         return [
-            Mount(
-                "/console/static",
-                app=StaticAssets(packages=[("dlrhub.console", "static")]),
-                name="console-static",
-            ),
             Route("/console/login", self.login, methods=["GET", "POST"]),
             Route("/console/logout", self.logout, methods=["POST"]),
         ]

@@ -86,5 +86,5 @@ def render(
             **context,
         }
     )
-    headers = {**security_headers(), "Cache-Control": "no-store"}
+    headers = security_headers()
     return HTMLResponse(page, status_code, headers)

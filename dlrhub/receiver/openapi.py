@@ -290,6 +290,15 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": {"description": "OpenAPI 3.1."}},
                 }
             },
+            "/docs": {
+                "get": {
+                    "summary": "This document as a browsable reference (Swagger UI, offline)",
+                    "tags": ["operations"],
+                    "responses": {
+                        "200": {"description": "An HTML page.", "content": {"text/html": {}}}
+                    },
+                }
+            },
         },
         "components": {
             "securitySchemes": {

@@ -85,9 +85,12 @@ async def chromium() -> AsyncIterator[Browser]:
 
 
 @contextlib.asynccontextmanager
-async def watched_page(browser: Browser, viewport: ViewportSize) -> AsyncIterator[Watch]:
-    """A page in a fresh context of `viewport` size, watched as the module docstring says."""
-    context = await browser.new_context(viewport=viewport)
+async def watched_page(
+    browser: Browser, viewport: ViewportSize, base_url: str | None = None
+) -> AsyncIterator[Watch]:
+    """A page in a fresh context of `viewport` size, watched as the module docstring says;
+    with `base_url`, `page.goto("/path")` goes there."""
+    context = await browser.new_context(viewport=viewport, base_url=base_url)
     page = await context.new_page()
     watch = Watch(page)
 

@@ -1,40 +1,29 @@
 """Browser tests of the console: a real dlrhub app on a real Uvicorn, Debian's chromium.
 
-Every page a test opens is watched: a console error, an uncaught exception or a
-request to anything but this loopback server fails the test at teardown.
+Every page a test opens is watched (tests/browser.py): a console error, an uncaught
+exception, a CSP violation or a request to anything but 127.0.0.1 fails the test at
+teardown.
 `check_page` runs axe-core in the page (no serious or critical violation) and saves
 screenshots at 1280 px and at a phone's width under the test's temp folder.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import Browser, BrowserContext, Page, Request, Route, async_playwright
+from playwright.async_api import Browser, Page
 
 from dlrhub.app import DlrhubApp, create_app
 from dlrhub.config import Config, parse_config
+from tests.browser import DESKTOP, PHONE, chromium, watched_page
 from tests.serving import serve_app
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ADMIN_TOKEN = "admin-token-for-console-tests-0001"
 VIEWER_TOKEN = "viewer-token-for-console-tests-0001"
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
 SERIOUS = {"serious", "critical"}
 
 
@@ -66,64 +55,18 @@ async def base_url(console_app: DlrhubApp) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
-
-
-@dataclass
-class Watch:
-    """What the pages of a browser context did that they must not."""
-
-    errors: list[str] = field(default_factory=list)
-    outside: list[str] = field(default_factory=list)
-
-    def attach(self, page: Page) -> None:
-        page.on(
-            "console",
-            lambda message: (
-                self.errors.append(f"console {message.type}: {message.text}")
-                if message.type == "error"
-                else None
-            ),
-        )
-        page.on("pageerror", lambda error: self.errors.append(f"page error: {error}"))
-
-
-async def watched_context(browser: Browser, base_url: str, watch: Watch) -> BrowserContext:
-    context = await browser.new_context(viewport=DESKTOP, base_url=base_url)
-
-    async def only_here(route: Route, request: Request) -> None:
-        if request.url.startswith(base_url + "/") or request.url == base_url:
-            await route.continue_()
-        else:
-            watch.outside.append(request.url)
-            await route.abort()
-
-    await context.route("**/*", only_here)
-    context.on("page", watch.attach)
-    return context
+    async with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture
-async def watch() -> Watch:
-    return Watch()
-
-
-@pytest.fixture
-async def page(browser: Browser, base_url: str, watch: Watch) -> AsyncIterator[Page]:
-    context = await watched_context(browser, base_url, watch)
-    page = await context.new_page()
-    try:
-        yield page
-    finally:
-        with contextlib.suppress(Exception):
-            await context.close()
-    assert not watch.outside, f"pages asked outside the server: {watch.outside}"
-    assert not watch.errors, f"pages logged errors: {watch.errors}"
+async def page(browser: Browser, base_url: str) -> AsyncIterator[Page]:
+    """A watched page (tests/browser.py): a console error, an uncaught exception, a CSP
+    violation or a request outside 127.0.0.1 fails the test at teardown."""
+    async with watched_page(browser, DESKTOP, base_url) as watch:
+        yield watch.page
+        problems = await watch.problems()
+    assert not problems, problems
 
 
 async def sign_in(page: Page, token: str = ADMIN_TOKEN, next_path: str = "/console") -> None:

@@ -2,8 +2,12 @@
 
 from dlrhub.store.base import (
     Accept,
+    BadSearch,
+    CallbackCount,
     Drop,
     EventFilter,
+    KeepSecret,
+    MessageSearch,
     MessageState,
     Probe,
     Quarantine,
@@ -19,8 +23,12 @@ from dlrhub.store.sqlite import SQLiteStore
 
 __all__ = [
     "Accept",
+    "BadSearch",
+    "CallbackCount",
     "Drop",
     "EventFilter",
+    "KeepSecret",
+    "MessageSearch",
     "MessageState",
     "Probe",
     "Quarantine",

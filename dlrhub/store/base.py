@@ -70,7 +70,19 @@ class Probe:
     """A tiny durable write that proves the store takes writes (readiness)."""
 
 
-WriteItem = Accept | Quarantine | Reprocess | Drop | Probe
+@dataclass(frozen=True, slots=True)
+class KeepSecret:
+    """Keep `value` as the shared secret `name` unless one is kept already (`shared_secret`).
+
+    A write, so that every process sharing the store ends up with the first value
+    committed; the answer's outcome is "kept" either way.
+    """
+
+    name: str
+    value: str = field(repr=False)
+
+
+WriteItem = Accept | Quarantine | Reprocess | Drop | Probe | KeepSecret
 
 Outcome = Literal[
     "stored",
@@ -81,6 +93,7 @@ Outcome = Literal[
     "dropped",
     "not_found",
     "probed",
+    "kept",
 ]
 
 
@@ -115,6 +128,9 @@ class MessageState:
     last_seq: int
     recipient: str | None
     correlation_id: str | None
+    # When the event of `last_seq` was received; None where it is not known (not read,
+    # or that event was pruned by retention).
+    updated_at: datetime | None = None
 
     def to_dict(self) -> dict[str, object]:
         from dlrhub.event import format_time
@@ -129,6 +145,63 @@ class MessageState:
             "last_seq": self.last_seq,
             "recipient": self.recipient,
             "correlation_id": self.correlation_id,
+            "updated_at": format_time(self.updated_at) if self.updated_at is not None else None,
+        }
+
+
+class BadSearch(ValueError):
+    """A message search that cannot be answered as asked (e.g. too few digits of a number);
+    the message says what to change. The HTTP layer answers it with a 400."""
+
+
+MAX_SEARCH_LIMIT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSearch:
+    """What the operator console searches messages by; every given filter must match.
+
+    `recipient`: its digits (other characters dropped) are a suffix of the stored
+    recipient's digits: at least 4 digits, or a full number with a leading "+", which
+    matches exactly those digits (see `dlrhub/store/message_search.py`). `since` and
+    `until` are by when the message's last event (`last_seq`) was received, at or after
+    `since` and before `until`. `before_seq` is the cursor of the next page: the smallest
+    `last_seq` of the page before. Answers are newest first (`last_seq` descending).
+    """
+
+    message_id: str | None = None
+    correlation_id: str | None = None  # "your ref"
+    recipient: str | None = None  # full number, or a suffix of >= 4 digits
+    provider: str | None = None
+    source: str | None = None
+    status: str | None = None  # a `Status` value
+    since: datetime | None = None  # by the message's last event's received time
+    until: datetime | None = None
+    before_seq: int | None = None  # cursor: messages whose last_seq < before_seq
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackCount:
+    """Callbacks (and poll answers) received in one minute from one source, by outcome.
+
+    `outcome`: "stored" (accepted, new), "duplicate" (a retry of one already received)
+    or "quarantined" (authenticated but not understood).
+    """
+
+    minute: datetime  # UTC, at the start of the minute
+    source: str
+    outcome: str
+    count: int
+
+    def to_dict(self) -> dict[str, object]:
+        from dlrhub.event import format_time
+
+        return {
+            "minute": format_time(self.minute),
+            "source": self.source,
+            "outcome": self.outcome,
+            "count": self.count,
         }
 
 
@@ -200,4 +273,18 @@ class Store(Protocol):
 
     async def drop_resolved_quarantine(self) -> list[int]:
         """Drop every reprocessed entry; answer their ids."""
+        ...
+
+    async def search_messages(self, query: MessageSearch) -> list[MessageState]:
+        """Messages matching `query`, newest first (`last_seq` descending); `BadSearch`
+        when it cannot be answered as asked."""
+        ...
+
+    async def callback_counts(self, since: datetime) -> list[CallbackCount]:
+        """Per-minute counts from the minute holding `since` on, ordered by minute, source
+        and outcome."""
+        ...
+
+    async def shared_secret(self, name: str) -> str:
+        """A random secret named `name`, the same for every process sharing the store."""
         ...

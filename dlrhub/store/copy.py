@@ -38,6 +38,7 @@ TABLES = (
     "request_budget",
     "tracking_pauses",
     "tracking_bad_answers",
+    "callback_counts",
 )
 # Tables whose `id` PostgreSQL numbers itself: its sequence must follow the copied ids.
 IDENTITY_TABLES = ("sink_dead_letters", "sink_replays", "tracked_messages")

@@ -36,6 +36,7 @@ from typing import Literal
 from dlrhub.event import Event, format_time
 from dlrhub.store.base import StoreUnavailable
 from dlrhub.store.dialect import Dialect
+from dlrhub.store.message_search import reversed_digits
 from dlrhub.store.sql_statements import Execute, ExecuteMany, Fetch, Transaction, now_text
 
 MigrationMode = Literal["auto", "check"]
@@ -285,6 +286,60 @@ CREATE INDEX IF NOT EXISTS tracked_stopped ON tracked_messages (stopped_us, id)
     WHERE stopped_us IS NOT NULL
 """
 
+# Version 5: the operator console (issue 15). Messages searched by a suffix of the
+# recipient's digits (`recipient_rev`, the digits reversed: a suffix is then a prefix,
+# an index range), and by each filter, newest first (dlrhub/store/message_search.py);
+# callbacks counted per minute, source and outcome in the commit that stores them.
+# Compatible: an older dlrhub leaves `recipient_rev` and the counts alone; during a
+# rolling upgrade, messages only it wrote are not found by recipient, and callbacks
+# only it stored are not counted.
+CONSOLE_COLUMNS = """
+ALTER TABLE messages ADD COLUMN recipient_rev TEXT;
+CREATE TABLE IF NOT EXISTS callback_counts (
+    minute_us {bigint} NOT NULL,
+    source TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    count {bigint} NOT NULL,
+    PRIMARY KEY (minute_us, source, outcome)
+)
+"""
+
+CONSOLE_INDEXES = """
+CREATE INDEX IF NOT EXISTS messages_by_last_seq ON messages (last_seq);
+CREATE INDEX IF NOT EXISTS messages_by_recipient_rev ON messages (recipient_rev, last_seq)
+    WHERE recipient_rev IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_by_correlation ON messages (correlation_id, last_seq)
+    WHERE correlation_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_by_message_id ON messages (message_id, last_seq);
+CREATE INDEX IF NOT EXISTS messages_by_status ON messages (status, last_seq);
+CREATE INDEX IF NOT EXISTS messages_by_source ON messages (source, last_seq);
+CREATE INDEX IF NOT EXISTS messages_by_provider ON messages (provider, last_seq)
+"""
+
+
+def backfill_recipient_rev(dialect: Dialect) -> Transaction[None]:
+    """Fill `recipient_rev` of existing messages, a page at a time (before its index)."""
+    after: tuple[str, str] = ("", "")
+    while rows := (
+        yield Fetch(
+            "SELECT provider, message_id, recipient FROM messages"
+            " WHERE (provider, message_id) > (?, ?) ORDER BY provider, message_id LIMIT ?",
+            (*after, BACKFILL_PAGE),
+        )
+    ):
+        updates = [
+            (reversed_digits(recipient), provider, message_id)
+            for provider, message_id, recipient in rows
+            if recipient is not None
+        ]
+        if updates:
+            yield ExecuteMany(
+                "UPDATE messages SET recipient_rev = ? WHERE provider = ? AND message_id = ?",
+                updates,
+            )
+        after = (str(rows[-1][0]), str(rows[-1][1]))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "event log, sink state and tracking tables", (EVENT_LOG, SINK_STATE, TRACKING)),
     Migration(
@@ -296,6 +351,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         3, "retention: raw callbacks and stopped tracking rows by time", (RETENTION_INDEXES,)
     ),
     Migration(4, "sink leases, sink workers and durable retry counts", (SINK_WORKERS,)),
+    Migration(
+        5,
+        "operator console: messages by recipient digits and each filter, callback counts",
+        (CONSOLE_COLUMNS, backfill_recipient_rev, CONSOLE_INDEXES),
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

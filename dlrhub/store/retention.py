@@ -15,7 +15,10 @@ A raw callback row is also the callback's dedupe key: while it exists, a
 provider's retry of the callback is answered as a duplicate. So it is kept at
 least `dedupe` (at least one day: 360NRS retries for about 15 minutes), and
 only once its events and quarantine entry are gone (set `events` to prune
-raw callbacks at all). The `messages` table (one row of current state per
+raw callbacks at all). The per-minute callback counts (`callback_counts`, the
+operator console's graph) are their own kind without a key of their own: they
+go by minute at the raw callbacks' age, so a graph never reaches further back
+than the callbacks it counts. The `messages` table (one row of current state per
 message) is not history and is never pruned.
 
 What is never pruned, whatever its age: an event with a seq after the cursor
@@ -98,15 +101,24 @@ class RetentionConfig:
 
     def age(self, kind: Kind) -> float | None:
         """How old a row of `kind` must be to be pruned; None: kept forever."""
-        if kind == "raw_callbacks":
+        if kind in ("raw_callbacks", "callback_counts"):  # counts go with what they count
             return None if self.raw_callbacks is None else max(self.raw_callbacks, self.dedupe)
         value: float | None = getattr(self, kind)
         return value
 
 
-Kind = Literal["events", "quarantine", "dead_letters", "tracking", "raw_callbacks"]
+Kind = Literal[
+    "events", "quarantine", "dead_letters", "tracking", "raw_callbacks", "callback_counts"
+]
 # In this order: a raw callback goes only after its events and quarantine entry.
-KINDS: tuple[Kind, ...] = ("events", "quarantine", "dead_letters", "tracking", "raw_callbacks")
+KINDS: tuple[Kind, ...] = (
+    "events",
+    "quarantine",
+    "dead_letters",
+    "tracking",
+    "raw_callbacks",
+    "callback_counts",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +155,10 @@ TABLES: dict[Kind, _Table] = {
         "1 = 1",
         "NOT EXISTS (SELECT 1 FROM events e WHERE e.raw_id = raw_callbacks.id)"
         " AND NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.raw_id = raw_callbacks.id)",
+    ),
+    # Keyed by the minute itself: a batch deletes whole minutes (every source and outcome).
+    "callback_counts": _Table(
+        "callback_counts", "minute_us", "minute_us", "1 = 1", "1 = 1", micros=True
     ),
 }
 

@@ -6,6 +6,8 @@ per batch rather than per request. Each backend's write transaction holds a
 lock that serializes writers (SQLite's `BEGIN IMMEDIATE`, a PostgreSQL advisory
 lock), and sequence numbers are allocated inside it: a reader paging by `seq`
 never sees a gap that fills in later, even with several writer processes.
+The same transaction adds its callbacks to the per-minute counts (`callback_counts`,
+by received minute, source and outcome), so they add up across writer processes.
 Reads use their own connections and never wait for the writer. SQL is written
 once, with `?` placeholders; a backend translates what its driver needs.
 
@@ -20,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,8 +41,11 @@ from dlrhub.event import (
 from dlrhub.log_limits import LimitedLog
 from dlrhub.store.base import (
     Accept,
+    CallbackCount,
     Drop,
     EventFilter,
+    KeepSecret,
+    MessageSearch,
     MessageState,
     Probe,
     Quarantine,
@@ -50,6 +57,7 @@ from dlrhub.store.base import (
     WriteResult,
 )
 from dlrhub.store.dialect import Dialect
+from dlrhub.store.message_search import MESSAGE_COLUMNS, reversed_digits, search_statement
 from dlrhub.store.migrations import SchemaReport, event_columns
 from dlrhub.store.sql_statements import (
     Execute,
@@ -86,8 +94,8 @@ class SQLBackend(Protocol):
 # The lattice in one comparison: a higher rank wins; at equal rank the later one.
 UPSERT_MESSAGE = """
 INSERT INTO messages (provider, message_id, source, status, provider_status, rank,
-                      ordering_us, last_seq, recipient, correlation_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                      ordering_us, last_seq, recipient, correlation_id, recipient_rev)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (provider, message_id) DO UPDATE SET
     source = excluded.source,
     status = excluded.status,
@@ -96,7 +104,8 @@ ON CONFLICT (provider, message_id) DO UPDATE SET
     ordering_us = excluded.ordering_us,
     last_seq = excluded.last_seq,
     recipient = coalesce(excluded.recipient, messages.recipient),
-    correlation_id = coalesce(excluded.correlation_id, messages.correlation_id)
+    correlation_id = coalesce(excluded.correlation_id, messages.correlation_id),
+    recipient_rev = coalesce(excluded.recipient_rev, messages.recipient_rev)
 WHERE (excluded.rank, excluded.ordering_us) > (messages.rank, messages.ordering_us)
 """
 
@@ -112,6 +121,15 @@ INSERT INTO events (seq, id, raw_id, source, provider, type, status, message_id,
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
+# One row per (minute, source, outcome) a commit saw: the count is exact with several
+# writers because it is added in the transaction that stores the callbacks.
+COUNT_CALLBACKS = """
+INSERT INTO callback_counts (minute_us, source, outcome, count) VALUES (?, ?, ?, ?)
+ON CONFLICT (minute_us, source, outcome) DO UPDATE SET
+    count = callback_counts.count + excluded.count
+"""
+MINUTE_US = 60_000_000
+
 INSERT_QUARANTINE = "INSERT INTO quarantine (id, raw_id, reason, updated_at) VALUES (?, ?, ?, ?)"
 
 UPDATE_QUARANTINE = """
@@ -126,6 +144,8 @@ r.content_type, r.body, r.remote_addr, r.received_at, r.id
 """
 
 MAX_VARIABLES = 500
+SECRET_PREFIX = "secret:"  # noqa: S105 (a meta key prefix, not a secret: `shared_secret`)
+SECRET_BYTES = 32
 CLOSE_TIMEOUT_SECONDS = 15.0
 _Pending = tuple[WriteItem, "asyncio.Future[WriteResult]"]
 
@@ -141,6 +161,12 @@ class _Batch:
     messages: list[tuple[Any, ...]] = field(default_factory=list)
     quarantines: list[tuple[Any, ...]] = field(default_factory=list)
     quarantine_updates: list[tuple[Any, ...]] = field(default_factory=list)
+    counts: Counter[tuple[int, str, str]] = field(default_factory=Counter)
+
+    def count(self, raw: RawCallback, outcome: str) -> None:
+        """Count a received callback (or poll answer) under its minute, source and outcome."""
+        minute = epoch_micros(raw.received_at) // MINUTE_US * MINUTE_US
+        self.counts[(minute, raw.source, outcome)] += 1
 
     def add_raw(self, raw: RawCallback, key: str) -> int:
         raw_id = self.next_raw_id
@@ -199,6 +225,7 @@ class _Batch:
                         stored_event.seq,
                         event.recipient,
                         event.correlation_id,
+                        reversed_digits(event.recipient),
                     )
                 )
         return stored
@@ -332,24 +359,86 @@ class SQLStore:
 
     async def message(self, provider: str, message_id: str) -> MessageState | None:
         rows = await self._read(
-            "SELECT source, status, provider_status, ordering_us, last_seq, recipient,"
-            " correlation_id FROM messages WHERE provider = ? AND message_id = ?",
+            f"SELECT {MESSAGE_COLUMNS} FROM messages"  # noqa: S608
+            " WHERE provider = ? AND message_id = ?",
             [provider, message_id],
         )
-        if not rows:
-            return None
-        source, status, provider_status, ordering_us, last_seq, recipient, correlation = rows[0]
-        return MessageState(
-            provider=provider,
-            message_id=message_id,
-            source=source,
-            status=Status(status),
-            provider_status=provider_status,
-            occurred_at=datetime.fromtimestamp(ordering_us / 1_000_000, UTC),
-            last_seq=int(last_seq),
-            recipient=recipient,
-            correlation_id=correlation,
+        states = await self._message_states(rows)
+        return states[0] if states else None
+
+    async def search_messages(self, query: MessageSearch) -> list[MessageState]:
+        statement = search_statement(query, self.backend.dialect)
+        return await self._message_states(await self._read(statement.sql, statement.params))
+
+    async def callback_counts(self, since: datetime) -> list[CallbackCount]:
+        start = epoch_micros(since if since.tzinfo else since.replace(tzinfo=UTC))
+        rows = await self._read(
+            "SELECT minute_us, source, outcome, count FROM callback_counts WHERE minute_us >= ?"
+            " ORDER BY minute_us, source, outcome",
+            [start // MINUTE_US * MINUTE_US],
         )
+        return [
+            CallbackCount(_from_micros(int(minute)), str(source), str(outcome), int(count))
+            for minute, source, outcome, count in rows
+        ]
+
+    async def shared_secret(self, name: str) -> str:
+        # Created once, by whichever process commits first; read back by all of them.
+        key = SECRET_PREFIX + name
+        rows = await self._read("SELECT value FROM meta WHERE key = ?", [key])
+        if not rows:
+            await self.write(KeepSecret(name, secrets.token_urlsafe(SECRET_BYTES)))
+            rows = await self._read("SELECT value FROM meta WHERE key = ?", [key])
+        return str(rows[0][0])
+
+    async def _message_states(self, rows: list[tuple[Any, ...]]) -> list[MessageState]:
+        """Rows of `MESSAGE_COLUMNS` as states, with when each one's last event came in."""
+        received = await self._received_at([int(row[6]) for row in rows])
+        return [
+            MessageState(
+                provider=provider,
+                message_id=message_id,
+                source=source,
+                status=Status(status),
+                provider_status=provider_status,
+                occurred_at=_from_micros(int(ordering_us)),
+                last_seq=int(last_seq),
+                recipient=recipient,
+                correlation_id=correlation,
+                updated_at=received.get(int(last_seq)),
+            )
+            for (
+                provider,
+                message_id,
+                source,
+                status,
+                provider_status,
+                ordering_us,
+                last_seq,
+                recipient,
+                correlation,
+            ) in rows
+        ]
+
+    async def _received_at(self, seqs: list[int]) -> dict[int, datetime]:
+        found: dict[int, datetime] = {}
+        if not seqs:
+            return found
+        if self.backend.dialect.arrays:
+            rows = await self._read(
+                "SELECT seq, received_at FROM events WHERE seq = any(?)", [seqs]
+            )
+        else:
+            rows = []
+            for chunk, marks in _in_chunks(seqs):
+                rows += await self._read(
+                    f"SELECT seq, received_at FROM events WHERE seq IN ({marks})",  # noqa: S608
+                    chunk,
+                )
+        for seq, received_at in rows:
+            if received_at is not None:
+                found[int(seq)] = parse_time(str(received_at))
+        return found
 
     async def quarantine_entries(
         self, *, state: QuarantineState | None = None, after_id: int = 0, limit: int = 100
@@ -454,6 +543,12 @@ def _apply(items: Sequence[WriteItem], dialect: Dialect) -> Transaction[list[Wri
                 (now_text(),),
             )
             results.append(WriteResult("probed"))
+        elif isinstance(item, KeepSecret):
+            yield Execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                (SECRET_PREFIX + item.name, item.value),
+            )
+            results.append(WriteResult("kept"))
         elif isinstance(item, Reprocess):
             results.append((yield from _reprocess(batch, item)))
         elif isinstance(item, Drop):
@@ -461,8 +556,10 @@ def _apply(items: Sequence[WriteItem], dialect: Dialect) -> Transaction[list[Wri
         else:
             key = item.raw.dedupe_key()
             if key in known:
+                batch.count(item.raw, "duplicate")
                 results.append(known[key])
             elif key in added:
+                batch.count(item.raw, "duplicate")
                 first = results[added[key]]
                 assert isinstance(first, WriteResult)
                 results.append(_as_duplicate(first))
@@ -470,8 +567,10 @@ def _apply(items: Sequence[WriteItem], dialect: Dialect) -> Transaction[list[Wri
                 added[key] = len(results)
                 raw_id = batch.add_raw(item.raw, key)
                 if isinstance(item, Accept):
+                    batch.count(item.raw, "stored")
                     results.append(WriteResult("stored", batch.add_events(raw_id, item.events)))
                 else:
+                    batch.count(item.raw, "quarantined")
                     quarantine_id = yield from _next_quarantine_id(batch)
                     batch.quarantines.append((quarantine_id, raw_id, item.reason, now_text()))
                     results.append(WriteResult("quarantined", quarantine_id=quarantine_id))
@@ -481,6 +580,7 @@ def _apply(items: Sequence[WriteItem], dialect: Dialect) -> Transaction[list[Wri
         (UPSERT_MESSAGE, batch.messages),
         (INSERT_QUARANTINE, batch.quarantines),
         (UPDATE_QUARANTINE, batch.quarantine_updates),
+        (COUNT_CALLBACKS, [(*group, count) for group, count in sorted(batch.counts.items())]),
     ):
         if rows:
             yield ExecuteMany(sql, rows)
@@ -576,6 +676,10 @@ def _previous_outcomes(raw_ids: set[int]) -> Transaction[dict[int, WriteResult]]
         raw_id: WriteResult("duplicate", events[raw_id], quarantined.get(raw_id))
         for raw_id in raw_ids
     }
+
+
+def _from_micros(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros / 1_000_000, UTC)
 
 
 def _fail(pending: Iterable[_Pending], error: Exception) -> None:

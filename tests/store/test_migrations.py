@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,12 @@ import asyncpg
 import pytest
 
 from dlrhub.cli import main
-from dlrhub.event import Status
+from dlrhub.event import Status, format_time
 from dlrhub.store import Accept, EventFilter, SQLStore
+from dlrhub.store.base import MessageSearch
 from dlrhub.store.database import Database, PostgresDatabase, SQLiteDatabase
 from dlrhub.store.dialect import POSTGRES, SQLITE
+from dlrhub.store.message_search import search_statement
 from dlrhub.store.migrations import (
     EVENT_LOG,
     LATEST,
@@ -23,11 +26,12 @@ from dlrhub.store.migrations import (
     SINK_STATE,
     TRACKING,
     SchemaError,
+    prepare_schema,
 )
 from dlrhub.store.postgres import PostgresStore
-from dlrhub.store.sql_statements import Execute, Fetch, Transaction
+from dlrhub.store.sql_statements import Execute, ExecuteMany, Fetch, Transaction
 from dlrhub.store.sqlite import SQLiteStore
-from tests.payloads import raw, status_event
+from tests.payloads import T0, raw, status_event
 from tests.postgres import POSTGRES_DSN, fresh_schema
 
 # The rows as the code before versions wrote them (no indexed event columns).
@@ -252,3 +256,167 @@ async def test_searches_on_the_new_columns_use_their_index(
 def _plan_without_seq_scans(where: str) -> Transaction[list[tuple[Any, ...]]]:
     yield Execute("SET LOCAL enable_seqscan = off")
     return (yield Fetch(f"EXPLAIN SELECT seq FROM events WHERE {where}", ("x",)))  # noqa: S608
+
+
+def version_4_with_messages(dialect_name: str) -> Callable[[], Transaction[None]]:
+    """The schema at version 4, holding messages written before `recipient_rev` existed."""
+    dialect = SQLITE if dialect_name == "sqlite" else POSTGRES
+
+    def transaction() -> Transaction[None]:
+        yield from prepare_schema(dialect, "auto", MIGRATIONS[:4])
+        yield ExecuteMany(
+            "INSERT INTO messages (provider, message_id, source, status, rank, ordering_us,"
+            " last_seq, recipient) VALUES ('nrs360', ?, 'nrs360', 'sent', 1, 0, ?, ?)",
+            [
+                (f"m{number}", number, recipient)
+                for number, recipient in enumerate(
+                    ["+57 300 123-4567", None, "3001234567", "no digits"] * 3000
+                )
+            ],
+        )
+
+    return transaction
+
+
+async def test_version_4_is_migrated_and_its_messages_are_found_by_recipient(
+    backend: Backend,
+) -> None:
+    await backend.run(version_4_with_messages(backend.name))
+    store = backend.store(migrate="auto")
+    await store.open()
+    try:
+        assert store.schema is not None and store.schema.applied == [5]
+        found = await store.search_messages(MessageSearch(recipient="4567", limit=500))
+        assert len(found) == 500 and found[0].message_id == "m11998"  # newest first
+        assert found[0].recipient == "3001234567" and found[1].recipient == "+57 300 123-4567"
+        full = await store.search_messages(MessageSearch(recipient="+573001234567", limit=500))
+        assert len(full) == 500 and {state.recipient for state in full} == {"+57 300 123-4567"}
+    finally:
+        await store.close()
+    database = backend.database()
+    await database.open()
+    try:
+        rows = await database.read(
+            "SELECT recipient_rev, count(*) FROM messages GROUP BY recipient_rev"
+            " ORDER BY recipient_rev"
+        )
+    finally:
+        await database.close()
+    assert sorted(rows, key=str) == sorted(
+        [("", 3000), ("7654321003", 3000), ("765432100375", 3000), (None, 3000)], key=str
+    )
+
+
+# Every search shape, the index SQLite is told to walk, and the one PostgreSQL must pick
+# (None: any index, never a table scan). PostgreSQL, which has statistics, may walk
+# `last_seq` backwards for a value that a fifth or more of the messages have: as few
+# rows to read for a page.
+PLANNED: list[tuple[MessageSearch, str, str | None]] = [
+    (MessageSearch(), "messages_by_last_seq", "messages_by_last_seq"),
+    (MessageSearch(before_seq=5_000), "messages_by_last_seq", "messages_by_last_seq"),
+    (MessageSearch(message_id="m77"), "messages_by_message_id", "messages_by_message_id"),
+    (MessageSearch(correlation_id="ref-77"), "messages_by_correlation", "messages_by_correlation"),
+    (MessageSearch(recipient="1234"), "messages_by_recipient_rev", "messages_by_recipient_rev"),
+    (
+        MessageSearch(recipient="+573000001234"),
+        "messages_by_recipient_rev",
+        "messages_by_recipient_rev",
+    ),
+    (MessageSearch(recipient="9999"), "messages_by_recipient_rev", "messages_by_recipient_rev"),
+    (MessageSearch(status="failed"), "messages_by_status", None),
+    (MessageSearch(provider="uvox"), "messages_by_provider", None),
+    (MessageSearch(source="acme"), "messages_by_source", None),  # 6 messages in 7
+    (MessageSearch(source="nobody"), "messages_by_source", "messages_by_source"),
+    (MessageSearch(provider="nobody", status="failed"), "messages_by_status", None),
+    (
+        MessageSearch(since=T0 + timedelta(hours=1), until=T0 + timedelta(hours=2)),
+        "messages_by_last_seq",
+        None,
+    ),
+    (
+        MessageSearch(since=T0 + timedelta(hours=1), before_seq=9_000),
+        "messages_by_last_seq",
+        None,
+    ),
+    (
+        MessageSearch(status="failed", recipient="1234", provider="uvox"),
+        "messages_by_recipient_rev",
+        "messages_by_recipient_rev",
+    ),
+    (
+        MessageSearch(message_id="m77", status="failed", before_seq=100),
+        "messages_by_message_id",
+        "messages_by_message_id",
+    ),
+]
+PLANNED_MESSAGES = 20_000
+
+
+def many_messages(count: int) -> Transaction[None]:
+    """`count` messages, one event each a second apart, as the store writes them."""
+    statuses = ("sent", "delivered", "failed", "delivered", "delivered")
+    events, messages = [], []
+    for seq in range(1, count + 1):
+        received = format_time(T0 + timedelta(seconds=seq))
+        recipient = f"+57300{seq:07d}"
+        status = statuses[seq % len(statuses)]
+        provider = ("nrs360", "uvox", "onurix")[seq % 3]
+        events.append(
+            (seq, f"e{seq}", provider, "message.status", status, f"m{seq}", b"{}", received)
+        )
+        messages.append(
+            (
+                provider,
+                f"m{seq}",
+                "acme" if seq % 7 else "nrs360",
+                status,
+                seq,
+                recipient,
+                f"ref-{seq}" if seq % 2 else None,
+                recipient[1:][::-1],
+            )
+        )
+    yield ExecuteMany(
+        "INSERT INTO events (seq, id, source, provider, type, status, message_id, doc,"
+        " received_at) VALUES (?, ?, 'acme', ?, ?, ?, ?, ?, ?)",
+        events,
+    )
+    yield ExecuteMany(
+        "INSERT INTO messages (provider, message_id, source, status, rank, ordering_us,"
+        " last_seq, recipient, correlation_id, recipient_rev)"
+        " VALUES (?, ?, ?, ?, 1, 0, ?, ?, ?, ?)",
+        messages,
+    )
+
+
+async def test_every_message_search_walks_an_index(backend: Backend) -> None:
+    store = backend.store()
+    await store.open()
+    await store.close()
+    database = backend.database()
+    await database.open()
+    try:
+        await database.transact(many_messages(PLANNED_MESSAGES))
+        await database.transact(_analyze())
+        for query, index, postgres_index in PLANNED:
+            statement = search_statement(query, database.dialect)
+            explain = "EXPLAIN" if backend.name == "postgres" else "EXPLAIN QUERY PLAN"
+            rows = await database.read(f"{explain} {statement.sql}", statement.params)
+            plan = "\n".join(" ".join(str(column) for column in row) for row in rows)
+            assert statement.index == index
+            expected = postgres_index if backend.name == "postgres" else index
+            if expected is not None:
+                assert expected in plan, (query, plan)
+            if backend.name == "postgres":
+                assert "Seq Scan" not in plan, (query, plan)
+            else:
+                scans = [line for line in plan.splitlines() if " SCAN " in f" {line} "]
+                assert all("INDEX" in line for line in scans), (query, plan)
+            if query.since is not None:
+                assert "events_by_received_seq" in plan, (query, plan)
+    finally:
+        await database.close()
+
+
+def _analyze() -> Transaction[None]:
+    yield Execute("ANALYZE")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,6 +30,8 @@ from dlrhub.receiver.metrics import Metrics
 from dlrhub.receiver.openapi import openapi_document
 from dlrhub.receiver.outbound_api import OutboundApi
 from dlrhub.receiver.query_api import QueryApi
+from dlrhub.receiver.routing import one_route_per_path
+from dlrhub.receiver.search_api import SearchApi
 from dlrhub.receiver.sessions import Sessions
 from dlrhub.store import Store
 from dlrhub.store.settings import open_store
@@ -77,13 +78,12 @@ class DlrhubApp(Starlette):
 
 
 def session_key(config: Config, store: Store) -> Callable[[], Awaitable[str]]:
-    """Where console sessions get their signing key: `server.session_key`, else one
-    random key per process until the store keeps a shared one."""
+    """Where console sessions get their signing key: `server.session_key`, else the one
+    kept in the store, the same for every receiver sharing it."""
     configured = config.server.session_key
-    fallback = secrets.token_urlsafe(32)
 
     async def key() -> str:
-        return configured or fallback
+        return configured or await store.shared_secret("console-session")
 
     return key
 
@@ -152,6 +152,7 @@ def create_app(
 
     routes: list[BaseRoute] = [
         *QueryApi(config, store, access).routes(),
+        *SearchApi(store, access).routes(),
         *outbound.routes(),
         *Health(
             store, metrics, outbound.readiness, worker, timeout=config.server.ingest_timeout
@@ -165,7 +166,7 @@ def create_app(
         routes += [*site.routes(), *OverviewPages(site).routes()]
     app = DlrhubApp(
         Hooks(config, ingest, metrics, process_label),
-        routes=routes,
+        routes=one_route_per_path(routes),
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
         access_log=config.server.access_log,

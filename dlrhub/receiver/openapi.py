@@ -156,6 +156,59 @@ def _merge(into: dict[str, Any], other: dict[str, Any]) -> None:
 
 
 def openapi_document() -> dict[str, Any]:
+    document = _document()
+    document["paths"]["/v1/messages"]["get"] = search_operation()
+    return document
+
+
+def search_operation() -> dict[str, Any]:
+    """`GET /v1/messages` (dlrhub/receiver/search_api.py); POST on the same path sends."""
+    return {
+        "summary": "Find messages, newest first, paged by cursor",
+        "tags": ["query"],
+        "security": ADMIN,
+        "parameters": [
+            _query("message_id", "Provider message id (exact)."),
+            _query("correlation_id", "Your ref (exact)."),
+            _query(
+                "recipient",
+                "Recipient number: its digits end the stored number's (4 digits at least),"
+                " or with a leading + the full number.",
+            ),
+            _query("provider", f"Provider code name ({', '.join(PROVIDERS)})."),
+            _query("source", "Source or outbound account name."),
+            _query("status", "Current common status.", {"enum": [s.value for s in Status]}),
+            _query(
+                "since",
+                "Last event received at or after (ISO 8601; UTC if no zone).",
+                {"type": "string", "format": "date-time"},
+            ),
+            _query(
+                "until",
+                "Last event received before (ISO 8601; UTC if no zone).",
+                {"type": "string", "format": "date-time"},
+            ),
+            _query("before_seq", "Cursor: next_before_seq of the page before.", _integer(1)),
+            _query("limit", "At most this many (1-500, default 50).", _integer(1, 500)),
+        ],
+        "responses": {
+            "200": _answer(
+                "A page of messages; next_before_seq is null on the last page.",
+                {
+                    "type": "object",
+                    "properties": {
+                        "messages": {"type": "array", "items": {"type": "object"}},
+                        "next_before_seq": {"type": ["integer", "null"]},
+                    },
+                    "required": ["messages", "next_before_seq"],
+                },
+            ),
+            **ADMIN_ANSWERS,
+        },
+    }
+
+
+def _document() -> dict[str, Any]:
     nullable_text = {"type": ["string", "null"]}
     return {
         "openapi": "3.1.0",

@@ -84,8 +84,8 @@ class QueryApi:
             message_id=params.get("message_id"),
             type=_enum(EventType, "type", params.get("type")),
             status=_enum(Status, "status", params.get("status")),
-            after_seq=_int("after_seq", params.get("after_seq"), 0, 0),
-            limit=_int("limit", params.get("limit"), 100, 1, MAX_LIMIT),
+            after_seq=whole_number("after_seq", params.get("after_seq"), 0, 0),
+            limit=whole_number("limit", params.get("limit"), 100, 1, MAX_LIMIT),
         )
         events = await self.store.events(query)
         next_after = events[-1].seq if events else query.after_seq
@@ -115,8 +115,8 @@ class QueryApi:
         state = params.get("state")
         if state not in (None, "pending", "reprocessed"):
             raise BadQuery("state must be 'pending' or 'reprocessed'")
-        after_id = _int("after_id", params.get("after_id"), 0, 0)
-        limit = _int("limit", params.get("limit"), 100, 1, MAX_LIMIT)
+        after_id = whole_number("after_id", params.get("after_id"), 0, 0)
+        limit = whole_number("limit", params.get("limit"), 100, 1, MAX_LIMIT)
         entries = await self.store.quarantine_entries(
             state=state,  # type: ignore[arg-type]
             after_id=after_id,
@@ -156,7 +156,9 @@ class QueryApi:
         )
 
 
-def _int(name: str, text: str | None, default: int, low: int, high: int = MAX_INTEGER) -> int:
+def whole_number(
+    name: str, text: str | None, default: int, low: int, high: int = MAX_INTEGER
+) -> int:
     """`text` as an integer from `low` to `high`; `default` when absent or empty.
 
     Only ASCII digits: `int()` would also take `+5`, ` 5`, `1_000` and other
@@ -173,7 +175,7 @@ def _int(name: str, text: str | None, default: int, low: int, high: int = MAX_IN
 
 
 def _entry_id(request: Request) -> int:
-    return _int("entry_id", request.path_params["entry_id"], 0, 0)
+    return whole_number("entry_id", request.path_params["entry_id"], 0, 0)
 
 
 def _enum(kind: type[E], name: str, text: str | None) -> E | None:

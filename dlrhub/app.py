@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from dlrhub.config import Config
 from dlrhub.console.overview import OverviewPages
+from dlrhub.console.sinks import SinkPages, SinksApi
 from dlrhub.console.site import ConsoleSite
 from dlrhub.receiver.access_log import RequestLog
 from dlrhub.receiver.auth import Access, Tokens
@@ -125,7 +126,8 @@ def create_app(
     )
     access = Access(tokens, sessions.read)
     outbound = OutboundApi(config, store, access)  # also a service: opens the tracking tables
-    services = [outbound, *services]
+    sinks = SinksApi(config, store, access)  # also a service: opens the sink state
+    services = [outbound, sinks, *services]
     worker = IngestWorker(config, metrics, connect=ingest_socket) if ingest_worker else None
     ingest: Ingester = worker if worker is not None else Ingest(config, store)
     if worker is not None:
@@ -151,6 +153,7 @@ def create_app(
     routes: list[BaseRoute] = [
         *QueryApi(config, store, access).routes(),
         *outbound.routes(),
+        *sinks.routes(),
         *Health(
             store, metrics, outbound.readiness, worker, timeout=config.server.ingest_timeout
         ).routes(),
@@ -158,7 +161,7 @@ def create_app(
     ]
     if config.server.console:
         site = ConsoleSite(access, sessions)
-        routes += [*site.routes(), *OverviewPages(site).routes()]
+        routes += [*site.routes(), *OverviewPages(site).routes(), *SinkPages(site, sinks).routes()]
     app = DlrhubApp(
         Hooks(config, ingest, metrics, process_label),
         routes=routes,

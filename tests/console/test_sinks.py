@@ -8,6 +8,7 @@ pause, a queued replay stays pending, a retried dead letter stays queued).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,11 +21,13 @@ from playwright.async_api import Page, expect
 from dlrhub.app import create_app
 from dlrhub.config import Config, parse_config
 from dlrhub.console.sinks import Throughput
+from dlrhub.sinks.service import SinkService
 from dlrhub.store import EventFilter
 from tests.console.conftest import ADMIN_TOKEN, VIEWER_TOKEN, check_page, console_document, sign_in
 from tests.postgres import POSTGRES_DSN, fresh_schema
 from tests.serving import serve_app
-from tests.sinks.conftest import harness, ingest, make_events
+from tests.sinks.conftest import SECRET, Receiver, harness, ingest, make_events
+from tests.waiting import eventually_async
 
 SINK = "billing"
 ERROR = "answered 400: the payload was refused"
@@ -375,3 +378,49 @@ async def test_the_api_on_both_backends(tmp_path: Path, backend_store: dict[str,
         )
         letters = (await api.get(f"/v1/sinks/{SINK}/dead-letters")).json()["dead_letters"]
         assert [(letter["state"], letter["error"]) for letter in letters] == [("retry", ERROR)]
+
+
+async def test_a_running_sink_worker_follows_the_api(tmp_path: Path) -> None:
+    """`serve`'s way: the sink service inside the app, a webhook that refuses one event."""
+    hook = Receiver()
+    async with serve_app(hook.app(), timeout_graceful_shutdown=1) as hook_url:
+        hook.base_url = hook_url
+        sink = {"name": "hook", "kind": "webhook", "url": f"{hook_url}/hook", "secret": SECRET,
+                "allow_private": True, "batch_size": 1}  # fmt: skip
+        config = parse_config(console_document(tmp_path, sinks=[sink]))
+        events = make_events(6)
+        hook.reject_ids = {events[2].id}
+        service = SinkService(config, poll_interval=0.01, control_interval=0.05)
+        app = create_app(config, services=[service])
+        async with serve_app(app) as url, client(url, ADMIN) as api, harness(config) as h:
+            await ingest(h.store, events)
+            await eventually_async(lambda: len(hook.events) == 5)
+
+            async def letters() -> list[dict[str, Any]]:
+                answer = await api.get("/v1/sinks/hook/dead-letters")
+                return list(answer.json()["dead_letters"])
+
+            dead = await eventually_async(letters)
+            assert dead[0]["event_id"] == events[2].id and "answered 400" in dead[0]["error"]
+            report = (await api.get("/v1/sinks/hook")).json()
+            assert report["dead_letters"] == 1 and report["lease_owner"]
+
+            hook.reject_ids.clear()
+            retried = await api.post("/v1/sinks/hook/dead-letters/retry", json={"all": True})
+            assert retried.json()["retried"] == 1
+            await eventually_async(lambda: len(hook.events) == 6)
+            assert await letters() == []
+
+            await api.post("/v1/sinks/hook/pause")
+            await asyncio.sleep(0.3)  # the runner sees the pause within its control interval
+            await ingest(h.store, make_events(2))
+            await asyncio.sleep(0.5)
+            assert len(hook.events) == 6
+            assert (await api.get("/v1/sinks/hook")).json()["lag_events"] == 2
+            await api.post("/v1/sinks/hook/resume")
+            await eventually_async(lambda: len(hook.events) == 8)
+
+            queued = await api.post("/v1/sinks/hook/replay", json={"since_seq": 4})
+            assert queued.status_code == 202
+            await eventually_async(lambda: len(hook.events) == 12)
+            assert [event["seq"] for event in hook.events[8:]] == [5, 6, 7, 8]

@@ -17,6 +17,7 @@ from dlrhub.config import Config
 from dlrhub.console.assets import static_route
 from dlrhub.console.docs_page import docs_routes
 from dlrhub.console.overview import OverviewPages
+from dlrhub.console.sinks import SinkPages, SinksApi
 from dlrhub.console.site import ConsoleSite
 from dlrhub.receiver.access_log import RequestLog
 from dlrhub.receiver.auth import Access, Tokens
@@ -127,7 +128,8 @@ def create_app(
     )
     access = Access(tokens, sessions.read)
     outbound = OutboundApi(config, store, access)  # also a service: opens the tracking tables
-    services = [outbound, *services]
+    sinks = SinksApi(config, store, access)  # also a service: opens the sink state
+    services = [outbound, sinks, *services]
     worker = IngestWorker(config, metrics, connect=ingest_socket) if ingest_worker else None
     ingest: Ingester = worker if worker is not None else Ingest(config, store)
     if worker is not None:
@@ -154,6 +156,7 @@ def create_app(
         *QueryApi(config, store, access).routes(),
         *SearchApi(store, access).routes(),
         *outbound.routes(),
+        *sinks.routes(),
         *Health(
             store, metrics, outbound.readiness, worker, timeout=config.server.ingest_timeout
         ).routes(),
@@ -163,7 +166,7 @@ def create_app(
     ]
     if config.server.console:
         site = ConsoleSite(access, sessions)
-        routes += [*site.routes(), *OverviewPages(site).routes()]
+        routes += [*site.routes(), *OverviewPages(site).routes(), *SinkPages(site, sinks).routes()]
     app = DlrhubApp(
         Hooks(config, ingest, metrics, process_label),
         routes=one_route_per_path(routes),

@@ -29,6 +29,7 @@ from tests.conftest import ADMIN_TOKEN, SOURCE_TOKEN
 MIN_REQUESTS = 2000
 EXAMPLES_PER_OPERATION = 150
 TWILIO_TOKEN = "twilio-auth-token-0123456789abcdef"
+SINK = "print"  # configured, never delivered to: no sink worker runs here
 
 # The configured source each callback route is sent to (generated names only find 404s).
 SOURCES = {"events": "nrs360", "progress": "nrs360", "dlr": "gateway", "status": "twilio"}
@@ -61,6 +62,10 @@ token = "{SOURCE_TOKEN}"
 name = "twilio"
 provider = "twilio"
 auth_token = "{TWILIO_TOKEN}"
+
+[[sinks]]
+name = "{SINK}"
+kind = "stdout"
 """,
         encoding="utf-8",
     )
@@ -84,7 +89,10 @@ auth_token = "{TWILIO_TOKEN}"
 
 
 def _aim(case: Any) -> None:
-    """Callbacks go to a configured source of the route's provider, with its token."""
+    """Callbacks go to a configured source of the route's provider, with its token; a
+    sink's routes to the configured sink (the sink tests cover unknown names)."""
+    if case.path.startswith("/v1/sinks/{name}"):
+        case.path_parameters = {**(case.path_parameters or {}), "name": SINK}
     if not case.path.startswith("/hooks/"):
         return
     kind = case.path.rsplit("/", 1)[-1]

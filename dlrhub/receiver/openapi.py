@@ -307,6 +307,7 @@ def _document() -> dict[str, Any]:
                 }
             },
             **outbound_paths(),
+            **sink_paths(),
             "/healthz": {
                 "get": {
                     "summary": "The process answers",
@@ -504,4 +505,256 @@ def outbound_paths() -> dict[str, Any]:
                 },
             }
         },
+    }
+
+
+def sink_paths() -> dict[str, Any]:
+    """`/v1/sinks...` (dlrhub.console.sinks): what `dlrhub sinks|replay|dlq` do, over HTTP."""
+    name = _path("name")
+    time_schema = {"type": ["string", "null"], "format": "date-time"}
+    nullable_text = {"type": ["string", "null"]}
+    sink = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "kind": {"type": "string"},
+            "state": {
+                "enum": ["ok", "idle", "failing", "paused", "disabled", "new", "unconfigured"]
+            },
+            "after_seq": {"type": "integer"},
+            "lag_events": {"type": "integer"},
+            "lag_seconds": {"type": "number"},
+            "delivered": {"type": "integer"},
+            "throughput": {
+                "type": ["number", "null"],
+                "description": "Events delivered per minute over the last 5 minutes, from this"
+                " process's reads of the delivered count (null until two reads 5 s apart).",
+            },
+            "dead_letters": {"type": "integer"},
+            "last_error": nullable_text,
+            "last_error_at": time_schema,
+            "last_delivered_at": time_schema,
+            "disabled_reason": nullable_text,
+            "replays_pending": {"type": "integer"},
+            "lease_owner": nullable_text,
+        },
+        "required": ["name", "kind", "state", "lag_events", "delivered", "dead_letters"],
+    }
+    changed = {
+        "type": "object",
+        "properties": {"sink": sink, "detail": {"type": "string"}},
+        "required": ["sink", "detail"],
+    }
+    unknown = {"404": _answer("No sink of that name is configured.")}
+    whole = _integer(0)
+    no_body = {
+        "required": False,
+        "content": {
+            "application/json": {
+                "schema": {"type": "object", "additionalProperties": False, "maxProperties": 0}
+            }
+        },
+    }
+    which = {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {
+                            "type": "object",
+                            "properties": {
+                                "ids": {
+                                    "type": "array",
+                                    "items": whole,
+                                    "minItems": 1,
+                                    "maxItems": 10_000,
+                                }
+                            },
+                            "required": ["ids"],
+                            "additionalProperties": False,
+                        },
+                        {
+                            "type": "object",
+                            "properties": {"all": {"const": True}},
+                            "required": ["all"],
+                            "additionalProperties": False,
+                        },
+                    ]
+                }
+            }
+        },
+    }
+
+    def control(summary: str) -> dict[str, Any]:
+        return {
+            "post": {
+                "summary": summary,
+                "tags": ["sinks"],
+                "security": ADMIN,
+                "parameters": [name],
+                "requestBody": no_body,
+                "responses": {
+                    "200": _answer("The sink's report now.", changed),
+                    **ADMIN_ANSWERS,
+                    **unknown,
+                },
+            }
+        }
+
+    def dead_letter_change(summary: str, count: str) -> dict[str, Any]:
+        answer = {
+            "type": "object",
+            "properties": {count: {"type": "integer"}, "detail": {"type": "string"}},
+            "required": [count, "detail"],
+        }
+        return {
+            "post": {
+                "summary": summary,
+                "tags": ["sinks"],
+                "security": ADMIN,
+                "parameters": [name],
+                "requestBody": which,
+                "responses": {"200": _answer("How many.", answer), **ADMIN_ANSWERS, **unknown},
+            }
+        }
+
+    return {
+        "/v1/sinks": {
+            "get": {
+                "summary": "Every sink: state, lag, throughput, dead letters, last error",
+                "tags": ["sinks"],
+                "security": ADMIN,
+                "responses": {
+                    "200": _answer(
+                        "The sinks (configured ones, then state left by earlier ones).",
+                        {
+                            "type": "object",
+                            "properties": {"sinks": {"type": "array", "items": sink}},
+                            "required": ["sinks"],
+                        },
+                    ),
+                    **ADMIN_ANSWERS,
+                },
+            }
+        },
+        "/v1/sinks/{name}": {
+            "get": {
+                "summary": "One sink's report",
+                "tags": ["sinks"],
+                "security": ADMIN,
+                "parameters": [name],
+                "responses": {
+                    "200": _answer("The report.", sink),
+                    **ADMIN_ANSWERS,
+                    "404": _answer("No sink of that name, configured or with state."),
+                },
+            }
+        },
+        "/v1/sinks/{name}/pause": control("Stop delivering to a sink (at once, durably)"),
+        "/v1/sinks/{name}/resume": control(
+            "Deliver to a sink again; also re-enables one its endpoint disabled"
+        ),
+        "/v1/sinks/{name}/replay": {
+            "post": {
+                "summary": "Re-deliver stored events to a sink, or preview how many (dry_run)",
+                "tags": ["sinks"],
+                "security": ADMIN,
+                "parameters": [name],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "description": "Exactly one of since_seq (events after that"
+                                " seq) or since (events received from that time; without an"
+                                " offset: UTC).",
+                                "properties": {
+                                    "since_seq": whole,
+                                    "since": {"type": "string", "format": "date-time"},
+                                    "until_seq": whole,
+                                    "dry_run": {"type": "boolean"},
+                                },
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _answer(
+                        "The preview (dry_run): events in the range, or nothing to replay.",
+                        {
+                            "type": "object",
+                            "properties": {
+                                "events": {"type": "integer"},
+                                "after_seq": {"type": "integer"},
+                                "until_seq": {"type": "integer"},
+                                "job": {"type": "null"},
+                                "detail": {"type": "string"},
+                            },
+                            "required": ["detail"],
+                        },
+                    ),
+                    "202": _answer(
+                        "Queued; the running serve or worker sends it.",
+                        {
+                            "type": "object",
+                            "properties": {
+                                "job": {
+                                    "type": "object",
+                                    "properties": {
+                                        "id": {"type": "integer"},
+                                        "after_seq": {"type": "integer"},
+                                        "until_seq": {"type": "integer"},
+                                    },
+                                },
+                                "detail": {"type": "string"},
+                            },
+                            "required": ["job", "detail"],
+                        },
+                    ),
+                    **ADMIN_ANSWERS,
+                    **unknown,
+                },
+            }
+        },
+        "/v1/sinks/{name}/dead-letters": {
+            "get": {
+                "summary": "A sink's dead letters, with their last error",
+                "tags": ["sinks"],
+                "security": ADMIN,
+                "parameters": [
+                    name,
+                    _query(
+                        "state",
+                        "dead, or retry (queued for redelivery).",
+                        {"enum": ["dead", "retry"]},
+                    ),
+                    _query("after_id", "Cursor: id of the last dead letter seen.", whole),
+                    _query("limit", "At most this many (1-1000).", _integer(1, 1000)),
+                ],
+                "responses": {
+                    "200": _answer(
+                        "A page of dead letters.",
+                        {
+                            "type": "object",
+                            "properties": {
+                                "dead_letters": {"type": "array", "items": {"type": "object"}},
+                                "next_after_id": {"type": "integer"},
+                            },
+                            "required": ["dead_letters", "next_after_id"],
+                        },
+                    ),
+                    **ADMIN_ANSWERS,
+                    **unknown,
+                },
+            }
+        },
+        "/v1/sinks/{name}/dead-letters/retry": dead_letter_change(
+            "Queue dead letters for redelivery: these ids, or all", "retried"
+        ),
+        "/v1/sinks/{name}/dead-letters/drop": dead_letter_change(
+            "Delete dead letters: these ids, or all", "dropped"
+        ),
     }

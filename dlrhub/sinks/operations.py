@@ -166,6 +166,37 @@ async def seq_before(store: Store, moment: datetime) -> int:
     return low
 
 
+@dataclass(frozen=True, slots=True)
+class ReplayRange:
+    """The events a replay would re-deliver: `after_seq < seq <= until_seq`."""
+
+    after_seq: int
+    until_seq: int
+    events: int  # in the log now (before the sink's filter), pruned ones left out
+
+
+async def replay_range(
+    store: Store,
+    *,
+    after_seq: int | None = None,
+    since: datetime | None = None,
+    until_seq: int | None = None,
+) -> ReplayRange:
+    """What `queue_replay` would queue (the preview of `POST /v1/sinks/{name}/replay`)."""
+    start = after_seq if after_seq is not None else 0
+    if since is not None:
+        start = max(start, await seq_before(store, since))
+    end = await head_seq(store)
+    if until_seq is not None:
+        end = min(end, until_seq)
+    if end <= start:
+        return ReplayRange(start, start, 0)
+    # Sequence numbers are dense, but retention may have pruned the oldest events.
+    first = await store.events(EventFilter(after_seq=start, limit=1))
+    events = end - max(start, first[0].seq - 1) if first and first[0].seq <= end else 0
+    return ReplayRange(start, end, events)
+
+
 async def queue_replay(
     store: Store,
     state: SinkStateStore,
@@ -177,15 +208,10 @@ async def queue_replay(
 ) -> ReplayJob | None:
     """Queue a re-delivery of `after_seq < seq <= until_seq` (until: the log's head now)."""
     await ensure_state(store, state, sink)
-    start = after_seq if after_seq is not None else 0
-    if since is not None:
-        start = max(start, await seq_before(store, since))
-    end = await head_seq(store)
-    if until_seq is not None:
-        end = min(end, until_seq)
-    if end <= start:
+    wanted = await replay_range(store, after_seq=after_seq, since=since, until_seq=until_seq)
+    if wanted.until_seq <= wanted.after_seq:
         return None
-    return await state.add_replay(sink.name, start, end)
+    return await state.add_replay(sink.name, wanted.after_seq, wanted.until_seq)
 
 
 async def set_paused(

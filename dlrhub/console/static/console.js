@@ -1,6 +1,9 @@
 // dlrhub console: the little script the pages need (no inline script: the CSP forbids it).
 // - <time datetime> gets the browser's local time beside the UTC text;
 // - form[data-api] makes its change through the /v1 API with the page's CSRF token;
+//   fields with data-type="integer"|"boolean" go as JSON numbers or booleans; a submit
+//   button with data-preview sends the form with dry_run: true and writes the answer's
+//   detail into the element named by the form's data-preview (nothing changes);
 // - [data-refresh=N] reloads the page every N seconds while the tab is visible;
 // - table[data-tail] follows new events from /v1/events (live tail).
 "use strict";
@@ -30,7 +33,19 @@ function localTimes(root) {
   });
 }
 
-async function callApi(form) {
+function typed(form, body) {
+  form.querySelectorAll("[name][data-type]").forEach((node) => {
+    const key = node.name.endsWith("[]") ? node.name.slice(0, -2) : node.name;
+    if (!(key in body)) return;
+    const convert = node.dataset.type === "integer"
+      ? (value) => (typeof value === "string" && /^[0-9]+$/.test(value) ? Number(value) : value)
+      : (value) => value === true || value === "true";
+    body[key] = Array.isArray(body[key]) ? body[key].map(convert) : convert(body[key]);
+  });
+  return body;
+}
+
+async function callApi(form, extra) {
   const method = (form.dataset.method || "POST").toUpperCase();
   const body = {};
   new FormData(form).forEach((value, name) => {
@@ -42,6 +57,8 @@ async function callApi(form) {
       body[name] = value;
     }
   });
+  typed(form, body);
+  Object.assign(body, extra || {});
   const options = {
     method: method,
     headers: { "X-CSRF-Token": csrfToken(), "Accept": "application/json" },
@@ -68,6 +85,7 @@ function selectedInto(form) {
     const hidden = document.createElement("input");
     hidden.type = "hidden"; hidden.name = "ids[]"; hidden.value = box.value;
     hidden.dataset.picked = "1";
+    if (box.dataset.type) hidden.dataset.type = box.dataset.type;
     form.appendChild(hidden);
   });
   return true;
@@ -77,6 +95,10 @@ document.addEventListener("submit", async (event) => {
   const form = event.target;
   if (!(form instanceof HTMLFormElement) || !form.dataset.api) return;
   event.preventDefault();
+  if (event.submitter && event.submitter.hasAttribute("data-preview")) {
+    await preview(form);
+    return;
+  }
   if (!selectedInto(form)) return;
   if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) return;
   const buttons = form.querySelectorAll("button");
@@ -97,6 +119,20 @@ document.addEventListener("submit", async (event) => {
     buttons.forEach((button) => { button.disabled = false; });
   }
 });
+
+async function preview(form) {
+  const output = document.getElementById(form.dataset.preview);
+  try {
+    const { response, answer } = await callApi(form, { dry_run: true });
+    const detail = answer && answer.detail ? answer.detail : "HTTP " + response.status;
+    if (output) {
+      output.textContent = response.ok ? detail : "Refused: " + detail;
+      output.classList.toggle("failed", !response.ok);
+    }
+  } catch (error) {
+    if (output) output.textContent = "The request failed: " + error;
+  }
+}
 
 function refreshEvery() {
   const holder = document.querySelector("[data-refresh]");

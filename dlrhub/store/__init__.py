@@ -10,6 +10,7 @@ from dlrhub.store.base import (
     QuarantineEntry,
     Reprocess,
     Store,
+    StoredCallback,
     StoreUnavailable,
     WriteItem,
     WriteResult,
@@ -30,6 +31,7 @@ __all__ = [
     "SQLiteStore",
     "Store",
     "StoreUnavailable",
+    "StoredCallback",
     "WriteItem",
     "WriteResult",
 ]

@@ -15,6 +15,8 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from dlrhub.config import Config
+from dlrhub.console.events import EventsPages
+from dlrhub.console.messages import MessagePages
 from dlrhub.console.overview import OverviewPages
 from dlrhub.console.site import ConsoleSite
 from dlrhub.receiver.access_log import RequestLog
@@ -159,6 +161,7 @@ def create_app(
     if config.server.console:
         site = ConsoleSite(access, sessions)
         routes += [*site.routes(), *OverviewPages(site).routes()]
+        routes += [*EventsPages(site, store, config).routes(), *MessagePages(site, store).routes()]
     app = DlrhubApp(
         Hooks(config, ingest, metrics, process_label),
         routes=routes,

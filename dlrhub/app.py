@@ -16,6 +16,8 @@ from starlette.types import Receive, Scope, Send
 from dlrhub.config import Config
 from dlrhub.console.assets import static_route
 from dlrhub.console.docs_page import docs_routes
+from dlrhub.console.events import EventsPages
+from dlrhub.console.messages import MessagePages
 from dlrhub.console.overview import OverviewPages
 from dlrhub.console.sinks import SinkPages, SinksApi
 from dlrhub.console.site import ConsoleSite
@@ -167,6 +169,7 @@ def create_app(
     if config.server.console:
         site = ConsoleSite(access, sessions)
         routes += [*site.routes(), *OverviewPages(site).routes(), *SinkPages(site, sinks).routes()]
+        routes += [*EventsPages(site, store, config).routes(), *MessagePages(site, store).routes()]
     app = DlrhubApp(
         Hooks(config, ingest, metrics, process_label),
         routes=one_route_per_path(routes),

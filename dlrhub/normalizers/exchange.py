@@ -36,6 +36,8 @@ from dlrhub.event import Event, JSONValue, RawCallback, Status
 from dlrhub.ids import uuid7
 from dlrhub.normalizers.base import NormalizeError, SourceOptions
 
+# The kinds of a stored exchange (`RawCallback.kind`); any other kind is a callback route.
+EXCHANGE_KINDS = frozenset({"send", "poll", "report"})
 REFS_PARAM = "dlrhub_refs"
 CHANNEL_PARAM = "dlrhub_channel"
 MESSAGE_ID_PARAM = "dlrhub_message_id"

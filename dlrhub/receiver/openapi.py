@@ -15,6 +15,7 @@ from dlrhub.providers.base import Authenticator, Route
 from dlrhub.store.base import MAX_INTEGER
 
 ERROR = {"$ref": "#/components/schemas/Error"}
+TIME = {"type": "string", "format": "date-time"}
 
 
 def _integer(low: int, high: int = MAX_INTEGER) -> dict[str, Any]:
@@ -222,6 +223,11 @@ def _document() -> dict[str, Any]:
             "/v1/events": {
                 "get": {
                     "summary": "Events in store order, paged by seq",
+                    "description": (
+                        "Filters combine with AND. `order=desc` reads newest first: follow"
+                        " older pages with `before_seq=next_before_seq`, and new events"
+                        " with `after_seq=next_after_seq` (ascending)."
+                    ),
                     "tags": ["query"],
                     "security": ADMIN,
                     "parameters": [
@@ -230,7 +236,13 @@ def _document() -> dict[str, Any]:
                         _query("message_id", "Provider message id."),
                         _query("type", "Event type.", {"enum": [t.value for t in EventType]}),
                         _query("status", "Common status.", {"enum": [s.value for s in Status]}),
+                        _query("correlation_id", "Your reference for the message (ref)."),
+                        _query("recipient", "Recipient, as the provider wrote it."),
+                        _query("since", "Received at or after (ISO 8601; UTC if no offset).", TIME),
+                        _query("until", "Received before (ISO 8601; UTC if no offset).", TIME),
                         _query("after_seq", "Cursor: seq of the last event seen.", _integer(0)),
+                        _query("before_seq", "Only events before this seq (0: none).", _integer(0)),
+                        _query("order", "asc (default) or desc.", {"enum": ["asc", "desc"]}),
                         _query("limit", "At most this many (1-1000).", _integer(1, 1000)),
                     ],
                     "responses": {
@@ -244,11 +256,17 @@ def _document() -> dict[str, Any]:
             "/v1/messages/{provider}/{message_id}": {
                 "get": {
                     "summary": "Current state and history of one message",
+                    "description": (
+                        "`events` in log order, each with `raw_id`: the key in `raw` of the"
+                        " callback or provider answer it came from, as stored (redacted)."
+                    ),
                     "tags": ["query"],
                     "security": ADMIN,
                     "parameters": [_path("provider"), _path("message_id")],
                     "responses": {
-                        "200": _answer("State and history.", {"type": "object"}),
+                        "200": _answer(
+                            "State and history.", {"$ref": "#/components/schemas/MessageStory"}
+                        ),
                         "404": _answer("No such message."),
                         **ADMIN_ANSWERS,
                     },
@@ -408,6 +426,42 @@ def _document() -> dict[str, Any]:
                             "items": {"$ref": "#/components/schemas/Event"},
                         },
                         "next_after_seq": {"type": "integer"},
+                        "next_before_seq": {
+                            "type": "integer",
+                            "description": "With order=desc: the cursor for older events.",
+                        },
+                    },
+                },
+                "StoredCallback": {
+                    "type": "object",
+                    "description": "A received callback or a provider exchange, as stored.",
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "origin": {"enum": ["callback", "provider_answer"]},
+                        "source": {"type": "string"},
+                        "provider": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "method": {"type": "string"},
+                        "path": nullable_text,
+                        "query": {"type": "string"},
+                        "content_type": {"type": "string"},
+                        "body": {"type": "string"},
+                        "remote_addr": nullable_text,
+                        "received_at": {"type": "string", "format": "date-time"},
+                    },
+                },
+                "MessageStory": {
+                    "type": "object",
+                    "properties": {
+                        "message": {"type": ["object", "null"]},
+                        "events": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/Event"},
+                        },
+                        "raw": {
+                            "type": "object",
+                            "additionalProperties": {"$ref": "#/components/schemas/StoredCallback"},
+                        },
                     },
                 },
             },

@@ -9,22 +9,39 @@ is plain ASCII digits within its bounds, at most the store's `MAX_INTEGER`
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from dlrhub.event import EventType, Status
+from dlrhub.event import EventType, Status, format_time
+from dlrhub.normalizers.exchange import EXCHANGE_KINDS
 from dlrhub.providers import ALIASES
 from dlrhub.receiver.auth import Access, Endpoint
 from dlrhub.receiver.errors import error_response, store_unavailable
 from dlrhub.receiver.settings import ReceiverSettings
 from dlrhub.reprocess import reprocess_entry
-from dlrhub.store import EventFilter, Store, StoreUnavailable
+from dlrhub.store import EventFilter, Store, StoredCallback, StoreUnavailable
 from dlrhub.store.base import MAX_INTEGER
 
 MAX_LIMIT = 1000
+MAX_TIME_TEXT = 64
+# What `/v1/events` filters on, besides its cursors, limit and order (the console's form too).
+EVENT_FILTERS = (
+    "source",
+    "provider",
+    "message_id",
+    "type",
+    "status",
+    "correlation_id",
+    "recipient",
+    "since",
+    "until",
+)
+EVENT_PARAMETERS = frozenset({*EVENT_FILTERS, "after_seq", "before_seq", "order", "limit"})
 E = TypeVar("E", EventType, Status)
 
 
@@ -72,43 +89,23 @@ class QueryApi:
         return self.access.guard(answered)
 
     async def list_events(self, request: Request) -> Response:
-        params = request.query_params
-        known = {"source", "provider", "message_id", "type", "status", "after_seq", "limit"}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise BadQuery(f"unknown query parameter(s): {', '.join(unknown)}")
-        provider = params.get("provider")
-        query = EventFilter(
-            source=params.get("source"),
-            provider=ALIASES.get(provider, provider) if provider else None,
-            message_id=params.get("message_id"),
-            type=_enum(EventType, "type", params.get("type")),
-            status=_enum(Status, "status", params.get("status")),
-            after_seq=whole_number("after_seq", params.get("after_seq"), 0, 0),
-            limit=whole_number("limit", params.get("limit"), 100, 1, MAX_LIMIT),
-        )
+        query = event_filter(request.query_params)
         events = await self.store.events(query)
-        next_after = events[-1].seq if events else query.after_seq
-        return JSONResponse(
-            {"events": [event.to_dict() for event in events], "next_after_seq": next_after}
-        )
+        page: dict[str, object] = {"events": [event.to_dict() for event in events]}
+        if query.descending:
+            page["next_after_seq"] = max([query.after_seq, *(event.seq for event in events)])
+            page["next_before_seq"] = events[-1].seq if events else query.before_seq
+        else:
+            page["next_after_seq"] = events[-1].seq if events else query.after_seq
+        return JSONResponse(page)
 
     async def get_message(self, request: Request) -> Response:
         provider = request.path_params["provider"]
-        provider = ALIASES.get(provider, provider)
         message_id = request.path_params["message_id"]
-        state = await self.store.message(provider, message_id)
-        history = await self.store.events(
-            EventFilter(provider=provider, message_id=message_id, limit=MAX_LIMIT)
-        )
-        if state is None and not history:
+        story = await message_story(self.store, provider, message_id)
+        if story is None:
             return error_response(404, "not_found", f"no message {message_id!r} from {provider}")
-        return JSONResponse(
-            {
-                "message": state.to_dict() if state else None,
-                "events": [event.to_dict() for event in history],
-            }
-        )
+        return JSONResponse(story)
 
     async def list_quarantine(self, request: Request) -> Response:
         params = request.query_params
@@ -154,6 +151,100 @@ class QueryApi:
         return JSONResponse(
             {"status": result.outcome, "event_ids": [event.id for event in result.events]}
         )
+
+
+def event_filter(params: Mapping[str, str]) -> EventFilter:
+    """The `/v1/events` query parameters as a filter; `BadQuery` says what is wrong."""
+    unknown = sorted(set(params) - EVENT_PARAMETERS)
+    if unknown:
+        raise BadQuery(f"unknown query parameter(s): {', '.join(unknown)}")
+    text = {name: params.get(name) or None for name in EVENT_FILTERS}
+    provider = text["provider"]
+    order = params.get("order") or "asc"
+    if order not in ("asc", "desc"):
+        raise BadQuery(f"order must be 'asc' or 'desc', not {order[:40]!r}")
+    return EventFilter(
+        source=text["source"],
+        provider=ALIASES.get(provider, provider) if provider else None,
+        message_id=text["message_id"],
+        type=_enum(EventType, "type", text["type"]),
+        status=_enum(Status, "status", text["status"]),
+        correlation_id=text["correlation_id"],
+        recipient=text["recipient"],
+        since=iso_time("since", text["since"]),
+        until=iso_time("until", text["until"]),
+        after_seq=whole_number("after_seq", params.get("after_seq"), 0, 0),
+        before_seq=whole_number("before_seq", params.get("before_seq"), 0, 0),
+        descending=order == "desc",
+        limit=whole_number("limit", params.get("limit"), 100, 1, MAX_LIMIT),
+    )
+
+
+async def message_story(store: Store, provider: str, message_id: str) -> dict[str, Any] | None:
+    """One message's state, its events in log order and what each came from; None: unknown.
+
+    `events[].raw_id` names the stored callback or provider answer of each event in
+    `raw` (several events may share one); both are as stored, so already redacted.
+    """
+    provider = ALIASES.get(provider, provider)
+    state = await store.message(provider, message_id)
+    history = await store.events(
+        EventFilter(provider=provider, message_id=message_id, limit=MAX_LIMIT)
+    )
+    if state is None and not history:
+        return None
+    callbacks = await store.callbacks_of([event.seq for event in history])
+    events = []
+    for event in history:
+        stored = callbacks.get(event.seq)
+        events.append({**event.to_dict(), "raw_id": stored.id if stored else None})
+    return {
+        "message": state.to_dict() if state else None,
+        "events": events,
+        "raw": {str(stored.id): raw_document(stored) for stored in callbacks.values()},
+    }
+
+
+def raw_document(stored: StoredCallback) -> dict[str, Any]:
+    """A stored callback or provider exchange as JSON (redacted when it was stored).
+
+    `origin` is `callback` for what a provider sent to `path`, `provider_answer` for
+    an exchange dlrhub had with a provider's API (`kind` send, poll or report: then
+    `query` holds the request's redacted parameters and `body` the answer).
+    """
+    raw = stored.raw
+    answer = raw.kind in EXCHANGE_KINDS
+    return {
+        "id": stored.id,
+        "origin": "provider_answer" if answer else "callback",
+        "source": raw.source,
+        "provider": raw.provider,
+        "kind": raw.kind,
+        "method": raw.method,
+        "path": None if answer else f"/hooks/{raw.source}/{raw.kind}",
+        "query": raw.query,
+        "content_type": raw.content_type,
+        "body": raw.body.decode("utf-8", "replace"),
+        "remote_addr": raw.remote_addr,
+        "received_at": format_time(raw.received_at),
+    }
+
+
+def iso_time(name: str, text: str | None) -> datetime | None:
+    """An ISO 8601 time (`2026-12-02T10:00:00Z`, a date, an offset); UTC when it has none."""
+    if text is None:
+        return None
+    try:
+        if len(text) > MAX_TIME_TEXT:
+            raise ValueError(text)
+        moment = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: an offset past year 1 or 9999
+        shown = repr(text[:40]) + ("..." if len(text) > 40 else "")
+        example = "2026-12-02T10:00:00Z"
+        raise BadQuery(f"{name} must be an ISO 8601 time such as {example}, not {shown}") from None
 
 
 def whole_number(

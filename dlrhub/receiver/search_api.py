@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -18,7 +17,7 @@ from starlette.routing import Route
 from dlrhub.providers import ALIASES
 from dlrhub.receiver.auth import Access
 from dlrhub.receiver.errors import error_response, store_unavailable
-from dlrhub.receiver.query_api import BadQuery, whole_number
+from dlrhub.receiver.query_api import BadQuery, iso_time, whole_number
 from dlrhub.store import BadSearch, MessageSearch, MessageState, Store, StoreUnavailable
 from dlrhub.store.base import MAX_SEARCH_LIMIT
 
@@ -71,8 +70,8 @@ def read_search(params: Mapping[str, str]) -> MessageSearch:
         provider=ALIASES.get(provider, provider) if provider else None,
         source=texts["source"],
         status=texts["status"],
-        since=_time("since", params.get("since")),
-        until=_time("until", params.get("until")),
+        since=iso_time("since", params.get("since") or None),
+        until=iso_time("until", params.get("until") or None),
         before_seq=whole_number("before_seq", params.get("before_seq"), 0, 1) or None,
         limit=whole_number("limit", params.get("limit"), DEFAULT_LIMIT, 1, MAX_SEARCH_LIMIT),
     )
@@ -82,21 +81,6 @@ async def search_page(store: Store, query: MessageSearch) -> SearchPage:
     messages = await store.search_messages(query)
     full = len(messages) == query.limit
     return SearchPage(messages, messages[-1].last_seq if messages and full else None)
-
-
-def _time(name: str, text: str | None) -> datetime | None:
-    """An ISO 8601 time; without a zone it is UTC (as the console's time fields say)."""
-    if text is None or text.strip() == "":
-        return None
-    text = text.strip()
-    try:
-        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-    except ValueError:
-        example = "2026-12-02T10:00:00Z"
-        raise BadSearch(
-            f"{name} must be an ISO 8601 time such as {example}, not {text[:40]!r}"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class SearchApi:

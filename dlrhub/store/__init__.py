@@ -14,6 +14,7 @@ from dlrhub.store.base import (
     QuarantineEntry,
     Reprocess,
     Store,
+    StoredCallback,
     StoreUnavailable,
     WriteItem,
     WriteResult,
@@ -38,6 +39,7 @@ __all__ = [
     "SQLiteStore",
     "Store",
     "StoreUnavailable",
+    "StoredCallback",
     "WriteItem",
     "WriteResult",
 ]

@@ -106,12 +106,24 @@ class WriteResult:
 
 @dataclass(frozen=True, slots=True)
 class EventFilter:
+    """Which events to read, in log order (`descending`: newest first).
+
+    `since` and `until` bound `received_at` (`since` included, `until` not);
+    `after_seq` and `before_seq` bound `seq` (both excluded, `before_seq` 0: none).
+    """
+
     source: str | None = None
     provider: str | None = None
     message_id: str | None = None
     type: EventType | None = None
     status: Status | None = None
+    correlation_id: str | None = None
+    recipient: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
     after_seq: int = 0
+    before_seq: int = 0
+    descending: bool = False
     limit: int = 100
 
 
@@ -205,6 +217,14 @@ class CallbackCount:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class StoredCallback:
+    """A callback or provider exchange as stored (redacted), with its row id."""
+
+    id: int
+    raw: RawCallback
+
+
 QuarantineState = Literal["pending", "reprocessed"]
 
 
@@ -258,6 +278,13 @@ class Store(Protocol):
     async def events(self, query: EventFilter) -> list[Event]: ...
 
     async def message(self, provider: str, message_id: str) -> MessageState | None: ...
+
+    async def callbacks_of(self, seqs: Sequence[int]) -> dict[int, StoredCallback]:
+        """The stored callback or provider answer each event came from, by event seq.
+
+        An event without one (or whose callback was pruned) is not in the answer.
+        """
+        ...
 
     async def quarantine_entries(
         self, *, state: QuarantineState | None = None, after_id: int = 0, limit: int = 100

@@ -52,6 +52,7 @@ from dlrhub.store.base import (
     QuarantineEntry,
     QuarantineState,
     Reprocess,
+    StoredCallback,
     StoreUnavailable,
     WriteItem,
     WriteResult,
@@ -341,21 +342,22 @@ class SQLStore:
     # Reads ---------------------------------------------------------------
 
     async def events(self, query: EventFilter) -> list[Event]:
-        clauses: list[str] = ["seq > ?"]
-        params: list[object] = [query.after_seq]
-        for column, value in (
-            ("source", query.source),
-            ("provider", query.provider),
-            ("message_id", query.message_id),
-            ("type", query.type.value if query.type else None),
-            ("status", query.status.value if query.status else None),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        sql = f"SELECT seq, doc FROM events WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ?"  # noqa: S608
-        rows = await self._read(sql, [*params, query.limit])
+        sql, params = event_query(query)
+        rows = await self._read(sql, params)
         return [Event.from_json(doc).with_seq(int(seq)) for seq, doc in rows]
+
+    async def callbacks_of(self, seqs: Sequence[int]) -> dict[int, StoredCallback]:
+        found: dict[int, StoredCallback] = {}
+        for chunk, marks in _in_chunks(sorted(set(seqs))):
+            rows = await self._read(
+                "SELECT e.seq, r.id, r.source, r.provider, r.kind, r.method, r.query,"  # noqa: S608
+                " r.content_type, r.body, r.remote_addr, r.received_at"
+                f" FROM events e JOIN raw_callbacks r ON r.id = e.raw_id WHERE e.seq IN ({marks})",
+                chunk,
+            )
+            for seq, raw_id, *columns in rows:
+                found[int(seq)] = StoredCallback(int(raw_id), _raw_callback(columns))
+        return found
 
     async def message(self, provider: str, message_id: str) -> MessageState | None:
         rows = await self._read(
@@ -491,22 +493,12 @@ class SQLStore:
         return dropped
 
     async def _quarantine_entry(self, row: tuple[Any, ...]) -> QuarantineEntry:
-        (entry_id, reason, state, attempts, source, provider, kind, method, query) = row[:9]
-        content_type, body, remote_addr, received_at, raw_id = row[9:]
+        entry_id, reason, state, attempts = row[:4]
+        raw_id = row[13]
         event_rows = await self._read(
             "SELECT id FROM events WHERE raw_id = ? ORDER BY seq", [raw_id]
         )
-        raw = RawCallback(
-            source=source,
-            provider=provider,
-            kind=kind,
-            method=method,
-            query=query,
-            content_type=content_type,
-            body=bytes(body),
-            received_at=parse_time(received_at),
-            remote_addr=remote_addr,
-        )
+        raw = _raw_callback(row[4:13])
         return QuarantineEntry(
             id=int(entry_id),
             raw=raw,
@@ -523,6 +515,66 @@ class SQLStore:
             return await self.backend.read(sql, params)
         except self.backend.errors as error:
             raise StoreUnavailable(f"the {self.backend.name} could not be read: {error}") from error
+
+
+def event_query(query: EventFilter) -> tuple[str, list[object]]:
+    """The SELECT (and its parameters) reading the events `query` asks for.
+
+    Each filter is an equality or range on an indexed column (`events_by_message`,
+    `events_by_recipient`, `events_by_correlation`, `events_by_received_seq`), so the
+    database can start from the narrowest one; times compare as `format_time` text.
+    """
+    clauses: list[str] = []
+    params: list[object] = []
+    if query.after_seq:  # not `seq > 0`: SQLite would then read by seq, not by the filter's index
+        clauses.append("seq > ?")
+        params.append(query.after_seq)
+    if query.before_seq:
+        clauses.append("seq < ?")
+        params.append(query.before_seq)
+    for column, value in (
+        ("source", query.source),
+        ("provider", query.provider),
+        ("message_id", query.message_id),
+        ("type", query.type.value if query.type else None),
+        ("status", query.status.value if query.status else None),
+        ("correlation_id", query.correlation_id),
+        ("recipient", query.recipient),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if query.since is not None:
+        clauses.append("received_at >= ?")
+        params.append(format_time(query.since))
+    if query.until is not None:
+        clauses.append("received_at < ?")
+        params.append(format_time(query.until))
+    where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+    # Reading by seq from the far end of a time window would pass every event outside it:
+    # then `+seq`, which no index orders, so the database starts from the time index.
+    from_window = (query.since is not None and not query.descending and not query.after_seq) or (
+        query.until is not None and query.descending and not query.before_seq
+    )
+    order = ("+seq" if from_window else "seq") + (" DESC" if query.descending else "")
+    sql = f"SELECT seq, doc FROM events {where}ORDER BY {order} LIMIT ?"  # noqa: S608
+    return sql, [*params, query.limit]
+
+
+def _raw_callback(columns: Sequence[Any]) -> RawCallback:
+    """A `RawCallback` from the columns source .. received_at of `raw_callbacks`."""
+    source, provider, kind, method, query, content_type, body, remote_addr, received_at = columns
+    return RawCallback(
+        source=source,
+        provider=provider,
+        kind=kind,
+        method=method,
+        query=query,
+        content_type=content_type,
+        body=bytes(body),
+        received_at=parse_time(received_at),
+        remote_addr=remote_addr,
+    )
 
 
 def _apply(items: Sequence[WriteItem], dialect: Dialect) -> Transaction[list[WriteResult]]:

@@ -174,7 +174,7 @@ function followTail() {
           const when = document.createElement("td");
           const time = document.createElement("time");
           time.setAttribute("datetime", event.received_at);
-          time.textContent = event.received_at;
+          time.textContent = event.received_at.slice(0, 19).replace("T", " ") + " UTC";
           when.appendChild(time);
           row.appendChild(when);
           cell(row, event.source);

@@ -1,0 +1,77 @@
+"""One message's story (state, timeline, what each event came from, sink deliveries),
+and the page that opens a message by provider and id.
+
+The message page renders `message_story`, the data `GET /v1/messages/{provider}/{id}`
+answers, so both always show the same thing; what the store kept of a callback is
+already redacted (dlrhub/redact.py), and the page shows nothing else of it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from dlrhub.console.headers import security_headers
+from dlrhub.console.site import ConsoleSite
+from dlrhub.console.templating import render
+from dlrhub.providers import ALIASES, PROVIDERS
+from dlrhub.receiver.auth import Principal
+from dlrhub.receiver.query_api import message_story
+from dlrhub.store import Store, StoreUnavailable
+
+
+class MessagePages:
+    def __init__(self, site: ConsoleSite, store: Store) -> None:
+        self.site = site
+        self.store = store
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/console/messages", self.site.page(self.messages), methods=["GET"]),
+            Route(
+                "/console/messages/{provider}/{message_id:path}",
+                self.site.page(self.message),
+                methods=["GET"],
+            ),
+        ]
+
+    async def messages(self, request: Request, principal: Principal) -> Response:
+        """The form that opens a message; given both fields, it goes to the message's page."""
+        provider = request.query_params.get("provider", "").strip()
+        message_id = request.query_params.get("message_id", "").strip()
+        if provider and message_id:
+            target = f"/console/messages/{quote(provider, safe='')}/{quote(message_id, safe='')}"
+            return RedirectResponse(target, 303, security_headers())
+        context = self._form(provider, message_id)
+        return render(request, "messages.html", context, principal, section="messages")
+
+    async def message(self, request: Request, principal: Principal) -> Response:
+        provider = request.path_params["provider"]
+        message_id = request.path_params["message_id"]
+        context: dict[str, Any] = {**self._form(provider, message_id), "story": None}
+        try:
+            story = await message_story(self.store, provider, message_id)
+        except StoreUnavailable:
+            context["error"] = "The store cannot be read right now; try again in a few seconds."
+            return render(
+                request, "message.html", context, principal, section="messages", status_code=503
+            )
+        if story is None:
+            return render(
+                request, "message.html", context, principal, section="messages", status_code=404
+            )
+        context["story"] = story
+        context["deliveries"] = story.get("deliveries") or []
+        return render(request, "message.html", context, principal, section="messages")
+
+    def _form(self, provider: str, message_id: str) -> dict[str, Any]:
+        return {
+            "providers": sorted(PROVIDERS),
+            "provider": ALIASES.get(provider, provider),
+            "message_id": message_id,
+            "error": None,
+        }

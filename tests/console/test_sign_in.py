@@ -96,3 +96,21 @@ async def test_next_never_leaves_the_console(base_url: str) -> None:
             )
             assert answer.headers["location"].startswith("/console")
             assert "evil" not in answer.headers["location"]
+
+
+async def test_the_console_works_from_the_keyboard(page: Page) -> None:
+    """Sign in, skip to the content and move between sections with the keyboard only."""
+    await page.goto("/console/login")
+    await page.keyboard.type(ADMIN_TOKEN)  # the token field has the focus
+    await page.keyboard.press("Enter")
+    await page.wait_for_url("**/console")
+    await page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to content")
+    assert await skip.evaluate("node => node === document.activeElement")
+    await page.keyboard.press("Tab")  # the brand link, then the sections
+    for _ in range(3):
+        await page.keyboard.press("Tab")
+    focused = await page.evaluate("document.activeElement.textContent")
+    assert focused == "Events"
+    await page.keyboard.press("Enter")
+    await page.wait_for_url("**/console/events")

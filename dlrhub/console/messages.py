@@ -1,5 +1,5 @@
-"""One message's story (state, timeline, what each event came from, sink deliveries),
-and the page that opens a message by provider and id.
+"""The Messages search, one message's story (state, timeline, what each event came from,
+sink deliveries), and the form that opens a message by provider and id.
 
 The message page renders `message_story`, the data `GET /v1/messages/{provider}/{id}`
 answers, so both always show the same thing; what the store kept of a callback is
@@ -9,7 +9,7 @@ already redacted (dlrhub/redact.py), and the page shows nothing else of it.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -20,8 +20,10 @@ from dlrhub.console.site import ConsoleSite
 from dlrhub.console.templating import render
 from dlrhub.providers import ALIASES, PROVIDERS
 from dlrhub.receiver.auth import Principal
-from dlrhub.receiver.query_api import message_story
-from dlrhub.store import Store, StoreUnavailable
+from dlrhub.event import Status
+from dlrhub.receiver.query_api import BadQuery, message_story
+from dlrhub.receiver.search_api import SEARCH_KEYS, read_search, search_page
+from dlrhub.store import BadSearch, Store, StoreUnavailable
 
 
 class MessagePages:
@@ -32,6 +34,7 @@ class MessagePages:
     def routes(self) -> list[Route]:
         return [
             Route("/console/messages", self.site.page(self.messages), methods=["GET"]),
+            Route("/console/messages/open", self.site.page(self.open), methods=["GET"]),
             Route(
                 "/console/messages/{provider}/{message_id:path}",
                 self.site.page(self.message),
@@ -40,14 +43,42 @@ class MessagePages:
         ]
 
     async def messages(self, request: Request, principal: Principal) -> Response:
-        """The form that opens a message; given both fields, it goes to the message's page."""
+        """The search (`GET /v1/messages`'s, newest first) and the form that opens one."""
+        params = request.query_params
+        context: dict[str, Any] = {
+            **self._form("", ""),
+            "search": {name: params.get(name, "") for name in SEARCH_KEYS},
+            "statuses": [status.value for status in Status],
+            "page": None,
+            "older": None,
+        }
+        try:
+            query = read_search(params)
+            page = await search_page(self.store, query)
+        except (BadSearch, BadQuery) as error:
+            context["error"] = str(error)
+            return render(
+                request, "messages.html", context, principal, section="messages", status_code=400
+            )
+        except StoreUnavailable:
+            context["error"] = "The store cannot be read right now; try again in a few seconds."
+            return render(
+                request, "messages.html", context, principal, section="messages", status_code=503
+            )
+        context["page"] = page
+        if page.next_before_seq is not None:
+            kept = {k: v for k, v in params.items() if v and k != "before_seq"}
+            context["older"] = "?" + urlencode({**kept, "before_seq": page.next_before_seq})
+        return render(request, "messages.html", context, principal, section="messages")
+
+    async def open(self, request: Request, principal: Principal) -> Response:
+        """The open form: given a provider and an id, the message's page."""
         provider = request.query_params.get("provider", "").strip()
         message_id = request.query_params.get("message_id", "").strip()
         if provider and message_id:
             target = f"/console/messages/{quote(provider, safe='')}/{quote(message_id, safe='')}"
             return RedirectResponse(target, 303, security_headers())
-        context = self._form(provider, message_id)
-        return render(request, "messages.html", context, principal, section="messages")
+        return RedirectResponse("/console/messages", 303, security_headers())
 
     async def message(self, request: Request, principal: Principal) -> Response:
         provider = request.path_params["provider"]

@@ -40,13 +40,13 @@ def console_config(tmp_path: Path) -> Config:
     return parse_config(console_document(tmp_path, sources=[nrs360_source(TOKEN)]))
 
 
-async def tell_a_story(base_url: str, message_id: str = "m-story") -> None:
+async def tell_a_story(
+    base_url: str, message_id: str = "m-story", ref: str = "order-42", phone: str = "+34600111222"
+) -> None:
     """Sent (an event notification), then delivered (a receipt), then opened."""
     async with httpx.AsyncClient(base_url=base_url) as provider:
         await post_event(provider, "sent", message_id, token=TOKEN)
-        await post_receipt(
-            provider, "DELIVRD", token=TOKEN, id=message_id, ref="order-42", phone="+34600111222"
-        )
+        await post_receipt(provider, "DELIVRD", token=TOKEN, id=message_id, ref=ref, phone=phone)
         await post_event(provider, "opened", message_id, token=TOKEN)
 
 
@@ -102,9 +102,10 @@ async def test_open_a_message_and_an_unknown_one(page: Page, base_url: str, tmp_
     await tell_a_story(base_url, "abc/1")
     await sign_in(page, ADMIN_TOKEN, "/console/messages")
     await check_page(page, tmp_path / "screens", "messages")
-    await page.get_by_label("Provider").select_option("nrs360")
-    await page.get_by_label("Message id").fill("abc/1")
-    await page.get_by_role("button", name="Open").click()
+    opening = page.get_by_role("form", name="Open a message")
+    await opening.get_by_label("Provider").select_option("nrs360")
+    await opening.get_by_label("Message id").fill("abc/1")
+    await opening.get_by_role("button", name="Open").click()
     await page.wait_for_url("**/console/messages/nrs360/abc%2F1")
     await expect(page.locator("li.timeline-event")).to_have_count(3)
     assert await open_refused_page(page, "/console/messages/nrs360/nope") == 404

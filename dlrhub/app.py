@@ -16,6 +16,8 @@ from starlette.types import Receive, Scope, Send
 
 from dlrhub.config import Config
 from dlrhub.console.overview import OverviewPages
+from dlrhub.console.poller import PollerPages
+from dlrhub.console.quarantine import QuarantinePages
 from dlrhub.console.site import ConsoleSite
 from dlrhub.receiver.access_log import RequestLog
 from dlrhub.receiver.auth import Access, Tokens
@@ -28,8 +30,10 @@ from dlrhub.receiver.ingest_worker import IngestWorker
 from dlrhub.receiver.metrics import Metrics
 from dlrhub.receiver.openapi import openapi_document
 from dlrhub.receiver.outbound_api import OutboundApi
+from dlrhub.receiver.quarantine_bulk import QuarantineBulkApi
 from dlrhub.receiver.query_api import QueryApi
 from dlrhub.receiver.sessions import Sessions
+from dlrhub.receiver.tracking_api import PollerApi
 from dlrhub.store import Store
 from dlrhub.store.settings import open_store
 
@@ -148,9 +152,12 @@ def create_app(
                 await service.stop()
             await store.close()
 
+    poller = outbound.poller
     routes: list[BaseRoute] = [
+        *QuarantineBulkApi(config, store, access).routes(),
         *QueryApi(config, store, access).routes(),
         *outbound.routes(),
+        *PollerApi(poller, access).routes(),
         *Health(
             store, metrics, outbound.readiness, worker, timeout=config.server.ingest_timeout
         ).routes(),
@@ -159,6 +166,7 @@ def create_app(
     if config.server.console:
         site = ConsoleSite(access, sessions)
         routes += [*site.routes(), *OverviewPages(site).routes()]
+        routes += [*QuarantinePages(site, store).routes(), *PollerPages(site, poller).routes()]
     app = DlrhubApp(
         Hooks(config, ingest, metrics, process_label),
         routes=routes,

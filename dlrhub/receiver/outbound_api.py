@@ -1,6 +1,8 @@
 """Outbound API: `POST /v1/messages` sends through an account, `POST /v1/tracking` tracks.
 
-Both are changes: they need the admin token (`dlrhub/receiver/auth.py`). The API is
+Both are changes: they need the admin token (`dlrhub/receiver/auth.py`). `GET
+/v1/tracking` lists what is tracked (`PollerView`, dlrhub/receiver/tracking_api.py:
+one route per path, so that its 405s name both methods). The API is
 also a `Service`: it opens the tracking tables when the app starts and closes its provider
 clients when it stops.
 """
@@ -20,7 +22,9 @@ from dlrhub.outbound.errors import ProviderAuthError, ProviderError, ProviderUna
 from dlrhub.outbound.sending import Outbound, SendRefused, TrackRequest
 from dlrhub.receiver.auth import Access, Endpoint
 from dlrhub.receiver.errors import error_response, store_unavailable
+from dlrhub.receiver.query_api import BadQuery
 from dlrhub.receiver.settings import ReceiverSettings
+from dlrhub.receiver.tracking_api import PollerView, tracking_filter
 from dlrhub.store import Store, StoreUnavailable
 from dlrhub.store.tracking_sql import open_tracking
 
@@ -41,6 +45,7 @@ class OutboundApi:
         self.access = access
         self.tracking = open_tracking(config.store, config.data_dir)
         self.outbound = Outbound(config, store, self.tracking)
+        self.poller = PollerView(config.outbound, self.tracking, self.outbound.now)
         self._open = False
 
     async def start(self) -> None:
@@ -65,14 +70,14 @@ class OutboundApi:
     def routes(self) -> list[Route]:
         return [
             Route("/v1/messages", self._guard(self.send), methods=["POST"]),
-            Route("/v1/tracking", self._guard(self.track), methods=["POST"]),
+            Route("/v1/tracking", self._guard(self.tracking_route), methods=["GET", "POST"]),
         ]
 
     def _guard(self, endpoint: Endpoint) -> Endpoint:
         async def answered(request: Request) -> Response:
             try:
                 return await endpoint(request)
-            except BadBody as error:
+            except (BadBody, BadQuery) as error:
                 return error_response(400, "bad_request", str(error))
             except SendRefused as error:
                 status = 404 if error.code == "unknown_account" else 400
@@ -104,6 +109,12 @@ class OutboundApi:
             },
         )
         return JSONResponse({"messages": [message.to_dict() for message in sent]})
+
+    async def tracking_route(self, request: Request) -> Response:
+        if request.method == "GET":
+            page = await self.poller.tracked(tracking_filter(request.query_params))
+            return JSONResponse(page.to_dict())
+        return await self.track(request)
 
     async def track(self, request: Request) -> Response:
         body = await _json_object(request)

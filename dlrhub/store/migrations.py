@@ -285,6 +285,12 @@ CREATE INDEX IF NOT EXISTS tracked_stopped ON tracked_messages (stopped_us, id)
     WHERE stopped_us IS NOT NULL
 """
 
+# Version 7: the console's and `GET /v1/tracking`'s lists of an account's tracked rows
+# by state or stop reason, in id order (dlrhub/store/tracking_sql.py `tracked_query`).
+TRACKED_BY_REASON = """
+CREATE INDEX IF NOT EXISTS tracked_by_reason ON tracked_messages (account, stopped_reason, id)
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "event log, sink state and tracking tables", (EVENT_LOG, SINK_STATE, TRACKING)),
     Migration(
@@ -296,6 +302,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         3, "retention: raw callbacks and stopped tracking rows by time", (RETENTION_INDEXES,)
     ),
     Migration(4, "sink leases, sink workers and durable retry counts", (SINK_WORKERS,)),
+    # 5 and 6 land from another branch (issue 15); 7 keeps its number when they merge.
+    Migration(7, "tracked rows by account, stop reason and id", (TRACKED_BY_REASON,)),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -19,6 +19,8 @@ from dlrhub.console.docs_page import docs_routes
 from dlrhub.console.events import EventsPages
 from dlrhub.console.messages import MessagePages
 from dlrhub.console.overview import OverviewPages
+from dlrhub.console.poller import PollerPages
+from dlrhub.console.quarantine import QuarantinePages
 from dlrhub.console.sinks import SinkPages, SinksApi
 from dlrhub.console.site import ConsoleSite
 from dlrhub.receiver.access_log import RequestLog
@@ -32,10 +34,12 @@ from dlrhub.receiver.ingest_worker import IngestWorker
 from dlrhub.receiver.metrics import Metrics
 from dlrhub.receiver.openapi import openapi_document
 from dlrhub.receiver.outbound_api import OutboundApi
+from dlrhub.receiver.quarantine_bulk import QuarantineBulkApi
 from dlrhub.receiver.query_api import QueryApi
 from dlrhub.receiver.routing import one_route_per_path
 from dlrhub.receiver.search_api import SearchApi
 from dlrhub.receiver.sessions import Sessions
+from dlrhub.receiver.tracking_api import PollerApi
 from dlrhub.store import Store
 from dlrhub.store.settings import open_store
 
@@ -154,11 +158,14 @@ def create_app(
                 await service.stop()
             await store.close()
 
+    poller = outbound.poller
     routes: list[BaseRoute] = [
+        *QuarantineBulkApi(config, store, access).routes(),
         *QueryApi(config, store, access).routes(),
         *SearchApi(store, access).routes(),
         *outbound.routes(),
         *sinks.routes(),
+        *PollerApi(poller, access).routes(),
         *Health(
             store, metrics, outbound.readiness, worker, timeout=config.server.ingest_timeout
         ).routes(),
@@ -170,6 +177,7 @@ def create_app(
         site = ConsoleSite(access, sessions)
         routes += [*site.routes(), *OverviewPages(site).routes(), *SinkPages(site, sinks).routes()]
         routes += [*EventsPages(site, store, config).routes(), *MessagePages(site, store).routes()]
+        routes += [*QuarantinePages(site, store).routes(), *PollerPages(site, poller).routes()]
     app = DlrhubApp(
         Hooks(config, ingest, metrics, process_label),
         routes=one_route_per_path(routes),

@@ -18,9 +18,9 @@ from starlette.routing import Route
 from dlrhub.console.headers import security_headers
 from dlrhub.console.site import ConsoleSite
 from dlrhub.console.templating import render
+from dlrhub.event import Status
 from dlrhub.providers import ALIASES, PROVIDERS
 from dlrhub.receiver.auth import Principal
-from dlrhub.event import Status
 from dlrhub.receiver.query_api import BadQuery, message_story
 from dlrhub.receiver.search_api import SEARCH_KEYS, read_search, search_page
 from dlrhub.store import BadSearch, Store, StoreUnavailable

@@ -13,6 +13,7 @@ from dlrhub.event import EventType, Status
 from dlrhub.providers import PROVIDERS
 from dlrhub.providers.base import Authenticator, Route
 from dlrhub.store.base import MAX_INTEGER
+from dlrhub.store.tracking import STOP_REASONS
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 TIME = {"type": "string", "format": "date-time"}
@@ -287,6 +288,7 @@ def _document() -> dict[str, Any]:
                     "responses": {"200": _answer("Entries.", {"type": "object"}), **ADMIN_ANSWERS},
                 }
             },
+            **quarantine_bulk_paths(),
             "/v1/quarantine/{entry_id}": {
                 "get": {
                     "summary": "One quarantined callback, with its redacted raw payload",
@@ -326,6 +328,7 @@ def _document() -> dict[str, Any]:
             },
             **outbound_paths(),
             **sink_paths(),
+            **poller_paths(),
             "/healthz": {
                 "get": {
                     "summary": "The process answers",
@@ -519,6 +522,7 @@ def outbound_paths() -> dict[str, Any]:
             }
         },
         "/v1/tracking": {
+            "get": tracking_list(),
             "post": {
                 "summary": "Register messages sent elsewhere, to be polled",
                 "tags": ["outbound"],
@@ -556,6 +560,174 @@ def outbound_paths() -> dict[str, Any]:
                     "200": _answer("How many are new.", {"type": "object"}),
                     **ADMIN_ANSWERS,
                     "404": _answer("No account of that name."),
+                },
+            },
+        },
+    }
+
+
+def quarantine_bulk_paths() -> dict[str, Any]:
+    """`POST /v1/quarantine/reprocess` and `/drop` (dlrhub.receiver.quarantine_bulk)."""
+    ids = {
+        "type": "object",
+        "properties": {
+            "ids": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 1000,
+                "items": {
+                    "oneOf": [
+                        _integer(0),
+                        {"type": "string", "pattern": "^[0-9]{1,19}$"},
+                    ]
+                },
+            }
+        },
+        "required": ["ids"],
+        "additionalProperties": False,
+    }
+    body = {"required": True, "content": {"application/json": {"schema": ids}}}
+    answers = {
+        "400": _answer('The body is not {"ids": [1 to 1000 entry ids]}.'),
+        "401": _answer("Missing or wrong token."),
+        "403": _answer("A viewer token, or a console change without its CSRF token."),
+        "503": _answer("Store unavailable."),
+    }
+
+    def results(statuses: list[str]) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {
+                "results": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "id": {"type": "integer"},
+                            "status": {"enum": statuses},
+                            "event_ids": {"type": "array", "items": {"type": "string"}},
+                        },
+                        "required": ["id", "status"],
+                    },
+                },
+                "detail": {"type": "string"},
+            },
+            "required": ["results", "detail"],
+        }
+
+    return {
+        "/v1/quarantine/reprocess": {
+            "post": {
+                "summary": "Normalize quarantined callbacks again (each id's outcome)",
+                "tags": ["quarantine"],
+                "security": ADMIN,
+                "requestBody": body,
+                "responses": {
+                    "200": _answer(
+                        "Per id: reprocessed, failed_again or not_found.",
+                        results(["reprocessed", "failed_again", "not_found"]),
+                    ),
+                    **answers,
+                },
+            }
+        },
+        "/v1/quarantine/drop": {
+            "post": {
+                "summary": "Forget quarantine entries in one commit (each id's outcome)",
+                "tags": ["quarantine"],
+                "security": ADMIN,
+                "requestBody": body,
+                "responses": {
+                    "200": _answer(
+                        "Per id: dropped or not_found.", results(["dropped", "not_found"])
+                    ),
+                    **answers,
+                },
+            }
+        },
+    }
+
+
+def tracking_list() -> dict[str, Any]:
+    """`GET /v1/tracking` (dlrhub.receiver.tracking_api)."""
+    return {
+        "summary": "Tracked messages, paged by id",
+        "tags": ["poller"],
+        "security": ADMIN,
+        "parameters": [
+            _query("account", "Account name."),
+            _query(
+                "state",
+                "active (still polled or waiting) or stopped.",
+                {"enum": ["active", "stopped"]},
+            ),
+            _query("stopped_reason", "Why polling stopped.", {"enum": list(STOP_REASONS)}),
+            _query("status", "Common status.", {"enum": [s.value for s in Status]}),
+            _query("after_id", "Cursor: id of the last row seen.", _integer(0)),
+            _query("limit", "At most this many (1-1000).", _integer(1, 1000)),
+        ],
+        "responses": {
+            "200": _answer(
+                "A page of tracked messages and the cursor of the next.",
+                {
+                    "type": "object",
+                    "properties": {
+                        "messages": {"type": "array", "items": {"type": "object"}},
+                        "next_after_id": {"type": "integer"},
+                    },
+                    "required": ["messages", "next_after_id"],
+                },
+            ),
+            **ADMIN_ANSWERS,
+        },
+    }
+
+
+def poller_paths() -> dict[str, Any]:
+    """`GET /v1/poller/accounts`, `POST .../{name}/resume` (dlrhub.receiver.tracking_api)."""
+    return {
+        "/v1/poller/accounts": {
+            "get": {
+                "summary": "Pollable accounts: rate, tracked, due, in flight, pause, bad answers",
+                "tags": ["poller"],
+                "security": ADMIN,
+                "responses": {
+                    "200": _answer(
+                        "One entry per account with poll = true at a pollable provider.",
+                        {
+                            "type": "object",
+                            "properties": {
+                                "accounts": {"type": "array", "items": {"type": "object"}}
+                            },
+                            "required": ["accounts"],
+                        },
+                    ),
+                    **ADMIN_ANSWERS,
+                },
+            }
+        },
+        "/v1/poller/accounts/{name}/resume": {
+            "post": {
+                "summary": "End an account's pause after an authentication error",
+                "tags": ["poller"],
+                "security": ADMIN,
+                "parameters": [_path("name")],
+                "responses": {
+                    "200": _answer(
+                        "Whether it was paused (was_paused).",
+                        {
+                            "type": "object",
+                            "properties": {
+                                "account": {"type": "string"},
+                                "was_paused": {"type": "boolean"},
+                                "detail": {"type": "string"},
+                            },
+                            "required": ["account", "was_paused", "detail"],
+                        },
+                    ),
+                    "404": _answer("No account of that name."),
+                    "403": _answer("A viewer token, or a console change without its CSRF token."),
+                    **ADMIN_ANSWERS,
                 },
             }
         },

@@ -1,6 +1,8 @@
 """Outbound API: `POST /v1/messages` sends through an account, `POST /v1/tracking` tracks.
 
-Both are changes: they need the admin token (`dlrhub/receiver/auth.py`). The API is
+Both are changes: they need the admin token (`dlrhub/receiver/auth.py`). `GET
+/v1/tracking` lists what is tracked (`PollerView`, dlrhub/receiver/tracking_api.py:
+one route per path, so that its 405s name both methods). The API is
 also a `Service`: it opens the tracking tables when the app starts and closes its provider
 clients when it stops.
 """
@@ -20,7 +22,9 @@ from dlrhub.outbound.errors import ProviderAuthError, ProviderError, ProviderUna
 from dlrhub.outbound.sending import Outbound, SendRefused, TrackRequest
 from dlrhub.receiver.auth import Access, Endpoint
 from dlrhub.receiver.errors import error_response, store_unavailable
+from dlrhub.receiver.query_api import BadQuery
 from dlrhub.receiver.settings import ReceiverSettings
+from dlrhub.receiver.tracking_api import PollerView, tracking_filter
 from dlrhub.store import Store, StoreUnavailable
 from dlrhub.store.tracking_sql import open_tracking
 
@@ -41,6 +45,7 @@ class OutboundApi:
         self.access = access
         self.tracking = open_tracking(config.store, config.data_dir)
         self.outbound = Outbound(config, store, self.tracking)
+        self.poller = PollerView(config.outbound, self.tracking, self.outbound.now)
         self._open = False
 
     async def start(self) -> None:
@@ -65,14 +70,14 @@ class OutboundApi:
     def routes(self) -> list[Route]:
         return [
             Route("/v1/messages", self._guard(self.send), methods=["POST"]),
-            Route("/v1/tracking", self._guard(self.track), methods=["POST"]),
+            Route("/v1/tracking", self._guard(self.tracking_route), methods=["GET", "POST"]),
         ]
 
     def _guard(self, endpoint: Endpoint) -> Endpoint:
         async def answered(request: Request) -> Response:
             try:
                 return await endpoint(request)
-            except BadBody as error:
+            except (BadBody, BadQuery) as error:
                 return error_response(400, "bad_request", str(error))
             except SendRefused as error:
                 status = 404 if error.code == "unknown_account" else 400
@@ -85,8 +90,8 @@ class OutboundApi:
         return self.access.guard(answered)
 
     async def send(self, request: Request) -> Response:
-        body = await _json_object(request)
-        _known(body, {"account", "to", "text", "from", "refs", "channel", "texts", "options"})
+        body = await json_object(request)
+        known_keys(body, {"account", "to", "text", "from", "refs", "channel", "texts", "options"})
         recipients = body.get("to")
         if isinstance(recipients, str):
             recipients = [recipients]
@@ -105,9 +110,15 @@ class OutboundApi:
         )
         return JSONResponse({"messages": [message.to_dict() for message in sent]})
 
+    async def tracking_route(self, request: Request) -> Response:
+        if request.method == "GET":
+            page = await self.poller.tracked(tracking_filter(request.query_params))
+            return JSONResponse(page.to_dict())
+        return await self.track(request)
+
     async def track(self, request: Request) -> Response:
-        body = await _json_object(request)
-        _known(body, {"account", "messages"})
+        body = await json_object(request)
+        known_keys(body, {"account", "messages"})
         account = _text(body, "account", required=True) or ""
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages or len(messages) > MAX_TRACKED:
@@ -115,7 +126,7 @@ class OutboundApi:
         items = []
         for index, item in enumerate(messages):
             item = _object(item, f"messages[{index}]")
-            _known(item, {"message_id", "recipient", "ref", "channel", "sent_at", "sending_id"})
+            known_keys(item, {"message_id", "recipient", "ref", "channel", "sent_at", "sending_id"})
             sent_at = _text(item, "sent_at")
             try:
                 moment = parse_time(sent_at) if sent_at else None
@@ -159,7 +170,7 @@ def _provider_failure(error: ProviderError) -> Response:
     return JSONResponse(body, status_code=status)
 
 
-async def _json_object(request: Request) -> dict[str, Any]:
+async def json_object(request: Request) -> dict[str, Any]:
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
         raise BadBody("send a JSON body with Content-Type: application/json")
     body = await request.body()
@@ -182,7 +193,7 @@ def _object(value: Any, name: str) -> dict[str, Any]:
     return value
 
 
-def _known(document: dict[str, Any], allowed: set[str]) -> None:
+def known_keys(document: dict[str, Any], allowed: set[str]) -> None:
     unknown = sorted(set(document) - allowed)
     if unknown:
         raise BadBody(f"unknown field(s): {', '.join(unknown)}")

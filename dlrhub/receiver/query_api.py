@@ -167,8 +167,8 @@ def event_filter(params: Mapping[str, str]) -> EventFilter:
         source=text["source"],
         provider=ALIASES.get(provider, provider) if provider else None,
         message_id=text["message_id"],
-        type=_enum(EventType, "type", text["type"]),
-        status=_enum(Status, "status", text["status"]),
+        type=enum_value(EventType, "type", text["type"]),
+        status=enum_value(Status, "status", text["status"]),
         correlation_id=text["correlation_id"],
         recipient=text["recipient"],
         since=iso_time("since", text["since"]),
@@ -269,7 +269,7 @@ def _entry_id(request: Request) -> int:
     return whole_number("entry_id", request.path_params["entry_id"], 0, 0)
 
 
-def _enum(kind: type[E], name: str, text: str | None) -> E | None:
+def enum_value(kind: type[E], name: str, text: str | None) -> E | None:
     if text is None or text == "":
         return None
     try:

@@ -340,6 +340,12 @@ def backfill_recipient_rev(dialect: Dialect) -> Transaction[None]:
         after = (str(rows[-1][0]), str(rows[-1][1]))
 
 
+# Version 7: the console's and `GET /v1/tracking`'s lists of an account's tracked rows
+# by state or stop reason, in id order (dlrhub/store/tracking_sql.py `tracked_query`).
+TRACKED_BY_REASON = """
+CREATE INDEX IF NOT EXISTS tracked_by_reason ON tracked_messages (account, stopped_reason, id)
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "event log, sink state and tracking tables", (EVENT_LOG, SINK_STATE, TRACKING)),
     Migration(
@@ -356,6 +362,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "operator console: messages by recipient digits and each filter, callback counts",
         (CONSOLE_COLUMNS, backfill_recipient_rev, CONSOLE_INDEXES),
     ),
+    Migration(7, "tracked rows by account, stop reason and id", (TRACKED_BY_REASON,)),
 )
 LATEST = MIGRATIONS[-1].version
 

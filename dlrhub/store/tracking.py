@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 from dlrhub.event import Status, format_time
 
@@ -76,6 +76,7 @@ class TrackedMessage:
 
     def to_dict(self) -> dict[str, object]:
         return {
+            "id": self.id,
             "account": self.account,
             "provider": self.provider,
             "message_id": self.message_id,
@@ -142,10 +143,34 @@ class AccountBadAnswers:
 
 @dataclass(frozen=True, slots=True)
 class AccountSummary:
+    """An account's rows: still polled (`polling`), due now, leased by a poller now
+    (`in_flight`: claimed, lease not yet run out), and stopped by reason."""
+
     account: str
     polling: int = 0
     due: int = 0
     stopped: dict[str, int] = field(default_factory=dict)
+    in_flight: int = 0
+
+
+TrackingState = Literal["active", "stopped"]
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingFilter:
+    """Which tracked rows to list, paged by id (`GET /v1/tracking`, the console).
+
+    `state` active: still polled or waiting (no stop reason); stopped: any stop
+    reason, or the one `stopped_reason` names. The index `tracked_by_reason`
+    (account, stopped_reason, id) serves an account with a state or a reason.
+    """
+
+    account: str | None = None
+    state: TrackingState | None = None
+    stopped_reason: str | None = None
+    status: Status | None = None
+    after_id: int = 0
+    limit: int = 100
 
 
 class RequestBudget(Protocol):
@@ -208,6 +233,10 @@ class TrackingStore(RequestBudget, Protocol):
         ...
 
     async def summaries(self, now: datetime) -> list[AccountSummary]: ...
+
+    async def tracked(self, query: TrackingFilter) -> list[TrackedMessage]:
+        """Rows matching `query`, by id after `query.after_id`."""
+        ...
 
     async def pause(self, account: str, reason: str, now: datetime, until: datetime) -> None: ...
 

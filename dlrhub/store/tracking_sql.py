@@ -49,6 +49,7 @@ from dlrhub.store.tracking import (
     NewTracking,
     PollOutcome,
     TrackedMessage,
+    TrackingFilter,
 )
 
 log = logging.getLogger(__name__)
@@ -120,11 +121,34 @@ ON CONFLICT (account) DO UPDATE SET count = tracking_bad_answers.count + 1,
     last_error = excluded.last_error, last_us = excluded.last_us
 """
 
+# Due: its time has come; in flight: a poller holds its lease (claimed, not run out).
 SUMMARIES = """
 SELECT account, stopped_reason, count(*),
-    sum(CASE WHEN next_poll_us IS NOT NULL AND next_poll_us <= ? THEN 1 ELSE 0 END)
+    sum(CASE WHEN next_poll_us IS NOT NULL AND next_poll_us <= ? THEN 1 ELSE 0 END),
+    sum(CASE WHEN lease_owner IS NOT NULL AND next_poll_us > ? THEN 1 ELSE 0 END)
 FROM tracked_messages GROUP BY account, stopped_reason ORDER BY account
 """
+
+
+def tracked_query(query: TrackingFilter) -> tuple[str, list[Any]]:
+    """The SELECT of `SQLTrackingStore.tracked` and its parameters (tests read its plan)."""
+    where: list[str] = ["id > ?"]
+    params: list[Any] = [query.after_id]
+    if query.account is not None:
+        where.append("account = ?")
+        params.append(query.account)
+    if query.stopped_reason is not None:
+        where.append("stopped_reason = ?")
+        params.append(query.stopped_reason)
+    elif query.state == "active":
+        where.append("stopped_reason IS NULL")
+    elif query.state == "stopped":
+        where.append("stopped_reason IS NOT NULL")
+    if query.status is not None:
+        where.append("status = ?")
+        params.append(query.status.value)
+    sql = f"SELECT {COLUMNS} FROM tracked_messages WHERE {' AND '.join(where)} ORDER BY id LIMIT ?"  # noqa: S608
+    return sql, [*params, query.limit]
 
 
 def _us(moment: datetime | None) -> int | None:
@@ -350,17 +374,22 @@ class SQLTrackingStore:
         return _row(rows[0]) if rows else None
 
     async def summaries(self, now: datetime) -> list[AccountSummary]:
-        rows = await self.database.read(SUMMARIES, (epoch_micros(now),))
+        now_us = epoch_micros(now)
+        rows = await self.database.read(SUMMARIES, (now_us, now_us))
         summaries: dict[str, AccountSummary] = {}
-        for account, reason, count, due in rows:
+        for account, reason, count, due, in_flight in rows:
             summary = summaries.setdefault(account, AccountSummary(account))
             if reason is None:
                 summaries[account] = AccountSummary(
-                    account, int(count), int(due or 0), summary.stopped
+                    account, int(count), int(due or 0), summary.stopped, int(in_flight or 0)
                 )
             else:
                 summary.stopped[str(reason)] = int(count)
         return list(summaries.values())
+
+    async def tracked(self, query: TrackingFilter) -> list[TrackedMessage]:
+        sql, params = tracked_query(query)
+        return [_row(row) for row in await self.database.read(sql, params)]
 
     async def pause(self, account: str, reason: str, now: datetime, until: datetime) -> None:
         params = (account, reason, epoch_micros(now), epoch_micros(until))

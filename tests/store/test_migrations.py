@@ -285,7 +285,8 @@ async def test_version_4_is_migrated_and_its_messages_are_found_by_recipient(
     store = backend.store(migrate="auto")
     await store.open()
     try:
-        assert store.schema is not None and store.schema.applied == [5]
+        assert store.schema is not None
+        assert store.schema.applied == [m.version for m in MIGRATIONS if m.version > 4]
         found = await store.search_messages(MessageSearch(recipient="4567", limit=500))
         assert len(found) == 500 and found[0].message_id == "m11998"  # newest first
         assert found[0].recipient == "3001234567" and found[1].recipient == "+57 300 123-4567"

@@ -18,7 +18,7 @@ from dlrhub.console.assets import static_route
 from dlrhub.console.docs_page import docs_routes
 from dlrhub.console.events import EventsPages
 from dlrhub.console.messages import MessagePages
-from dlrhub.console.overview import OverviewPages
+from dlrhub.console.overview import Overview, OverviewApi, OverviewPages
 from dlrhub.console.poller import PollerPages
 from dlrhub.console.quarantine import QuarantinePages
 from dlrhub.console.sinks import SinkPages, SinksApi
@@ -159,6 +159,7 @@ def create_app(
             await store.close()
 
     poller = outbound.poller
+    overview = Overview(store, config.store.backend, sinks, poller)
     routes: list[BaseRoute] = [
         *QuarantineBulkApi(config, store, access).routes(),
         *QueryApi(config, store, access).routes(),
@@ -166,6 +167,7 @@ def create_app(
         *outbound.routes(),
         *sinks.routes(),
         *PollerApi(poller, access).routes(),
+        *OverviewApi(overview, access).routes(),
         *Health(
             store, metrics, outbound.readiness, worker, timeout=config.server.ingest_timeout
         ).routes(),
@@ -175,7 +177,8 @@ def create_app(
     ]
     if config.server.console:
         site = ConsoleSite(access, sessions)
-        routes += [*site.routes(), *OverviewPages(site).routes(), *SinkPages(site, sinks).routes()]
+        routes += [*site.routes(), *OverviewPages(site, overview).routes()]
+        routes += [*SinkPages(site, sinks).routes()]
         routes += [*EventsPages(site, store, config).routes(), *MessagePages(site, store).routes()]
         routes += [*QuarantinePages(site, store).routes(), *PollerPages(site, poller).routes()]
     app = DlrhubApp(

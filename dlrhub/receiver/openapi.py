@@ -160,7 +160,36 @@ def _merge(into: dict[str, Any], other: dict[str, Any]) -> None:
 def openapi_document() -> dict[str, Any]:
     document = _document()
     document["paths"]["/v1/messages"]["get"] = search_operation()
+    document["paths"]["/v1/overview"] = {"get": overview_operation()}
     return document
+
+
+def overview_operation() -> dict[str, Any]:
+    """`GET /v1/overview` (dlrhub/console/overview.py): the console's first page, as JSON."""
+    return {
+        "summary": "Callbacks per minute, quarantine, sinks, poller accounts, store health",
+        "tags": ["console"],
+        "security": ADMIN,
+        "responses": {
+            "200": _answer(
+                "The figures the console's overview shows (callbacks over the last hour).",
+                {
+                    "type": "object",
+                    "properties": {
+                        "generated_at": {"type": "string", "format": "date-time"},
+                        "callbacks": {"type": "object"},
+                        "quarantine_pending": {"type": "integer"},
+                        "sinks": {"type": "array", "items": {"type": "object"}},
+                        "poller": {"type": "array", "items": {"type": "object"}},
+                        "store": {"type": "object"},
+                    },
+                    "required": ["callbacks", "quarantine_pending", "sinks", "poller", "store"],
+                },
+            ),
+            "401": ADMIN_ANSWERS["401"],
+            "503": ADMIN_ANSWERS["503"],
+        },
+    }
 
 
 def search_operation() -> dict[str, Any]:

@@ -31,7 +31,7 @@ from dlrhub.console.site import ConsoleSite
 from dlrhub.console.templating import render
 from dlrhub.event import parse_time
 from dlrhub.receiver.auth import Access, Endpoint, Principal
-from dlrhub.receiver.errors import error_response, store_unavailable
+from dlrhub.receiver.errors import answering
 from dlrhub.sinks.operations import (
     SinkReport,
     UnknownSink,
@@ -120,17 +120,14 @@ class SinksApi:
         ]
 
     def _guard(self, endpoint: Endpoint) -> Endpoint:
-        async def answered(request: Request) -> Response:
-            try:
-                return await endpoint(request)
-            except BadRequest as error:
-                return error_response(400, "bad_request", str(error))
-            except UnknownSink as error:
-                return error_response(404, "not_found", str(error))
-            except (StoreUnavailable, SinkStateUnavailable) as error:
-                return store_unavailable(request.method, request.url.path, error)
-
-        return self.access.guard(answered)
+        return self.access.guard(
+            answering(
+                endpoint,
+                bad=(BadRequest,),
+                missing=(UnknownSink,),
+                unavailable=(SinkStateUnavailable,),
+            )
+        )
 
     # The data functions the API and the pages share -------------------------
 

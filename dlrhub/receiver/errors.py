@@ -9,6 +9,7 @@ and the cause goes to the log, where the operator reads it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import orjson
 from starlette.exceptions import HTTPException
@@ -89,3 +90,31 @@ async def unexpected_exception(request: Request, exc: Exception) -> Response:
 
 
 EXCEPTION_HANDLERS = {HTTPException: http_exception, Exception: unexpected_exception}
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def answering(
+    endpoint: Endpoint,
+    *,
+    bad: tuple[type[Exception], ...] = (),
+    missing: tuple[type[Exception], ...] = (),
+    unavailable: tuple[type[Exception], ...] = (),
+) -> Endpoint:
+    """`endpoint`, with the errors it expects answered as JSON: `bad` a 400 with its
+    reason, `missing` a 404, the store's (and `unavailable`) a 503; never a 500."""
+
+    gone: tuple[type[Exception], ...] = (StoreUnavailable, *unavailable)
+
+    async def answered(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except bad as error:
+            return error_response(400, "bad_request", str(error))
+        except missing as error:
+            return error_response(404, "not_found", str(error))
+        except gone as error:
+            return store_unavailable(request.method, request.url.path, error)
+
+    return answered

@@ -17,12 +17,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dlrhub.receiver.auth import Access, Endpoint
-from dlrhub.receiver.errors import error_response, store_unavailable
+from dlrhub.receiver.errors import answering
 from dlrhub.receiver.outbound_api import BadBody, json_object, known_keys
 from dlrhub.receiver.query_api import BadQuery, whole_number
 from dlrhub.receiver.settings import ReceiverSettings
 from dlrhub.reprocess import reprocess_entry
-from dlrhub.store import Store, StoreUnavailable
+from dlrhub.store import Store
 
 MAX_IDS = 1000
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
@@ -46,15 +46,7 @@ class QuarantineBulkApi:
         ]
 
     def _guard(self, endpoint: Endpoint) -> Endpoint:
-        async def answered(request: Request) -> Response:
-            try:
-                return await endpoint(request)
-            except (BadBody, BadQuery) as error:
-                return error_response(400, "bad_request", str(error))
-            except StoreUnavailable as error:
-                return store_unavailable(request.method, request.url.path, error)
-
-        return self.access.guard(answered)
+        return self.access.guard(answering(endpoint, bad=(BadBody, BadQuery)))
 
     async def reprocess(self, request: Request) -> Response:
         results: list[dict[str, Any]] = []

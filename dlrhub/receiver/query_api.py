@@ -21,10 +21,10 @@ from dlrhub.event import EventType, Status, format_time
 from dlrhub.normalizers.exchange import EXCHANGE_KINDS
 from dlrhub.providers import ALIASES
 from dlrhub.receiver.auth import Access, Endpoint
-from dlrhub.receiver.errors import error_response, store_unavailable
+from dlrhub.receiver.errors import answering, error_response
 from dlrhub.receiver.settings import ReceiverSettings
 from dlrhub.reprocess import reprocess_entry
-from dlrhub.store import EventFilter, Store, StoredCallback, StoreUnavailable
+from dlrhub.store import EventFilter, Store, StoredCallback
 from dlrhub.store.base import MAX_INTEGER
 
 MAX_LIMIT = 1000
@@ -78,15 +78,7 @@ class QueryApi:
         ]
 
     def _guard(self, endpoint: Endpoint) -> Endpoint:
-        async def answered(request: Request) -> Response:
-            try:
-                return await endpoint(request)
-            except BadQuery as error:
-                return error_response(400, "bad_request", str(error))
-            except StoreUnavailable as error:
-                return store_unavailable(request.method, request.url.path, error)
-
-        return self.access.guard(answered)
+        return self.access.guard(answering(endpoint, bad=(BadQuery,)))
 
     async def list_events(self, request: Request) -> Response:
         query = event_filter(request.query_params)

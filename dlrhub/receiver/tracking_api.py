@@ -22,9 +22,8 @@ from dlrhub.outbound.account import AccountConfig
 from dlrhub.outbound.poller import Clock, utc_now
 from dlrhub.outbound.settings import OutboundConfig
 from dlrhub.receiver.auth import Access, Endpoint
-from dlrhub.receiver.errors import error_response, store_unavailable
+from dlrhub.receiver.errors import answering, error_response
 from dlrhub.receiver.query_api import MAX_LIMIT, BadQuery, enum_value, whole_number
-from dlrhub.store import StoreUnavailable
 from dlrhub.store.tracking import (
     STOP_REASONS,
     AccountBadAnswers,
@@ -163,15 +162,7 @@ class PollerApi:
         ]
 
     def _guard(self, endpoint: Endpoint) -> Endpoint:
-        async def answered(request: Request) -> Response:
-            try:
-                return await endpoint(request)
-            except BadQuery as error:
-                return error_response(400, "bad_request", str(error))
-            except StoreUnavailable as error:
-                return store_unavailable(request.method, request.url.path, error)
-
-        return self.access.guard(answered)
+        return self.access.guard(answering(endpoint, bad=(BadQuery,)))
 
     async def list_accounts(self, request: Request) -> Response:
         if request.query_params:

@@ -27,6 +27,7 @@ from dlrhub.receiver.outbound_api import OutboundApi
 from dlrhub.receiver.query_api import QueryApi
 from dlrhub.store import Store
 from dlrhub.store.settings import open_store
+from dlrhub.store.sink_state_sql import SQLSinkState, open_sink_database
 
 
 class DlrhubApp(Starlette):
@@ -98,6 +99,8 @@ def create_app(
     """
     metrics = Metrics(process_label)
     store = store or open_store(config.store, config.data_dir, metrics.observe_commit)
+    # Read by the message API for its deliveries; opened after the store (its schema).
+    sink_state = SQLSinkState(open_sink_database(config.store, config.data_dir))
     document = openapi_document()
     outbound = OutboundApi(config, store)  # also a service: opens the tracking tables
     services = [outbound, *services]
@@ -114,6 +117,7 @@ def create_app(
         await store.open()
         started: list[Service] = []
         try:
+            await sink_state.open()
             for service in services:
                 await service.start()
                 started.append(service)
@@ -121,10 +125,11 @@ def create_app(
         finally:
             for service in reversed(started):
                 await service.stop()
+            await sink_state.close()
             await store.close()
 
     routes = [
-        *QueryApi(config, store).routes(),
+        *QueryApi(config, store, sink_state).routes(),
         *outbound.routes(),
         *Health(
             store, metrics, outbound.readiness, worker, timeout=config.server.ingest_timeout

@@ -195,7 +195,10 @@ def openapi_document() -> dict[str, Any]:
                     "security": ADMIN,
                     "parameters": [_path("provider"), _path("message_id")],
                     "responses": {
-                        "200": _answer("State and history.", {"type": "object"}),
+                        "200": _answer(
+                            "State, history, and every sink delivery attempt of its events.",
+                            {"$ref": "#/components/schemas/MessageAnswer"},
+                        ),
                         "404": _answer("No such message."),
                         **ADMIN_ANSWERS,
                     },
@@ -336,6 +339,50 @@ def openapi_document() -> dict[str, Any]:
                         "received_at": {"type": "string", "format": "date-time"},
                         "extra": {"type": "object"},
                     },
+                },
+                "DeliveryAttempt": {
+                    "type": "object",
+                    "description": "One attempt of a sink at delivering one event.",
+                    "properties": {
+                        "sink": {"type": "string"},
+                        "seq": {"type": "integer"},
+                        "event_id": {"type": "string"},
+                        "attempt": {"type": "integer", "minimum": 1},
+                        "at": {"type": "string", "format": "date-time"},
+                        "outcome": {"enum": ["delivered", "retrying", "given_up", "unavailable"]},
+                        "duration_ms": {"type": ["number", "null"]},
+                        "answer": {
+                            "type": ["string", "null"],
+                            "description": "The sink's error, redacted, at most 500"
+                            " characters; null when delivered.",
+                        },
+                    },
+                    "required": [
+                        "sink",
+                        "seq",
+                        "event_id",
+                        "attempt",
+                        "at",
+                        "outcome",
+                        "duration_ms",
+                        "answer",
+                    ],
+                },
+                "MessageAnswer": {
+                    "type": "object",
+                    "properties": {
+                        "message": {"type": ["object", "null"]},
+                        "events": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/Event"},
+                        },
+                        "deliveries": {
+                            "type": "array",
+                            "description": "Ordered by time; pruned with the events.",
+                            "items": {"$ref": "#/components/schemas/DeliveryAttempt"},
+                        },
+                    },
+                    "required": ["message", "events", "deliveries"],
                 },
                 "EventPage": {
                     "type": "object",

@@ -1,5 +1,8 @@
 """The read API under `/v1`: events, message state and history, quarantine.
 
+A message's answer also lists every sink delivery attempt of its events
+(`deliveries`, from the sink state: `dlrhub/store/sink_state.py`).
+
 Every route needs `Authorization: Bearer <admin token>`. A wrong parameter is a
 400 with the JSON error shape; an integer (a cursor, a limit, an id in the path)
 is plain ASCII digits within its bounds, at most the store's `MAX_INTEGER`
@@ -22,6 +25,7 @@ from dlrhub.receiver.settings import ReceiverSettings
 from dlrhub.reprocess import reprocess_entry
 from dlrhub.store import EventFilter, Store, StoreUnavailable
 from dlrhub.store.base import MAX_INTEGER
+from dlrhub.store.sink_state import SinkStateStore, SinkStateUnavailable
 
 MAX_LIMIT = 1000
 E = TypeVar("E", EventType, Status)
@@ -32,9 +36,10 @@ class BadQuery(ValueError):
 
 
 class QueryApi:
-    def __init__(self, config: ReceiverSettings, store: Store) -> None:
+    def __init__(self, config: ReceiverSettings, store: Store, sink_state: SinkStateStore) -> None:
         self.config = config
         self.store = store
+        self.sink_state = sink_state
 
     def routes(self) -> list[Route]:
         return [
@@ -64,7 +69,7 @@ class QueryApi:
                 return await endpoint(request)
             except BadQuery as error:
                 return error_response(400, "bad_request", str(error))
-            except StoreUnavailable as error:
+            except (StoreUnavailable, SinkStateUnavailable) as error:
                 return store_unavailable(request.method, request.url.path, error)
 
         return require_admin(self.config.admin_token, answered)
@@ -101,10 +106,12 @@ class QueryApi:
         )
         if state is None and not history:
             return error_response(404, "not_found", f"no message {message_id!r} from {provider}")
+        deliveries = await self.sink_state.delivery_attempts([event.id for event in history])
         return JSONResponse(
             {
                 "message": state.to_dict() if state else None,
                 "events": [event.to_dict() for event in history],
+                "deliveries": [attempt.to_dict() for attempt in deliveries],
             }
         )
 

@@ -285,6 +285,25 @@ CREATE INDEX IF NOT EXISTS tracked_stopped ON tracked_messages (stopped_us, id)
     WHERE stopped_us IS NOT NULL
 """
 
+# Version 6: each sink delivery attempt of an event, for the message page (issue 15):
+# written by the sink engine (dlrhub/sinks/attempts.py), pruned with the events by seq
+# (dlrhub/store/retention.py). `DOUBLE PRECISION` has REAL affinity on SQLite.
+DELIVERY_ATTEMPTS = """
+CREATE TABLE IF NOT EXISTS delivery_attempts (
+    id {serial},
+    sink TEXT NOT NULL,
+    seq {bigint} NOT NULL,
+    event_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    at_us {bigint} NOT NULL,
+    outcome TEXT NOT NULL,
+    duration_ms DOUBLE PRECISION,
+    answer TEXT
+);
+CREATE INDEX IF NOT EXISTS delivery_attempts_by_event ON delivery_attempts (event_id);
+CREATE INDEX IF NOT EXISTS delivery_attempts_by_seq ON delivery_attempts (seq, id)
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "event log, sink state and tracking tables", (EVENT_LOG, SINK_STATE, TRACKING)),
     Migration(
@@ -296,6 +315,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         3, "retention: raw callbacks and stopped tracking rows by time", (RETENTION_INDEXES,)
     ),
     Migration(4, "sink leases, sink workers and durable retry counts", (SINK_WORKERS,)),
+    Migration(6, "delivery attempts of each event, per sink", (DELIVERY_ATTEMPTS,)),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -144,7 +144,7 @@ class _Table:
     time: str  # the column the age is measured on
     scope: str  # rows of the kind at all (quarantine: resolved ones)
     deletable: str  # what must also hold, with `?` for the hold where needed
-    micros: bool = False  # `oldest` is microseconds since the epoch (else ISO text)
+    micros: bool = False  # the age's column is microseconds since the epoch (else ISO text)
     oldest: str = ""  # the column the oldest row's age is read from, if not `time`
 
 

@@ -116,7 +116,7 @@ async def test_record_attempts_false_keeps_none(tmp_path: Path) -> None:
         assert await h.state.delivery_attempts([event.id for event in events]) == []
 
 
-async def test_many_batches_are_written_with_few_commits(tmp_path: Path) -> None:
+async def test_every_event_of_a_busy_sink_gets_one_row(tmp_path: Path) -> None:
     config = config_for(tmp_path, batch_size=10, max_in_flight=4)
     events = make_events(2000)
     async with harness(config) as h:

@@ -1,11 +1,14 @@
 """Fan-out benchmark: backlog drain rate and ingest-to-consumer latency.
 
     /work/.venv/bin/python bench/fanout.py [--backlog 100000] [--rate 200] [--seconds 10]
+    /work/.venv/bin/python bench/fanout.py --throughput-only [--backlog 50000] [--single 500]
     /work/.venv/bin/python bench/fanout.py --backend postgres --workers 1|3 [--backlog 20000]
 
 1. Throughput: a store with `--backlog` events, drained by one sink at a time
    (webhook to a receiver in a child process, batched and one event per
-   request; Redis Streams on 127.0.0.1:6379). Events/s = backlog / drain time.
+   request; Redis Streams on 127.0.0.1:6379). Events/s = backlog / drain time;
+   CPU us/event = this process's CPU time (threads included) / events, which a
+   busy machine disturbs less than events/s. `--throughput-only` stops there.
 2. Latency: `dlrhub serve` (a child process, sinks embedded) takes 360NRS
    callbacks at a steady `--rate`; the time from each 200 answer to the
    consumer's receipt (webhook receiver / XREAD BLOCK on Redis) gives p50/p99.
@@ -27,6 +30,7 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import resource
 import signal
 import socket
 import statistics
@@ -112,23 +116,31 @@ def config_for(directory: Path, sink: str) -> Config:
     return load_config(path, env={})
 
 
-async def drain(directory: Path, sink: str, count: int) -> float:
-    """Events/s for one sink to deliver the first `count` events of the store."""
+async def drain(directory: Path, sink: str, count: int) -> tuple[float, float]:
+    """Events/s for one sink to deliver the first `count` events of the store, and the
+    CPU microseconds it cost per event."""
     config = config_for(directory, sink)
     service = SinkService(config, poll_interval=0.01)
     started = time.perf_counter()
+    cpu_before = cpu_seconds()
     await service.start()
     try:
         runner = service.runners[0]
         while runner.stats.delivered < count:  # noqa: ASYNC110 - polling the stats is the point
             await asyncio.sleep(0.05)
         elapsed = time.perf_counter() - started
+        cpu = cpu_seconds() - cpu_before
     finally:
         await service.stop()
-    return count / elapsed
+    return count / elapsed, cpu / count * 1e6
 
 
-async def throughput(backlog: int, single: int) -> list[tuple[str, str, str]]:
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def throughput(backlog: int, single: int) -> list[tuple[str, str, str, str]]:
     rows = []
     with tempfile.TemporaryDirectory() as temporary:
         directory = Path(temporary)
@@ -149,20 +161,25 @@ async def throughput(backlog: int, single: int) -> list[tuple[str, str, str]]:
                     f'secret = "{SECRET}"\nbatch_size = {batch}\nmax_in_flight = {lanes}\n'
                     "allow_private = true\n"  # the receiver is on loopback
                 )
-                rate = await drain(directory, sink, count)
+                rate, cpu = await drain(directory, sink, count)
                 rows.append(
-                    (f"webhook, batch {batch}, {lanes} in flight", f"{count}", f"{rate:,.0f}")
+                    (
+                        f"webhook, batch {batch}, {lanes} in flight",
+                        f"{count}",
+                        f"{rate:,.0f}",
+                        f"{cpu:.1f}",
+                    )
                 )
                 print(rows[-1])
         stream = f"dlrhub-bench-{uuid.uuid4().hex}"
         sink = f'[[sinks]]\nname = "redis"\nkind = "redis"\nstream = "{stream}"\nbatch_size = 500\n'
         try:
-            rate = await drain(directory, sink, backlog)
+            rate, cpu = await drain(directory, sink, backlog)
         finally:
             client = Redis()
             await client.delete(stream)
             await client.aclose()
-        rows.append(("redis stream, batch 500", f"{backlog}", f"{rate:,.0f}"))
+        rows.append(("redis stream, batch 500", f"{backlog}", f"{rate:,.0f}", f"{cpu:.1f}"))
         print(rows[-1])
     return rows
 
@@ -386,22 +403,24 @@ async def main() -> None:
     parser.add_argument("--single", type=int, default=20_000, help="events for batch 1")
     parser.add_argument("--rate", type=int, default=200, help="callbacks/s for latency")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--throughput-only", action="store_true", help="skip the latency part")
     args = parser.parse_args()
     if args.backend == "postgres":
         await postgres_fanout(args.backlog or 20_000, args.workers)
         return
     rows = await throughput(args.backlog or 100_000, args.single)
     latency_rows = []
-    for name, measure in (("webhook", webhook_latency), ("redis stream", redis_latency)):
+    measures = (("webhook", webhook_latency), ("redis stream", redis_latency))
+    for name, measure in () if args.throughput_only else measures:
         p50, p99 = await measure(args.rate, args.seconds)
         latency_rows.append(
             (name, f"{args.rate}/s x {args.seconds:g}s", f"{p50:.1f}", f"{p99:.1f}")
         )
         print(latency_rows[-1])
     print()
-    print(f"{'drain a backlog':<38} {'events':>8} {'events/s':>10}")
-    for name, count, rate in rows:
-        print(f"{name:<38} {count:>8} {rate:>10}")
+    print(f"{'drain a backlog':<38} {'events':>8} {'events/s':>10} {'CPU us/event':>13}")
+    for name, count, rate, cpu in rows:
+        print(f"{name:<38} {count:>8} {rate:>10} {cpu:>13}")
     print()
     print(f"{'ingest answer -> consumer':<20} {'load':>14} {'p50 ms':>8} {'p99 ms':>8}")
     for name, load, p50_text, p99_text in latency_rows:

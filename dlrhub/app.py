@@ -162,7 +162,7 @@ def create_app(
     overview = Overview(store, config.store.backend, sinks, poller)
     routes: list[BaseRoute] = [
         *QuarantineBulkApi(config, store, access).routes(),
-        *QueryApi(config, store, access).routes(),
+        *QueryApi(config, store, access, sinks.state).routes(),
         *SearchApi(store, access).routes(),
         *outbound.routes(),
         *sinks.routes(),
@@ -179,7 +179,10 @@ def create_app(
         site = ConsoleSite(access, sessions)
         routes += [*site.routes(), *OverviewPages(site, overview).routes()]
         routes += [*SinkPages(site, sinks).routes()]
-        routes += [*EventsPages(site, store, config).routes(), *MessagePages(site, store).routes()]
+        routes += [
+            *EventsPages(site, store, config).routes(),
+            *MessagePages(site, store, sinks.state).routes(),
+        ]
         routes += [*QuarantinePages(site, store).routes(), *PollerPages(site, poller).routes()]
     app = DlrhubApp(
         Hooks(config, ingest, metrics, process_label),

@@ -270,8 +270,8 @@ def test_every_error_in_a_file_is_reported_with_its_path(tmp_path: Path) -> None
         "sources[0].allow_ips[1]: '10.0.0.300/8' is not an IP address or CIDR network",
         "sinks[1].batch_size: must be greater than 0, not 0",
         "sinks[1].colour: unknown key (expected one of allow_private, batch_size, filter,"
-        " headers, headers_style, kind, max_in_flight, name, on_4xx, retry, secret, start,"
-        " timeout, url)",
+        " headers, headers_style, kind, max_in_flight, name, on_4xx, record_attempts, retry,"
+        " secret, start, timeout, url)",
         "sinks[1].secret: is required: 'whsec_' + base64 (make one: dlrhub sinks new-secret)",
         "poller.jitter: must be from 0 to below 1 (a fraction)",
     ]

@@ -24,12 +24,14 @@ from dlrhub.receiver.auth import Principal
 from dlrhub.receiver.query_api import BadQuery, message_story
 from dlrhub.receiver.search_api import SEARCH_KEYS, read_search, search_page
 from dlrhub.store import BadSearch, Store, StoreUnavailable
+from dlrhub.store.sink_state import SinkStateStore, SinkStateUnavailable
 
 
 class MessagePages:
-    def __init__(self, site: ConsoleSite, store: Store) -> None:
+    def __init__(self, site: ConsoleSite, store: Store, sink_state: SinkStateStore) -> None:
         self.site = site
         self.store = store
+        self.sink_state = sink_state
 
     def routes(self) -> list[Route]:
         return [
@@ -85,8 +87,8 @@ class MessagePages:
         message_id = request.path_params["message_id"]
         context: dict[str, Any] = {**self._form(provider, message_id), "story": None}
         try:
-            story = await message_story(self.store, provider, message_id)
-        except StoreUnavailable:
+            story = await message_story(self.store, self.sink_state, provider, message_id)
+        except (StoreUnavailable, SinkStateUnavailable):
             context["error"] = "The store cannot be read right now; try again in a few seconds."
             return render(
                 request, "message.html", context, principal, section="messages", status_code=503

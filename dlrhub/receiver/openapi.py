@@ -295,7 +295,9 @@ def _document() -> dict[str, Any]:
                     "parameters": [_path("provider"), _path("message_id")],
                     "responses": {
                         "200": _answer(
-                            "State and history.", {"$ref": "#/components/schemas/MessageStory"}
+                            "State, history, each event's stored callback, and every sink"
+                            " delivery attempt of its events.",
+                            {"$ref": "#/components/schemas/MessageStory"},
                         ),
                         "404": _answer("No such message."),
                         **ADMIN_ANSWERS,
@@ -450,6 +452,34 @@ def _document() -> dict[str, Any]:
                         "extra": {"type": "object"},
                     },
                 },
+                "DeliveryAttempt": {
+                    "type": "object",
+                    "description": "One attempt of a sink at delivering one event.",
+                    "properties": {
+                        "sink": {"type": "string"},
+                        "seq": {"type": "integer"},
+                        "event_id": {"type": "string"},
+                        "attempt": {"type": "integer", "minimum": 1},
+                        "at": {"type": "string", "format": "date-time"},
+                        "outcome": {"enum": ["delivered", "retrying", "given_up", "unavailable"]},
+                        "duration_ms": {"type": ["number", "null"]},
+                        "answer": {
+                            "type": ["string", "null"],
+                            "description": "The sink's error, redacted, at most 500"
+                            " characters; null when delivered.",
+                        },
+                    },
+                    "required": [
+                        "sink",
+                        "seq",
+                        "event_id",
+                        "attempt",
+                        "at",
+                        "outcome",
+                        "duration_ms",
+                        "answer",
+                    ],
+                },
                 "EventPage": {
                     "type": "object",
                     "properties": {
@@ -494,7 +524,13 @@ def _document() -> dict[str, Any]:
                             "type": "object",
                             "additionalProperties": {"$ref": "#/components/schemas/StoredCallback"},
                         },
+                        "deliveries": {
+                            "type": "array",
+                            "description": "Ordered by time; pruned with the events.",
+                            "items": {"$ref": "#/components/schemas/DeliveryAttempt"},
+                        },
                     },
+                    "required": ["message", "events", "raw", "deliveries"],
                 },
             },
         },

@@ -1,5 +1,8 @@
 """The read API under `/v1`: events, message state and history, quarantine.
 
+A message's answer also lists every sink delivery attempt of its events
+(`deliveries`, from the sink state: `dlrhub/store/sink_state.py`).
+
 Reading needs the admin or a viewer token, changing the admin token
 (`dlrhub/receiver/auth.py`). A wrong parameter is a
 400 with the JSON error shape; an integer (a cursor, a limit, an id in the path)
@@ -26,6 +29,7 @@ from dlrhub.receiver.settings import ReceiverSettings
 from dlrhub.reprocess import reprocess_entry
 from dlrhub.store import EventFilter, Store, StoredCallback
 from dlrhub.store.base import MAX_INTEGER
+from dlrhub.store.sink_state import SinkStateStore, SinkStateUnavailable
 
 MAX_LIMIT = 1000
 MAX_TIME_TEXT = 64
@@ -50,10 +54,13 @@ class BadQuery(ValueError):
 
 
 class QueryApi:
-    def __init__(self, config: ReceiverSettings, store: Store, access: Access) -> None:
+    def __init__(
+        self, config: ReceiverSettings, store: Store, access: Access, sink_state: SinkStateStore
+    ) -> None:
         self.config = config
         self.store = store
         self.access = access
+        self.sink_state = sink_state
 
     def routes(self) -> list[Route]:
         return [
@@ -78,7 +85,9 @@ class QueryApi:
         ]
 
     def _guard(self, endpoint: Endpoint) -> Endpoint:
-        return self.access.guard(answering(endpoint, bad=(BadQuery,)))
+        return self.access.guard(
+            answering(endpoint, bad=(BadQuery,), unavailable=(SinkStateUnavailable,))
+        )
 
     async def list_events(self, request: Request) -> Response:
         query = event_filter(request.query_params)
@@ -94,7 +103,7 @@ class QueryApi:
     async def get_message(self, request: Request) -> Response:
         provider = request.path_params["provider"]
         message_id = request.path_params["message_id"]
-        story = await message_story(self.store, provider, message_id)
+        story = await message_story(self.store, self.sink_state, provider, message_id)
         if story is None:
             return error_response(404, "not_found", f"no message {message_id!r} from {provider}")
         return JSONResponse(story)
@@ -172,8 +181,11 @@ def event_filter(params: Mapping[str, str]) -> EventFilter:
     )
 
 
-async def message_story(store: Store, provider: str, message_id: str) -> dict[str, Any] | None:
-    """One message's state, its events in log order and what each came from; None: unknown.
+async def message_story(
+    store: Store, sink_state: SinkStateStore, provider: str, message_id: str
+) -> dict[str, Any] | None:
+    """One message's state, its events in log order, what each came from, and every sink
+    delivery attempt of them; None: unknown.
 
     `events[].raw_id` names the stored callback or provider answer of each event in
     `raw` (several events may share one); both are as stored, so already redacted.
@@ -190,10 +202,12 @@ async def message_story(store: Store, provider: str, message_id: str) -> dict[st
     for event in history:
         stored = callbacks.get(event.seq)
         events.append({**event.to_dict(), "raw_id": stored.id if stored else None})
+    deliveries = await sink_state.delivery_attempts([event.id for event in history])
     return {
         "message": state.to_dict() if state else None,
         "events": events,
         "raw": {str(stored.id): raw_document(stored) for stored in callbacks.values()},
+        "deliveries": [attempt.to_dict() for attempt in deliveries],
     }
 
 

@@ -4,7 +4,8 @@ The cursor moves only over events that are acknowledged, dead-lettered or
 filtered out, and only as a contiguous prefix of the log (a `Watermark`),
 because lanes finish out of order. A background task commits it as soon as
 the previous commit is done, so a crash re-delivers at most what was in
-flight, and a slow state store never holds up delivery.
+flight, and a slow state store never holds up delivery. The same commit
+writes the delivery attempts gathered meanwhile (`attempts.py`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from dlrhub.event import Event
+from dlrhub.sinks.attempts import AttemptLog
 from dlrhub.sinks.reporting import SinkStats, log
 from dlrhub.store.sink_state import LeaseLost, SinkStateStore, SinkStateUnavailable
 
@@ -42,7 +44,9 @@ class Watermark:
 class Cursor:
     """Where the runner reads the log from, what of it is finished, and what is committed."""
 
-    def __init__(self, name: str, state: SinkStateStore, stats: SinkStats) -> None:
+    def __init__(
+        self, name: str, state: SinkStateStore, stats: SinkStats, *, record_attempts: bool = True
+    ) -> None:
         self.name = name
         self.state = state
         self.stats = stats
@@ -55,6 +59,7 @@ class Cursor:
         self._commit_wanted = asyncio.Event()
         self._commit_lock = asyncio.Lock()
         self._closing = False
+        self.attempts = AttemptLog(name, enabled=record_attempts, wake=self._commit_wanted.set)
 
     def reset(self, after_seq: int) -> None:
         """Start (again) from the cursor the state store holds."""
@@ -121,11 +126,22 @@ class Cursor:
         async with self._commit_lock:
             target = self.finished
             delivered = self._uncommitted_delivered
-            if target <= self._committed and not delivered:
-                return
-            await self.state.advance(
-                self.name, target, delivered=delivered, delivered_at=self._last_delivered_at
-            )
+            attempts = self.attempts.take()
+            try:
+                if target <= self._committed and not delivered:
+                    if attempts:
+                        await self.state.record_attempts(attempts)
+                    return
+                await self.state.advance(
+                    self.name,
+                    target,
+                    delivered=delivered,
+                    delivered_at=self._last_delivered_at,
+                    attempts=attempts,
+                )
+            except SinkStateUnavailable:
+                self.attempts.put_back(attempts)  # a lost lease drops them: see attempts.py
+                raise
             self._committed = max(self._committed, target)
             self._uncommitted_delivered -= delivered
             self.stats.after_seq = self._committed

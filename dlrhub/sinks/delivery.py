@@ -18,6 +18,8 @@ delivered batch would be the bulk of the log, so the levels bound the volume:
 | `unavailable` | DEBUG   | the sink is down; a WARNING says so once per 30 s (`last_error.py`) |
 | `retrying`    | WARNING | the sink failed it; it is tried again after a backoff   |
 | `given_up`    | WARNING | the sink failed it for the last time (`retry.py`)       |
+
+Every attempt is also kept as a row per event (`attempts.py`), whatever the level.
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from dlrhub.event import Event
+from dlrhub.sinks.attempts import AttemptLog
 from dlrhub.sinks.base import Sink, SinkGone, SinkPaused, SinkUnavailable
 from dlrhub.sinks.control import Control, Interrupted
 from dlrhub.sinks.last_error import LastError
 from dlrhub.sinks.reporting import SinkStats, log
 from dlrhub.sinks.retry import RetryCounts
 from dlrhub.sinks.settings import SinkConfig
+from dlrhub.store.sink_state import AttemptOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,7 @@ class Delivery:
         last_error: LastError,
         stats: SinkStats,
         retry_counts: RetryCounts,
+        attempts: AttemptLog,
         *,
         on_delivered: Callable[[datetime], None],
         uniform: Callable[[float, float], float],
@@ -71,6 +76,7 @@ class Delivery:
         self.last_error = last_error
         self.stats = stats
         self.retry_counts = retry_counts
+        self.attempts = attempts
         self.on_delivered = on_delivered
         self.uniform = uniform
 
@@ -123,6 +129,7 @@ class Delivery:
         while True:
             self.control.raise_if_interrupted()
             attempt += 1
+            at = datetime.now(UTC)
             started = time.perf_counter()
             try:
                 async with asyncio.timeout(self.config.timeout * 1.5 + 1.0):
@@ -130,9 +137,10 @@ class Delivery:
             except SinkUnavailable as error:
                 self.stats.state = "down"
                 self.last_error.log_unavailable(error)
-                await self.last_error.record(self.last_error.describe(error))
+                text = self.last_error.describe(error)
+                await self.last_error.record(text)
                 delay = retries.after_unavailable(error.retry_after)
-                self._log_attempt(chunk, attempt, "unavailable", started, logging.DEBUG)
+                self._finish(chunk, attempt, "unavailable", at, started, logging.DEBUG, text)
             except SinkGone as error:
                 await self._hold(self.last_error.describe(error), disable=True)
                 raise Interrupted from None
@@ -145,8 +153,8 @@ class Delivery:
                 self.stats.state = "retrying"
                 await self.last_error.record(text)
                 wait = retries.after_failure(error)
-                outcome = "given_up" if wait is None else "retrying"
-                self._log_attempt(chunk, attempt, outcome, started, logging.WARNING, text)
+                outcome: AttemptOutcome = "given_up" if wait is None else "retrying"
+                self._finish(chunk, attempt, outcome, at, started, logging.WARNING, text)
                 if wait is None:
                     await self.retry_counts.finished(key)
                     return Failure(text, retries.attempts)
@@ -159,23 +167,35 @@ class Delivery:
                 self.stats.state = "running"
                 self.last_error.delivered()
                 self.on_delivered(datetime.now(UTC))
-                self._log_attempt(chunk, attempt, "delivered", started, logging.DEBUG)
+                self._finish(chunk, attempt, "delivered", at, started, logging.DEBUG)
                 return None
             await self.control.sleep_or_interrupt(delay)
+
+    def _finish(
+        self,
+        chunk: list[Event],
+        attempt: int,
+        outcome: AttemptOutcome,
+        at: datetime,
+        started: float,
+        level: int,
+        error: str | None = None,
+    ) -> None:
+        """The attempt's rows and line (levels in the module docstring); `error` is redacted."""
+        duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        self.attempts.add(chunk, attempt, outcome, at, duration_ms, error)
+        if log.isEnabledFor(level):
+            self._log_attempt(chunk, attempt, outcome, duration_ms, level, error)
 
     def _log_attempt(
         self,
         chunk: list[Event],
         attempt: int,
         outcome: str,
-        started: float,
+        duration_ms: float,
         level: int,
-        error: str | None = None,
+        error: str | None,
     ) -> None:
-        """The attempt's line (levels in the module docstring); `error` is already redacted."""
-        if not log.isEnabledFor(level):
-            return
-        duration_ms = round((time.perf_counter() - started) * 1000, 3)
         request_ids = list(dict.fromkeys(_request_ids(chunk)))
         fields: dict[str, object] = {
             "sink": self.config.name,

@@ -11,6 +11,7 @@ restarts; each job is a piece of its own:
 |------------------------|-----------------|----------------------------------------------------|
 | `Control`              | `control.py`    | stop, pause, disable; cut waits short              |
 | `Cursor`               | `cursor.py`     | the finished prefix of the log, committed durably  |
+| `AttemptLog`           | `attempts.py`   | each attempt's rows, written with the cursor       |
 | `Delivery`             | `delivery.py`   | lanes, batches, attempts                           |
 | `Retries`,             | `retry.py`      | when to try again, when to give up (`backoff.py`); |
 | `RetryCounts`          |                 | failed attempts kept across restarts               |
@@ -68,7 +69,7 @@ class SinkRunner:
         self.page_size = min(max(config.batch_size * config.max_in_flight * 4, MIN_PAGE), MAX_PAGE)
         name = config.name
         self.control = Control(name, state, self.stats)
-        self.cursor = Cursor(name, state, self.stats)
+        self.cursor = Cursor(name, state, self.stats, record_attempts=config.record_attempts)
         self.lag = Lag(log_store, self.stats)
         self.retry_counts = RetryCounts(name, state)
         delivery = Delivery(
@@ -78,6 +79,7 @@ class SinkRunner:
             LastError(config, state, self.stats),
             self.stats,
             self.retry_counts,
+            self.cursor.attempts,
             on_delivered=self.cursor.note_delivered,
             uniform=uniform,
         )

@@ -2,8 +2,8 @@
 
 A runner delivers a sink only while its worker holds the sink's lease
 (`leases.py`). The writes that move the sink on (cursor, delivered counts,
-dead letters, replay progress, retry counts) go through `FencedSinkState`
-with the token of that lease; if another worker took the lease meanwhile,
+dead letters, replay progress, retry counts, delivery attempts) go through
+`FencedSinkState` with the token of that lease; if another worker took the lease meanwhile,
 the write lands nowhere, `on_lost` tells the lease keeper at once (which stops
 the runner) and the runner gets `LeaseLost`. Reads and operator flags (pause,
 disable, last error) are not fenced: they do not say how far the sink is.
@@ -11,7 +11,7 @@ disable, last error) are not fenced: they do not say how far the sink is.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
@@ -19,6 +19,7 @@ from dlrhub.event import Event
 from dlrhub.store.sink_state import (
     DeadLetter,
     DeadLetterState,
+    DeliveryAttempt,
     Fence,
     LeaseLost,
     ReplayJob,
@@ -68,6 +69,7 @@ class FencedSinkState:
         delivered: int,
         delivered_at: datetime | None,
         fence: Fence | None = None,
+        attempts: Sequence[DeliveryAttempt] = (),
     ) -> None:
         await self._guard(
             self.inner.advance(
@@ -76,6 +78,7 @@ class FencedSinkState:
                 delivered=delivered,
                 delivered_at=delivered_at,
                 fence=fence or self.fence,
+                attempts=attempts,
             )
         )
 
@@ -149,3 +152,11 @@ class FencedSinkState:
 
     async def forget_retry_count(self, sink: str, seq: int, *, fence: Fence | None = None) -> None:
         await self._guard(self.inner.forget_retry_count(sink, seq, fence=fence or self.fence))
+
+    async def record_attempts(
+        self, rows: Sequence[DeliveryAttempt], *, fence: Fence | None = None
+    ) -> None:
+        await self._guard(self.inner.record_attempts(rows, fence=fence or self.fence))
+
+    async def delivery_attempts(self, event_ids: Sequence[str]) -> list[DeliveryAttempt]:
+        return await self.inner.delivery_attempts(event_ids)

@@ -13,6 +13,7 @@ in docs/sinks.md):
 | `timeout`       | `"10s"`       | one delivery attempt                                      |
 | `start`         | `"beginning"` | where a new sink starts: `beginning` or `end` of the log  |
 | `retry`         | see below     | initial, max, factor, max_attempts, max_age               |
+| `record_attempts` | `true`      | keep a row per event per delivery attempt (`attempts.py`) |
 
 Durations are seconds (`2`, `0.5`) or text with a unit (`"500ms"`, `"30s"`,
 `"5m"`, `"24h"`, `"7d"`). Retry defaults: initial 0.5s, max 60s, factor 2,
@@ -103,6 +104,7 @@ class SinkConfig:
     timeout: PositiveDuration = 10.0
     start: StartAt = "beginning"
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    record_attempts: bool = True
 
     def secrets(self) -> tuple[str, ...]:
         return self.options.secrets()

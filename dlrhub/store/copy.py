@@ -34,6 +34,7 @@ TABLES = (
     "sink_cursors",
     "sink_dead_letters",
     "sink_replays",
+    "delivery_attempts",
     "tracked_messages",
     "request_budget",
     "tracking_pauses",
@@ -41,7 +42,7 @@ TABLES = (
     "callback_counts",
 )
 # Tables whose `id` PostgreSQL numbers itself: its sequence must follow the copied ids.
-IDENTITY_TABLES = ("sink_dead_letters", "sink_replays", "tracked_messages")
+IDENTITY_TABLES = ("sink_dead_letters", "sink_replays", "delivery_attempts", "tracked_messages")
 BATCH = 2_000
 PROGRESS_EVERY_SECONDS = 2.0
 

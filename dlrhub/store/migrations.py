@@ -346,6 +346,25 @@ TRACKED_BY_REASON = """
 CREATE INDEX IF NOT EXISTS tracked_by_reason ON tracked_messages (account, stopped_reason, id)
 """
 
+# Version 6: each sink delivery attempt of an event, for the message page (issue 15):
+# written by the sink engine (dlrhub/sinks/attempts.py), pruned with the events by seq
+# (dlrhub/store/retention.py). `DOUBLE PRECISION` has REAL affinity on SQLite.
+DELIVERY_ATTEMPTS = """
+CREATE TABLE IF NOT EXISTS delivery_attempts (
+    id {serial},
+    sink TEXT NOT NULL,
+    seq {bigint} NOT NULL,
+    event_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    at_us {bigint} NOT NULL,
+    outcome TEXT NOT NULL,
+    duration_ms DOUBLE PRECISION,
+    answer TEXT
+);
+CREATE INDEX IF NOT EXISTS delivery_attempts_by_event ON delivery_attempts (event_id);
+CREATE INDEX IF NOT EXISTS delivery_attempts_by_seq ON delivery_attempts (seq, id)
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "event log, sink state and tracking tables", (EVENT_LOG, SINK_STATE, TRACKING)),
     Migration(
@@ -363,6 +382,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         (CONSOLE_COLUMNS, backfill_recipient_rev, CONSOLE_INDEXES),
     ),
     Migration(7, "tracked rows by account, stop reason and id", (TRACKED_BY_REASON,)),
+    Migration(6, "delivery attempts of each event, per sink", (DELIVERY_ATTEMPTS,)),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -3,6 +3,7 @@
 | key             | default   | what is deleted once older than this                           |
 |-----------------|-----------|----------------------------------------------------------------|
 | `events`        | keep      | events (by `received_at`) that every enabled sink delivered    |
+|                 |           | and, with them, their delivery attempts (below)                |
 | `raw_callbacks` | keep      | received callbacks that no event or quarantine entry refers to |
 | `dedupe`        | `"7d"`    | nothing by itself: no raw callback goes before this age        |
 | `quarantine`    | keep      | resolved (reprocessed) entries, by their last change           |
@@ -20,6 +21,11 @@ operator console's graph) are their own kind without a key of their own: they
 go by minute at the raw callbacks' age, so a graph never reaches further back
 than the callbacks it counts. The `messages` table (one row of current state per
 message) is not history and is never pruned.
+
+Delivery attempts (`delivery_attempts`, one row per event per sink attempt)
+have no key of their own: they go with the events, by seq. After the events,
+a pass deletes the attempts whose seq is below the first event left in the log
+(all of them when the log is empty), in the same batches.
 
 What is never pruned, whatever its age: an event with a seq after the cursor
 of an enabled sink (configured and not disabled; a paused sink holds too, and
@@ -101,6 +107,8 @@ class RetentionConfig:
 
     def age(self, kind: Kind) -> float | None:
         """How old a row of `kind` must be to be pruned; None: kept forever."""
+        if kind == "delivery_attempts":
+            return self.events  # pruned with their events
         if kind in ("raw_callbacks", "callback_counts"):  # counts go with what they count
             return None if self.raw_callbacks is None else max(self.raw_callbacks, self.dedupe)
         value: float | None = getattr(self, kind)
@@ -108,11 +116,19 @@ class RetentionConfig:
 
 
 Kind = Literal[
-    "events", "quarantine", "dead_letters", "tracking", "raw_callbacks", "callback_counts"
+    "events",
+    "delivery_attempts",
+    "quarantine",
+    "dead_letters",
+    "tracking",
+    "raw_callbacks",
+    "callback_counts",
 ]
-# In this order: a raw callback goes only after its events and quarantine entry.
+# In this order: a raw callback goes only after its events and quarantine entry, delivery
+# attempts right after their events.
 KINDS: tuple[Kind, ...] = (
     "events",
+    "delivery_attempts",
     "quarantine",
     "dead_letters",
     "tracking",
@@ -138,11 +154,22 @@ class _Table:
     time: str  # the column the age is measured on
     scope: str  # rows of the kind at all (quarantine: resolved ones)
     deletable: str  # what must also hold, with `?` for the hold where needed
-    micros: bool = False  # `time` is microseconds since the epoch (else ISO text)
+    micros: bool = False  # the age's column is microseconds since the epoch (else ISO text)
+    oldest: str = ""  # the column the oldest row's age is read from, if not `time`
 
 
 TABLES: dict[Kind, _Table] = {
     "events": _Table("events", "seq", "received_at", "received_at IS NOT NULL", "seq <= ?"),
+    # By seq, not time: the cutoff is the first seq left in the log (`_first_kept_seq`).
+    "delivery_attempts": _Table(
+        "delivery_attempts",
+        "id",
+        "seq",
+        "1 = 1",
+        "NOT EXISTS (SELECT 1 FROM events e WHERE e.seq = delivery_attempts.seq)",
+        micros=True,
+        oldest="at_us",
+    ),
     "quarantine": _Table("quarantine", "id", "updated_at", "state = 'reprocessed'", "1 = 1"),
     "dead_letters": _Table("sink_dead_letters", "id", "updated_at", "state = 'dead'", "1 = 1"),
     "tracking": _Table(
@@ -236,7 +263,10 @@ class Pruner:
             report.kinds.append(outcome)
             if age is None:
                 continue
-            cutoff = self.cutoff(kind, now, age)
+            if kind == "delivery_attempts":
+                cutoff = await self._first_kept_seq(hold if dry_run else None)
+            else:
+                cutoff = self.cutoff(kind, now, age)
             if dry_run:
                 outcome.deleted = await self._count(kind, cutoff, hold)
             else:
@@ -251,7 +281,8 @@ class Pruner:
         for kind in KINDS:
             spec = TABLES[kind]
             rows = await self.database.read(
-                f"SELECT min({spec.time}) FROM {spec.table} WHERE {spec.scope}"  # noqa: S608
+                f"SELECT min({spec.oldest or spec.time}) FROM {spec.table}"  # noqa: S608
+                f" WHERE {spec.scope}"
             )
             oldest = rows[0][0] if rows else None
             if oldest is None:
@@ -270,6 +301,19 @@ class Pruner:
             return int(moment.timestamp() * 1_000_000)
         return format_time(moment)
 
+    async def _first_kept_seq(self, dry_run_hold: int | None) -> int:
+        """The first seq left in the log (a dry run: that the pass would leave); the
+        attempts below it belong to pruned events."""
+        sql = "SELECT min(seq) FROM events"
+        params: list[Any] = []
+        age = self.retention.age("events")
+        if dry_run_hold is not None and age is not None:
+            sql += " WHERE NOT (received_at IS NOT NULL AND received_at < ? AND seq <= ?)"
+            params += [self.cutoff("events", self.clock(), age), dry_run_hold]
+        rows = await self.database.read(sql, params)
+        first = rows[0][0] if rows else None
+        return MAX_INTEGER if first is None else int(first)
+
     async def _count(self, kind: Kind, cutoff: Any, hold: int) -> int:
         spec = TABLES[kind]
         condition, params = self._would_go(kind, hold)
@@ -285,7 +329,7 @@ class Pruner:
         this kind (events, resolved quarantine entries) counted as gone."""
         if kind == "events":
             return "seq <= ?", [hold]
-        if kind != "raw_callbacks":
+        if kind != "raw_callbacks":  # delivery attempts: the cutoff says it
             return "1 = 1", []
         params: list[Any] = []
         event_stays = "1 = 1"

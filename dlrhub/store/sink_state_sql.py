@@ -16,7 +16,7 @@ commits meanwhile waits for the write, or the write sees the new token.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from dlrhub.store.settings import StoreConfig
 from dlrhub.store.sink_state import (
     DeadLetter,
     DeadLetterState,
+    DeliveryAttempt,
     Fence,
     LeaseLost,
     ReplayJob,
@@ -34,9 +35,23 @@ from dlrhub.store.sink_state import (
     SinkState,
     SinkStateUnavailable,
 )
-from dlrhub.store.sql_statements import Execute, Fetch, Rows, Transaction, now_text
+from dlrhub.store.sql_statements import (
+    Execute,
+    ExecuteMany,
+    Fetch,
+    Rows,
+    Transaction,
+    now_text,
+)
 
 DEAD_LETTER_COLUMNS = "id, sink, seq, doc, error, attempts, state, created_at, updated_at"
+ATTEMPT_COLUMNS = "sink, seq, event_id, attempt, at_us, outcome, duration_ms, answer"
+INSERT_ATTEMPT = (
+    f"INSERT INTO delivery_attempts ({ATTEMPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
+)
+IDS_PER_QUERY = 500  # SQLite's `IN (?, ...)`: well under its 32,766 variables
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
 
 
 def open_sink_database(settings: StoreConfig, data_dir: Path) -> Database:
@@ -107,6 +122,7 @@ c.last_delivered_at, c.delivered,
         delivered: int,
         delivered_at: datetime | None,
         fence: Fence | None = None,
+        attempts: Sequence[DeliveryAttempt] = (),
     ) -> None:
         greatest = self.dialect.greatest
         move = (
@@ -121,6 +137,8 @@ c.last_delivered_at, c.delivered,
             yield Execute(
                 "DELETE FROM sink_attempts WHERE sink = ? AND seq <= ?", (sink, after_seq)
             )
+            if attempts:
+                yield ExecuteMany(INSERT_ATTEMPT, _attempt_rows(attempts))
 
         await self._transact(transaction())
 
@@ -306,6 +324,38 @@ c.last_delivered_at, c.delivered,
             params += (sink, fence.owner, fence.token)
         await self._execute(sql, params)  # no row: nothing was kept, or a stale writer
 
+    # Delivery attempts --------------------------------------------------------
+
+    async def record_attempts(
+        self, rows: Sequence[DeliveryAttempt], *, fence: Fence | None = None
+    ) -> None:
+        if not rows:
+            return
+        held = "SELECT 1 WHERE " + self._held.format(sink="?")
+
+        def transaction() -> Transaction[None]:
+            if fence is not None:  # checked first: the rows' insert returns nothing to count
+                for sink in sorted({row.sink for row in rows}):
+                    if not (yield Fetch(held, (sink, fence.owner, fence.token))):
+                        raise _lost(sink, fence)
+            yield ExecuteMany(INSERT_ATTEMPT, _attempt_rows(rows))
+
+        await self._transact(transaction())
+
+    async def delivery_attempts(self, event_ids: Sequence[str]) -> list[DeliveryAttempt]:
+        select = f"SELECT id, {ATTEMPT_COLUMNS} FROM delivery_attempts WHERE event_id"  # noqa: S608
+        rows: Rows = []
+        if self.dialect.arrays:
+            if event_ids:
+                rows = await self._read(f"{select} = any(?)", (list(event_ids),))
+        else:
+            for start in range(0, len(event_ids), IDS_PER_QUERY):
+                chunk = list(event_ids[start : start + IDS_PER_QUERY])
+                marks = ",".join("?" * len(chunk))
+                rows += await self._read(f"{select} IN ({marks})", chunk)
+        rows.sort(key=lambda row: (int(row[5]), int(row[0])))  # at, then id
+        return [_delivery_attempt(row[1:]) for row in rows]
+
     # Plumbing -----------------------------------------------------------------
 
     def _fenced(
@@ -398,4 +448,41 @@ def _dead_letter(row: tuple[Any, ...]) -> DeadLetter:
         state=state,
         created_at=parse_time(created_at),
         updated_at=parse_time(updated_at),
+    )
+
+
+def _attempt_rows(attempts: Sequence[DeliveryAttempt]) -> list[tuple[Any, ...]]:
+    """The rows to insert; the events of a batch share their attempt's time, converted once."""
+    micros: dict[datetime, int] = {}
+    rows = []
+    for attempt in attempts:
+        at_us = micros.get(attempt.at)
+        if at_us is None:
+            at_us = micros[attempt.at] = (attempt.at - EPOCH) // MICROSECOND
+        rows.append(
+            (
+                attempt.sink,
+                attempt.seq,
+                attempt.event_id,
+                attempt.attempt,
+                at_us,
+                attempt.outcome,
+                attempt.duration_ms,
+                attempt.answer,
+            )
+        )
+    return rows
+
+
+def _delivery_attempt(row: tuple[Any, ...]) -> DeliveryAttempt:
+    sink, seq, event_id, attempt, at_us, outcome, duration_ms, answer = row
+    return DeliveryAttempt(
+        sink=str(sink),
+        seq=int(seq),
+        event_id=str(event_id),
+        attempt=int(attempt),
+        at=EPOCH + int(at_us) * MICROSECOND,
+        outcome=outcome,
+        duration_ms=None if duration_ms is None else float(duration_ms),
+        answer=answer,
     )

@@ -174,7 +174,9 @@ async def deliveries_tried(runner: SinkRunner, count: int, seconds: float = 30.0
 class Receiver:
     """A webhook endpoint whose answers the test steers with `mode`."""
 
-    mode: str = "ok"  # ok, slow, fail (500), hang, gone (410), throttle (429)
+    # ok, slow, fail (500), echo (500 repeating the request's credentials), hang,
+    # gone (410), throttle (429)
+    mode: str = "ok"
     reject_ids: set[str] = field(default_factory=set)  # answer 400 for these event ids
     retry_after: str = "1"
     hang_seconds: float = 30.0
@@ -201,6 +203,10 @@ class Receiver:
                 await asyncio.sleep(self.hang_seconds)
             elif self.mode == "gone":
                 status = 410
+            elif self.mode == "echo":  # a careless endpoint: the error names what it got
+                self.answered.append((time.monotonic(), 500))
+                shown = f"bad {request.headers.get('authorization')} for ?{request.url.query}"
+                return Response(shown, 500)
             elif self.mode == "throttle":
                 self.answered.append((time.monotonic(), 429))
                 return JSONResponse(

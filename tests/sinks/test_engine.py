@@ -40,6 +40,8 @@ class FakeSink:
     unavailable: bool = False
     gone: bool = False
     calls: int = 0
+    failures_left: int = 0  # DeliveryFailed for this many more calls
+    unavailable_left: int = 0  # SinkUnavailable for this many more calls
 
     async def open(self) -> None:
         return None
@@ -49,6 +51,12 @@ class FakeSink:
 
     async def deliver(self, batch: Sequence[Event]) -> None:
         self.calls += 1
+        if self.unavailable_left > 0:
+            self.unavailable_left -= 1
+            raise SinkUnavailable("connection refused")
+        if self.failures_left > 0:
+            self.failures_left -= 1
+            raise DeliveryFailed("answered 500")
         if self.unavailable:
             raise SinkUnavailable("connection refused")
         if self.gone:

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from dlrhub.event import Event
 from dlrhub.store import EventFilter
 from dlrhub.store.sink_leases import SinkLeases
-from dlrhub.store.sink_state import Fence, LeaseLost, RetryCount
+from dlrhub.store.sink_state import AttemptOutcome, DeliveryAttempt, Fence, LeaseLost, RetryCount
 from dlrhub.store.sink_state_sql import SQLSinkState
 from tests.sinks.conftest import Harness, harness, ingest, make_events, sink_config
 
@@ -96,6 +97,48 @@ async def test_dead_letters_replays_and_retry_counts(h: Harness) -> None:
     assert await state.retry_counts("print") == {}
 
 
+def attempt_at(
+    event: Event, attempt: int, outcome: AttemptOutcome, at: datetime, sink: str = "print"
+) -> DeliveryAttempt:
+    answer = None if outcome == "delivered" else f"answered 500 ({attempt})"
+    return DeliveryAttempt(sink, event.seq, event.id, attempt, at, outcome, 12.5, answer)
+
+
+async def test_delivery_attempts_are_kept_and_read_in_time_order(h: Harness) -> None:
+    state = h.state
+    await state.ensure("print", start_after=0)
+    first, second, third = await h.store.events(EventFilter(limit=3))
+    moment = datetime(2026, 12, 1, 10, 0, 0, 123456, tzinfo=UTC)
+    later = moment + timedelta(seconds=1)
+    failed = [attempt_at(e, 1, "retrying", moment) for e in (first, second)]
+    await state.record_attempts(failed)
+    await state.record_attempts([])
+    # A delivered batch's rows ride with the cursor's move.
+    delivered = [attempt_at(e, 2, "delivered", later) for e in (first, second)]
+    await state.advance("print", second.seq, delivered=2, delivered_at=later, attempts=delivered)
+    other = attempt_at(first, 1, "given_up", moment + timedelta(milliseconds=5), "hook")
+    await state.record_attempts([other])
+    await state.record_attempts([attempt_at(third, 1, "unavailable", moment)])
+
+    found = await state.delivery_attempts([first.id, second.id])
+    assert found == [failed[0], failed[1], other, delivered[0], delivered[1]]
+    assert found[0].at == moment  # to the microsecond
+    assert found[-1].to_dict() == {
+        "sink": "print",
+        "seq": second.seq,
+        "event_id": second.id,
+        "attempt": 2,
+        "at": "2026-12-01T10:00:01.123456Z",
+        "outcome": "delivered",
+        "duration_ms": 12.5,
+        "answer": None,
+    }
+    assert await state.delivery_attempts([]) == []
+    assert await state.delivery_attempts(["no-such-event"]) == []
+    many = [f"id-{n}" for n in range(1200)] + [third.id]  # more than one IN (...) on SQLite
+    assert [a.outcome for a in await state.delivery_attempts(many)] == ["unavailable"]
+
+
 async def test_a_stale_fencing_token_cannot_move_the_cursor(h: Harness) -> None:
     state = h.state
     await state.ensure("print", start_after=0)
@@ -116,6 +159,12 @@ async def test_a_stale_fencing_token_cannot_move_the_cursor(h: Harness) -> None:
         await state.count_delivered("print", 1, datetime.now(UTC), fence=old)
     with pytest.raises(LeaseLost):
         await state.save_retry_count("print", 5, RetryCount(1, 1.0), fence=old)
+    stale = attempt_at(event, 1, "delivered", datetime.now(UTC))
+    with pytest.raises(LeaseLost):
+        await state.record_attempts([stale], fence=old)
+    with pytest.raises(LeaseLost):
+        await state.advance("print", 9, delivered=1, delivered_at=None, fence=old, attempts=[stale])
+    assert await state.delivery_attempts([event.id]) == []  # a stale worker recorded nothing
     job = await state.add_replay("print", 0, 8)
     with pytest.raises(LeaseLost):
         await state.advance_replay(job.id, 8, fence=old)
@@ -130,6 +179,8 @@ async def test_a_stale_fencing_token_cannot_move_the_cursor(h: Harness) -> None:
     assert await state.retry_counts("print") == {}
     new = Fence("worker-b", token_b)
     await state.advance("print", 9, delivered=7, delivered_at=None, fence=new)
+    await state.record_attempts([stale], fence=new)
+    assert await state.delivery_attempts([event.id]) == [stale]
     await state.advance_replay(job.id, 8, fence=new)
     await state.resolve_dead_letter(letter_id, fence=new)
     current = await state.state("print")

@@ -186,9 +186,10 @@ async def test_secrets_stay_out_of_errors(tmp_path: Path, receiver: Receiver) ->
         .replace('/hook"', '/hook?token=query-secret-123456"')
         .replace(f'secret = "{SECRET}"', f'secret = ["{SECRET}", "{ROLLED}"]'),
     )
-    receiver.mode = "fail"
+    receiver.mode = "echo"
+    events = make_events(1)
     async with harness(config) as h, h.service() as service:
-        await ingest(h.store, make_events(1))
+        await ingest(h.store, events)
         await eventually_async(lambda: service.runners[0].stats.failed_attempts >= 1)
 
         async def recorded() -> bool:
@@ -197,7 +198,14 @@ async def test_secrets_stay_out_of_errors(tmp_path: Path, receiver: Receiver) ->
 
         await eventually_async(recorded, 10)
         state = await h.state.state("hook")
+        await eventually_async(lambda: h.state.delivery_attempts([events[0].id]), 10)
+        (attempt, *_) = await h.state.delivery_attempts([events[0].id])
     assert state is not None and state.last_error is not None
+    assert (
+        attempt.answer
+        == f"POST {receiver.base_url}/hook answered 500: bad [REDACTED] for ?[REDACTED]"
+    )
     for secret in ("query-secret-123456", "header-secret-123456", SECRET, ROLLED):
         assert secret not in state.last_error
+        assert secret not in attempt.answer
     assert state.last_error.startswith(f"POST {receiver.base_url}/hook answered 500")

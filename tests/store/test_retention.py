@@ -18,6 +18,8 @@ from dlrhub.store import Accept, EventFilter, Quarantine, Reprocess, SQLiteStore
 from dlrhub.store.database import Database, PostgresDatabase, SQLiteDatabase
 from dlrhub.store.postgres import PostgresStore
 from dlrhub.store.retention import HeldSink, Pruner, RetentionConfig
+from dlrhub.store.sink_state import DeliveryAttempt
+from dlrhub.store.sink_state_sql import SQLSinkState
 from dlrhub.store.sql_statements import Execute, Transaction
 from tests.postgres import POSTGRES_DSN, fresh_schema
 
@@ -182,6 +184,7 @@ async def test_prune_deletes_old_rows_and_keeps_what_is_still_needed(backend: Ba
     # events: the old delivered one, the 6-day one, the reprocessed one (20 d, delivered)
     assert deleted == {
         "events": 3,
+        "delivery_attempts": 0,  # none made here: see test_delivery_attempts_go_with_their_events
         "quarantine": 1,
         "dead_letters": 1,
         "tracking": 1,
@@ -244,6 +247,37 @@ async def test_a_sink_that_never_ran_holds_every_event(backend: Backend) -> None
     pruner = Pruner(backend.database, RETENTION, [HeldSink("tail", starts_at_beginning=False)])
     pruner.clock = lambda: LATER
     assert (await pruner.run_pass()).kinds[0].deleted == 1
+
+
+async def test_delivery_attempts_go_with_their_events(backend: Backend) -> None:
+    store, database = backend.store, backend.database
+    old = [await store_callback(store, f"old-{n}", 20) for n in range(5)]
+    young = await store_callback(store, "young", 1)
+    state = SQLSinkState(database)
+    stored = await store.events(EventFilter(limit=100))
+    rows = [
+        DeliveryAttempt("hook", e.seq, e.id, attempt, NOW, outcome, 1.5, None)
+        for e in stored
+        for attempt, outcome in ((1, "retrying"), (2, "delivered"))
+    ]
+    await state.record_attempts(rows)
+    pruner = Pruner(database, replace(RETENTION, batch=3))  # several batches of attempts
+    pruner.clock = lambda: LATER
+
+    dry = await pruner.run_pass(dry_run=True)
+    assert {kind.kind: kind.deleted for kind in dry.kinds}["delivery_attempts"] == 10
+    assert await count(database, "SELECT count(*) FROM delivery_attempts") == 12
+
+    report = await pruner.run_pass()
+    deleted = {kind.kind: kind.deleted for kind in report.kinds}
+    assert (deleted["events"], deleted["delivery_attempts"]) == (5, 10)
+    left = await state.delivery_attempts([e.id for e in stored])
+    assert [(a.seq, a.attempt) for a in left] == [(young, 1), (young, 2)]
+    assert old[-1] < young
+    assert pruner.pruned["delivery_attempts"] == 10
+
+    # Without events retention, attempts are kept as long as the events are.
+    assert RetentionConfig(dead_letters=DAY).age("delivery_attempts") is None
 
 
 async def test_prune_under_ingest_keeps_what_is_needed_and_ingest_answers(

@@ -381,8 +381,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         "operator console: messages by recipient digits and each filter, callback counts",
         (CONSOLE_COLUMNS, backfill_recipient_rev, CONSOLE_INDEXES),
     ),
-    Migration(7, "tracked rows by account, stop reason and id", (TRACKED_BY_REASON,)),
     Migration(6, "delivery attempts of each event, per sink", (DELIVERY_ATTEMPTS,)),
+    Migration(7, "tracked rows by account, stop reason and id", (TRACKED_BY_REASON,)),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -421,3 +421,8 @@ async def test_every_message_search_walks_an_index(backend: Backend) -> None:
 
 def _analyze() -> Transaction[None]:
     yield Execute("ANALYZE")
+
+
+def test_versions_are_listed_in_order_without_a_gap() -> None:
+    """`LATEST` is the last one listed, and pending steps run in list order."""
+    assert [migration.version for migration in MIGRATIONS] == list(range(1, LATEST + 1))

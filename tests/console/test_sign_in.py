@@ -7,7 +7,9 @@ from pathlib import Path
 import httpx
 from playwright.async_api import Page
 
+from dlrhub.app import DlrhubApp
 from tests.console.conftest import ADMIN_TOKEN, VIEWER_TOKEN, check_page, sign_in
+from tests.serving import serve_app
 
 
 async def test_a_page_without_a_session_goes_to_the_login(page: Page, tmp_path: Path) -> None:
@@ -114,3 +116,21 @@ async def test_the_console_works_from_the_keyboard(page: Page) -> None:
     assert focused == "Events"
     await page.keyboard.press("Enter")
     await page.wait_for_url("**/console/events")
+
+
+async def login_cookie(app: DlrhubApp, trusted: str) -> str:
+    """The session cookie of a sign-in that says it came over https (X-Forwarded-Proto)."""
+    options = {"proxy_headers": True, "forwarded_allow_ips": trusted}
+    https = {"X-Forwarded-Proto": "https"}
+    async with serve_app(app, **options) as url, httpx.AsyncClient(base_url=url) as client:
+        answer = await client.post("/console/login", data={"token": ADMIN_TOKEN}, headers=https)
+    return answer.headers["set-cookie"].lower()
+
+
+async def test_the_cookie_is_secure_behind_a_trusted_proxy_that_says_https(
+    console_app: DlrhubApp,
+) -> None:
+    """`server.forwarded_allow_ips` makes Uvicorn trust X-Forwarded-Proto (as `dlrhub
+    serve` sets it up); the same header from an untrusted address changes nothing."""
+    assert "secure" in await login_cookie(console_app, "127.0.0.1")
+    assert "secure" not in await login_cookie(console_app, "10.9.9.9")

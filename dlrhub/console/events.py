@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dlrhub.console.site import ConsoleSite
-from dlrhub.console.templating import render
+from dlrhub.console.templating import STORE_UNREADABLE, render
 from dlrhub.event import EventType, Status
 from dlrhub.providers import PROVIDERS
 from dlrhub.receiver.auth import Principal
@@ -68,7 +68,7 @@ class EventsPages:
                 request, "events.html", context, principal, section="events", status_code=400
             )
         except StoreUnavailable:
-            context["error"] = "The store cannot be read right now; try again in a few seconds."
+            context["error"] = STORE_UNREADABLE
             return render(
                 request, "events.html", context, principal, section="events", status_code=503
             )

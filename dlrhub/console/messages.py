@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from dlrhub.console.headers import security_headers
 from dlrhub.console.site import ConsoleSite
-from dlrhub.console.templating import render
+from dlrhub.console.templating import STORE_UNREADABLE, render
 from dlrhub.event import Status
 from dlrhub.providers import ALIASES, PROVIDERS
 from dlrhub.receiver.auth import Principal
@@ -63,7 +63,7 @@ class MessagePages:
                 request, "messages.html", context, principal, section="messages", status_code=400
             )
         except StoreUnavailable:
-            context["error"] = "The store cannot be read right now; try again in a few seconds."
+            context["error"] = STORE_UNREADABLE
             return render(
                 request, "messages.html", context, principal, section="messages", status_code=503
             )
@@ -89,7 +89,7 @@ class MessagePages:
         try:
             story = await message_story(self.store, self.sink_state, provider, message_id)
         except (StoreUnavailable, SinkStateUnavailable):
-            context["error"] = "The store cannot be read right now; try again in a few seconds."
+            context["error"] = STORE_UNREADABLE
             return render(
                 request, "message.html", context, principal, section="messages", status_code=503
             )

@@ -19,6 +19,9 @@ from starlette.responses import HTMLResponse
 from dlrhub.console.headers import security_headers
 from dlrhub.receiver.auth import Principal
 
+# What a page says when the store does not answer (the cause goes to the log).
+STORE_UNREADABLE = "The store cannot be read right now; try again in a few seconds."
+
 NAVIGATION = (
     ("overview", "Overview", "/console"),
     ("messages", "Messages", "/console/messages"),

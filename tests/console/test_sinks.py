@@ -385,8 +385,15 @@ async def test_a_running_sink_worker_follows_the_api(tmp_path: Path) -> None:
     hook = Receiver()
     async with serve_app(hook.app(), timeout_graceful_shutdown=1) as hook_url:
         hook.base_url = hook_url
-        sink = {"name": "hook", "kind": "webhook", "url": f"{hook_url}/hook", "secret": SECRET,
-                "allow_private": True, "batch_size": 1}  # fmt: skip
+        sink = {
+            "name": "hook",
+            "kind": "webhook",
+            "url": f"{hook_url}/hook",
+            "secret": SECRET,
+            "allow_private": True,
+            "batch_size": 1,
+            "max_in_flight": 1,
+        }  # one lane: the replay below arrives in seq order; fmt: skip
         config = parse_config(console_document(tmp_path, sinks=[sink]))
         events = make_events(6)
         hook.reject_ids = {events[2].id}

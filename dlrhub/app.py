@@ -123,7 +123,9 @@ def create_app(
     `X-Dlrhub-Receiver` header of callback answers (`server.processes` > 1).
     """
     metrics = Metrics(process_label)
-    store = store or open_store(config.store, config.data_dir, metrics.observe_commit)
+    store = store or open_store(
+        config.store, config.data_dir, metrics.observe_commit, place=config.number_places()
+    )
     document = openapi_document()
     tokens = Tokens(config.admin_token, config.viewer_tokens)
     sessions = Sessions(

@@ -29,6 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from dlrhub.analytics.facts import Place
+from dlrhub.analytics.numbers import NumberPlaces
+from dlrhub.analytics.settings import AnalyticsConfig
 from dlrhub.outbound.settings import OutboundConfig
 from dlrhub.providers import DEFAULT_PROVIDER
 from dlrhub.providers.source import SourceConfig as SourceConfig
@@ -71,6 +74,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)  # docs/retention.md
+    analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)  # docs/analytics.md
     sources: Annotated[tuple[SourceConfig, ...], NamedTables("source", read_source)] = ()
     sinks: Annotated[tuple[SinkConfig, ...], NamedTables("sink", read_sink)] = ()
     worker: WorkerConfig = field(default_factory=WorkerConfig)
@@ -88,6 +92,10 @@ class Config:
 
     def source(self, name: str) -> SourceConfig | None:
         return find_source(self.sources, name)
+
+    def number_places(self) -> Place:
+        """Recipients' country and operator, numbers without `+` in their source's region."""
+        return NumberPlaces(self.analytics.default_region).place_for(self.analytics.regions)
 
 
 def load_config(

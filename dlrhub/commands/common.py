@@ -71,7 +71,7 @@ def with_store(config: Config, run: Callable[[Store], Awaitable[None]]) -> int:
         raise CliError(f"no store at {path}; start 'dlrhub serve' first or pass --data-dir")
 
     async def session() -> None:
-        store = open_store(config.store, config.data_dir)
+        store = open_store(config.store, config.data_dir, place=config.number_places())
         await store.open()
         try:
             await run(store)

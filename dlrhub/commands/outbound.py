@@ -117,7 +117,7 @@ def _with_outbound(config: Config, run: Callable[[Any], Awaitable[None]]) -> int
     from dlrhub.store.tracking_sql import open_tracking
 
     async def session() -> None:
-        store = open_store(config.store, config.data_dir)
+        store = open_store(config.store, config.data_dir, place=config.number_places())
         tracking = open_tracking(config.store, config.data_dir)
         await store.open()
         await tracking.open()
@@ -208,7 +208,7 @@ def command_poll(args: argparse.Namespace) -> int:
         raise CliError(f"no [[accounts]] can be polled ({', '.join(pollable)}; poll = true)")
 
     async def run() -> None:
-        store = open_store(config.store, config.data_dir)
+        store = open_store(config.store, config.data_dir, place=config.number_places())
         await store.open()
         poller = Poller(config, store)
         try:
@@ -256,7 +256,7 @@ async def _tracking(config: Config) -> AsyncIterator[TrackingStore]:
     """The tracking tables, opened after the event store (which checks the schema)."""
     from dlrhub.store.tracking_sql import open_tracking
 
-    store = open_store(config.store, config.data_dir)
+    store = open_store(config.store, config.data_dir, place=config.number_places())
     await store.open()
     tracking = open_tracking(config.store, config.data_dir)
     try:

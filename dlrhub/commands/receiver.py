@@ -130,7 +130,7 @@ def command_serve(args: argparse.Namespace) -> int:
 
 
 async def _check_store(config: Config) -> None:
-    store = open_store(config.store, config.data_dir)
+    store = open_store(config.store, config.data_dir, place=config.number_places())
     await store.open()
     await store.close()
 

@@ -70,7 +70,9 @@ def command_migrate(args: argparse.Namespace) -> int:
     mode: MigrationMode = "check" if args.check else "auto"
 
     async def run() -> str:
-        store = open_store(config.store, config.data_dir, migrate=mode)
+        store = open_store(
+            config.store, config.data_dir, migrate=mode, place=config.number_places()
+        )
         await store.open()
         try:
             assert isinstance(store, SQLStore) and store.schema is not None
@@ -147,7 +149,9 @@ def command_prune(args: argparse.Namespace) -> int:
             print(f"{kind}: {deleted:,} deleted so far", flush=True)
 
     async def run() -> PassReport:
-        store = open_store(config.store, config.data_dir)  # checks (or migrates) the schema
+        store = open_store(
+            config.store, config.data_dir, place=config.number_places()
+        )  # checks (or migrates) the schema
         await store.open()
         await store.close()
         database = open_database(config.store, config.data_dir)

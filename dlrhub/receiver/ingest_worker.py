@@ -588,7 +588,11 @@ async def _serve(sock: socket.socket) -> int:
     config = given.config
     configure_logging(config.log_level, config.log_format)
     store: Store = open_store(
-        config.store, config.data_dir, on_commit=receivers.on_commit, blocking_commit=True
+        config.store,
+        config.data_dir,
+        on_commit=receivers.on_commit,
+        blocking_commit=True,
+        place=config.number_places(),
     )
     try:
         await store.open()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
+from dlrhub.analytics.facts import Place
 from dlrhub.outbound.settings import OutboundSettings
 from dlrhub.providers.source import SourceConfig
 from dlrhub.settings_schema import HttpUrl, Port, PositiveDuration, PositiveInt, Secret
@@ -69,3 +70,7 @@ class ReceiverSettings(OutboundSettings, Protocol):
 
     @property
     def shutdown_timeout(self) -> float: ...
+
+    def number_places(self) -> Place:
+        """Recipients' country and operator, for the delivery rollups the store keeps."""
+        ...

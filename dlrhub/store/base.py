@@ -11,9 +11,13 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from dlrhub.analytics.figures import DeliveryQuery, Sums
 from dlrhub.event import Event, EventType, RawCallback, Status
+
+if TYPE_CHECKING:
+    from dlrhub.store.rollups import RebuildReport
 
 # The largest integer SQLite and PostgreSQL (BIGINT) hold. Every seq, id and cursor
 # from a user (a /v1 parameter, a CLI argument) is checked against it before it
@@ -310,6 +314,14 @@ class Store(Protocol):
     async def callback_counts(self, since: datetime) -> list[CallbackCount]:
         """Per-minute counts from the minute holding `since` on, ordered by minute, source
         and outcome."""
+        ...
+
+    async def delivery_sums(self, query: DeliveryQuery) -> dict[tuple[Any, ...], Sums]:
+        """The delivery rollups' sums per group (`dlrhub/store/rollup_reads.py`)."""
+        ...
+
+    async def rebuild_rollups(self) -> RebuildReport:
+        """Recompute the delivery rollups from the kept events (`dlrhub/store/rollups.py`)."""
         ...
 
     async def shared_secret(self, name: str) -> str:

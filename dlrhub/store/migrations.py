@@ -33,7 +33,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from dlrhub.analytics.numbers import NumberPlaces
 from dlrhub.event import Event, format_time
+from dlrhub.store import rollups
 from dlrhub.store.base import StoreUnavailable
 from dlrhub.store.dialect import Dialect
 from dlrhub.store.message_search import reversed_digits
@@ -365,6 +367,16 @@ CREATE INDEX IF NOT EXISTS delivery_attempts_by_event ON delivery_attempts (even
 CREATE INDEX IF NOT EXISTS delivery_attempts_by_seq ON delivery_attempts (seq, id)
 """
 
+# Version 8: delivery analytics (issue 16): the tables of dlrhub/store/rollups.py, then
+# the rollups of the events already stored (numbers without `+` are read in no region
+# here: `dlrhub analytics rebuild` reads them again once `default_region` is set).
+ROLLUP_SCHEMA = rollups.SCHEMA
+
+
+def roll_up_stored_events(dialect: Dialect) -> Transaction[None]:
+    yield from rollups.rebuild(NumberPlaces().place_for({}), dialect)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "event log, sink state and tracking tables", (EVENT_LOG, SINK_STATE, TRACKING)),
     Migration(
@@ -383,6 +395,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(6, "delivery attempts of each event, per sink", (DELIVERY_ATTEMPTS,)),
     Migration(7, "tracked rows by account, stop reason and id", (TRACKED_BY_REASON,)),
+    Migration(
+        8,
+        "delivery analytics: message facts and hourly and daily rollups",
+        (ROLLUP_SCHEMA, roll_up_stored_events),
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

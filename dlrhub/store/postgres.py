@@ -40,6 +40,7 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from dlrhub.analytics.facts import Place
 from dlrhub.redact import redact_dsn
 from dlrhub.store.dialect import POSTGRES
 from dlrhub.store.migrations import MigrationMode, SchemaReport, prepare_schema
@@ -230,6 +231,7 @@ class PostgresStore(SQLStore):
         max_batch: int = 512,
         on_commit: Callable[[int], None] | None = None,
         migrate: MigrationMode = "check",
+        place: Place | None = None,
     ) -> None:
         backend = PostgresBackend(dsn, schema, migrate=migrate)
-        super().__init__(backend, max_batch=max_batch, on_commit=on_commit)
+        super().__init__(backend, max_batch=max_batch, on_commit=on_commit, place=place)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
+from dlrhub.analytics.facts import Place
 from dlrhub.redact import redact_dsn
 from dlrhub.settings_schema import Matches, PositiveInt
 from dlrhub.store.base import Store
@@ -65,12 +66,15 @@ def open_store(
     *,
     blocking_commit: bool = False,
     migrate: MigrationMode | None = None,
+    place: Place | None = None,
 ) -> Store:
     """The store `settings` name (not yet opened); `on_commit` gets each batch's size.
 
     `blocking_commit`: for a process whose loop does nothing but store writes (the
     ingest worker); the SQLite store then commits on the loop (see `SQLiteStore`).
     `migrate` overrides `settings.migration_mode` (`dlrhub migrate` passes "auto").
+    `place`: recipients' country and operator for the delivery rollups, with each
+    source's region (`Config.number_places`); without it numbers need their `+`.
     """
     mode = migrate or settings.migration_mode
     if settings.backend == "postgres":
@@ -83,6 +87,7 @@ def open_store(
             max_batch=settings.max_batch,
             on_commit=on_commit,
             migrate=mode,
+            place=place,
         )
     return SQLiteStore(
         settings.sqlite_path(data_dir),
@@ -90,4 +95,5 @@ def open_store(
         on_commit=on_commit,
         blocking_commit=blocking_commit,
         migrate=mode,
+        place=place,
     )

@@ -29,6 +29,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
+from dlrhub.analytics.facts import Place
+from dlrhub.analytics.figures import DeliveryQuery, Sums
+from dlrhub.analytics.numbers import NumberPlaces
 from dlrhub.event import (
     Event,
     EventType,
@@ -60,6 +63,8 @@ from dlrhub.store.base import (
 from dlrhub.store.dialect import Dialect
 from dlrhub.store.message_search import MESSAGE_COLUMNS, reversed_digits, search_statement
 from dlrhub.store.migrations import SchemaReport, event_columns
+from dlrhub.store.rollup_reads import GroupKey, delivery_sums
+from dlrhub.store.rollups import RebuildReport, rebuild, roll_up
 from dlrhub.store.sql_statements import (
     Execute,
     ExecuteMany,
@@ -163,6 +168,7 @@ class _Batch:
     quarantines: list[tuple[Any, ...]] = field(default_factory=list)
     quarantine_updates: list[tuple[Any, ...]] = field(default_factory=list)
     counts: Counter[tuple[int, str, str]] = field(default_factory=Counter)
+    stored: list[Event] = field(default_factory=list)  # in seq order, for the rollups
 
     def count(self, raw: RawCallback, outcome: str) -> None:
         """Count a received callback (or poll answer) under its minute, source and outcome."""
@@ -195,6 +201,7 @@ class _Batch:
             stored_event = event.with_seq(self.next_seq)
             self.next_seq += 1
             stored.append(stored_event)
+            self.stored.append(stored_event)
             self.events.append(
                 (
                     stored_event.seq,
@@ -241,10 +248,13 @@ class SQLStore:
         *,
         max_batch: int = 512,
         on_commit: Callable[[int], None] | None = None,
+        place: Place | None = None,
     ) -> None:
         self.backend = backend
         self.max_batch = max_batch
         self.on_commit = on_commit
+        # Recipients' country and operator for the delivery rollups (dlrhub/store/rollups.py).
+        self.place = place or NumberPlaces().place_for({})
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()  # None: stop
         self._task: asyncio.Task[None] | None = None
         # A full disk fails every commit: one line per interval with a count, not per commit.
@@ -337,9 +347,17 @@ class SQLStore:
                 _fail([queued], error)
 
     async def _commit(self, items: Sequence[WriteItem]) -> list[WriteResult]:
-        return await self.backend.transact(_apply(items, self.backend.dialect))
+        return await self.backend.transact(_apply(items, self.backend.dialect, self.place))
+
+    async def rebuild_rollups(self) -> RebuildReport:
+        """Recompute the delivery rollups from the kept events (`dlrhub/store/rollups.py`)."""
+        return await self.backend.transact(rebuild(self.place, self.backend.dialect))
 
     # Reads ---------------------------------------------------------------
+
+    async def delivery_sums(self, query: DeliveryQuery) -> dict[GroupKey, Sums]:
+        """The delivery rollups' sums per group of `query` (`dlrhub/store/rollup_reads.py`)."""
+        return await delivery_sums(self._read, query)
 
     async def events(self, query: EventFilter) -> list[Event]:
         sql, params = event_query(query)
@@ -577,7 +595,9 @@ def _raw_callback(columns: Sequence[Any]) -> RawCallback:
     )
 
 
-def _apply(items: Sequence[WriteItem], dialect: Dialect) -> Transaction[list[WriteResult]]:
+def _apply(
+    items: Sequence[WriteItem], dialect: Dialect, place: Place
+) -> Transaction[list[WriteResult]]:
     keyed = [item for item in items if isinstance(item, Accept | Quarantine)]
     known = yield from _known_raw_ids([item.raw.dedupe_key() for item in keyed], dialect)
     (row,) = yield Fetch(
@@ -636,6 +656,8 @@ def _apply(items: Sequence[WriteItem], dialect: Dialect) -> Transaction[list[Wri
     ):
         if rows:
             yield ExecuteMany(sql, rows)
+    if batch.stored:
+        yield from roll_up(batch.stored, place, dialect)
     duplicates = {value for value in results if isinstance(value, int)}
     previous = (yield from _previous_outcomes(duplicates)) if duplicates else {}
     return [previous[value] if isinstance(value, int) else value for value in results]

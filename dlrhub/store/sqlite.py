@@ -38,6 +38,7 @@ from typing import Any
 
 import aiosqlite
 
+from dlrhub.analytics.facts import Place
 from dlrhub.private_files import create_private_file
 from dlrhub.store.dialect import SQLITE
 from dlrhub.store.migrations import MigrationMode, SchemaReport, prepare_schema
@@ -287,7 +288,8 @@ class SQLiteStore(SQLStore):
         on_commit: Callable[[int], None] | None = None,
         blocking_commit: bool = False,
         migrate: MigrationMode = "auto",
+        place: Place | None = None,
     ) -> None:
         backend = SQLiteBackend(path, blocking_commit=blocking_commit, migrate=migrate)
-        super().__init__(backend, max_batch=max_batch, on_commit=on_commit)
+        super().__init__(backend, max_batch=max_batch, on_commit=on_commit, place=place)
         self.path = path

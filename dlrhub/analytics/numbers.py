@@ -1,0 +1,67 @@
+"""Country and mobile operator of a recipient, from the `phonenumbers` library's data.
+
+A number written without `+` is read in the region its source or account names
+(`default_region`), else the `[analytics]` one; a number that does not parse
+(an e-mail address, a short code, garbage) has country and operator "". The
+operator is the carrier that was allotted the number's range: number
+portability makes it approximate (docs/analytics.md says so).
+
+Looking a number up costs about 16 us; answers are cached per prefix (the number
+without its last `SUBSCRIBER_DIGITS` digits, which no carrier range splits), at
+most `CACHE_SIZE` prefixes, so rolling up a busy hour parses each range once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import phonenumbers
+from phonenumbers import carrier
+
+SUBSCRIBER_DIGITS = 3
+CACHE_SIZE = 65_536
+MAX_LENGTH = 32  # longer is not a phone number; not parsed (phonenumbers caps at 250)
+
+
+class NumberPlaces:
+    """`place(recipient, region)`: (country ISO code, operator name), both "" if unknown."""
+
+    def __init__(self, default_region: str | None = None) -> None:
+        self.default_region = default_region
+        self._cache: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def place(self, recipient: str | None, region: str | None = None) -> tuple[str, str]:
+        if not recipient or len(recipient) > MAX_LENGTH:
+            return "", ""
+        region = (region or self.default_region or "").upper()
+        digits = "".join(character for character in recipient if character.isdigit())
+        international = recipient.lstrip().startswith("+")
+        if len(digits) <= SUBSCRIBER_DIGITS + 2:
+            return "", ""
+        key = ("+" if international else region, digits[:-SUBSCRIBER_DIGITS])
+        found = self._cache.get(key)
+        if found is None:
+            found = _look_up(recipient, region)
+            if len(self._cache) >= CACHE_SIZE:
+                self._cache.clear()
+            self._cache[key] = found
+        return found
+
+    def place_for(self, regions: Mapping[str, str]) -> Callable[[str | None, str], tuple[str, str]]:
+        """`place` with each source's or account's own region (`regions`, by name)."""
+
+        def place(recipient: str | None, source: str) -> tuple[str, str]:
+            return self.place(recipient, regions.get(source))
+
+        return place
+
+
+def _look_up(recipient: str, region: str) -> tuple[str, str]:
+    try:
+        number = phonenumbers.parse(recipient, region or None)
+    except phonenumbers.NumberParseException:
+        return "", ""
+    country = phonenumbers.region_code_for_number(number) or ""
+    if country == "ZZ":
+        country = ""
+    return country, carrier.name_for_number(number, "en") or ""

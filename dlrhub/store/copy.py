@@ -34,13 +34,22 @@ TABLES = (
     "sink_cursors",
     "sink_dead_letters",
     "sink_replays",
+    "sink_attempts",
     "delivery_attempts",
     "tracked_messages",
     "request_budget",
     "tracking_pauses",
     "tracking_bad_answers",
     "callback_counts",
+    "delivery_facts",
+    "delivery_rollups",
+    "delivery_latency",
+    "delivery_reasons",
+    "engagement_rollups",
 )
+# Not copied: who holds which sink's lease and which workers live are the running
+# processes' (the target starts with none); the schema version is the target's own.
+NOT_COPIED = ("sink_leases", "sink_workers", "schema_migrations")
 # Tables whose `id` PostgreSQL numbers itself: its sequence must follow the copied ids.
 IDENTITY_TABLES = ("sink_dead_letters", "sink_replays", "delivery_attempts", "tracked_messages")
 BATCH = 2_000

@@ -14,7 +14,7 @@ from dlrhub.cli import main
 from dlrhub.config import load_config
 from dlrhub.sinks.service import SinkService
 from dlrhub.store import Accept, Drop, Quarantine, SQLiteStore
-from dlrhub.store.copy import TABLES
+from dlrhub.store.copy import NOT_COPIED, TABLES
 from dlrhub.store.database import Database, PostgresDatabase, SQLiteDatabase
 from tests.postgres import POSTGRES_DSN, fresh_schema
 from tests.store.test_retention import callback, count, event, execute, set_cursor
@@ -162,3 +162,22 @@ def test_migrate_store_refuses_what_it_cannot_copy(
     missing = f"sqlite:{tmp_path / 'none.sqlite3'}"
     assert main(["migrate-store", "--from", missing, "--to", POSTGRES_DSN, *common]) == 2
     assert "no SQLite store at" in capsys.readouterr().err
+
+
+async def test_every_table_of_the_schema_is_copied(tmp_path: Path) -> None:
+    """A table added by a migration and left out of TABLES would be lost by a move.
+
+    It found the durable retry counts (`sink_attempts`, issue 14) left behind.
+    """
+    store = SQLiteStore(tmp_path / "store.sqlite3")
+    await store.open()
+    await store.close()
+    database = SQLiteDatabase(tmp_path / "store.sqlite3")
+    await database.open()
+    try:
+        rows = await database.read(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    finally:
+        await database.close()
+    assert {str(name) for (name,) in rows} - set(NOT_COPIED) == set(TABLES)

@@ -183,6 +183,7 @@ class AnalyticsPages:
             "params": params,
             "breakdown": BREAKDOWN,
             "chosen": [*group_by, "", ""][:2],
+            "filtered": [f"{name} = {params[name]}" for name in BREAKDOWN if name in params],
             "presets": [
                 (label, "?" + urlencode({**kept, "from": offset}), chosen_from == offset)
                 for label, offset in PRESETS

@@ -154,6 +154,16 @@ async def test_the_page_shows_the_figures_and_drills_into_the_messages(
     await expect(page.locator("table tbody")).not_to_contain_text("onx-")
     await expect(page.locator("table tbody")).not_to_contain_text("old-1")  # before the range
 
+    await page.goto("/console/analytics?from=-7d&provider=onurix")
+    await expect(page.get_by_role("img", name="Delivery rate per day")).to_be_visible()
+    this, previous = figure(page, "Delivery rate (delivered / settled)")
+    await expect(this).to_have_text("33.3 %")
+    await expect(previous).to_have_text("—")  # no onurix message before
+    await page.get_by_role("link", name="1 failed messages: search them").click()
+    await page.wait_for_url("**/console/messages?**provider=onurix**status=failed**")
+    await expect(page.locator("table tbody tr")).to_have_count(1)
+    await expect(page.locator("table tbody")).to_contain_text("onx-1")
+
 
 async def test_an_empty_range_says_so_and_a_bad_parameter_says_why(
     page: Page, base_url: str, tmp_path: Path
@@ -174,10 +184,13 @@ async def test_the_form_is_a_shareable_address(page: Page, base_url: str) -> Non
     form = page.get_by_role("form", name="Delivery figures")
     await expect(form.get_by_label("From")).to_have_value("-7d")
     await form.get_by_label("Group by").select_option("provider")
+    await form.get_by_text("Filters").click()
     await form.get_by_label("Only country").fill("CO")
     await form.get_by_role("button", name="Show").click()
     await page.wait_for_url("**from=-7d**group_by=provider**country=CO**")
     await expect(form.get_by_label("Group by")).to_have_value("provider")
+    await expect(form.get_by_text("Filters: country = CO")).to_be_visible()
+    await expect(form.get_by_label("Only country")).to_have_value("CO")
 
 
 async def test_a_store_that_does_not_answer_is_a_503(base_url: str, console_app: DlrhubApp) -> None:

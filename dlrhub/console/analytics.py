@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dlrhub.analytics.facts import BREAKDOWN, DAY_US, HOUR_US, SETTLED
+from dlrhub.analytics.facts import BREAKDOWN, DAY_US, HOUR_US, SETTLED, WITHIN_SECONDS
 from dlrhub.analytics.figures import Bucket, DeliveryQuery, Sums, figures
 from dlrhub.analytics.params import QueryError, previous_period, read_delivery_query
 from dlrhub.console.charts import line_chart
@@ -72,37 +72,37 @@ def duration(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def bound_text(seconds: int) -> str:
+    """5 s, 60 s, 10 min: the bounds of WITHIN_SECONDS."""
+    return f"{seconds} s" if seconds <= 60 else f"{seconds // 60} min"
+
+
 def shown(value: str) -> str:
     return value or UNKNOWN
 
 
+def measures(measured: dict[str, Any]) -> list[tuple[str, str]]:
+    """(measure, value) of a range's `figures`, as the page prints them."""
+    times = measured["time_to_receipt"]
+    return [
+        ("Messages", str(measured["messages"])),
+        ("Delivery rate (delivered / settled)", percent(measured["delivery_rate"])),
+        ("Delivery rate of submitted", percent(measured["delivery_rate_of_submitted"])),
+        ("Pending", str(measured["pending"])),
+        *((f"Time to receipt {name}", duration(times[name])) for name in ("p50", "p90", "p99")),
+        *(
+            (f"Receipt within {bound_text(seconds)}", percent(times[f"within_{seconds}s"]))
+            for seconds in WITHIN_SECONDS
+        ),
+    ]
+
+
 def headline(now: dict[str, Any], before: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(measure, this range, the previous period) as the page prints them."""
-
-    def pair(read: Any) -> tuple[str, str]:
-        return read(now), read(before)
-
-    times = [
-        (f"Time to receipt {name}", lambda f, n=name: duration(f["time_to_receipt"][n]))
-        for name in ("p50", "p90", "p99")
+    """(measure, this range, the previous period)."""
+    return [
+        (name, value, previous)
+        for (name, value), (_, previous) in zip(measures(now), measures(before), strict=True)
     ]
-    within = [
-        (f"Receipt within {label}", lambda f, s=seconds: percent(f["time_to_receipt"][s]))
-        for label, seconds in (
-            ("5 s", "within_5s"),
-            ("60 s", "within_60s"),
-            ("10 min", "within_600s"),
-        )
-    ]
-    measures: list[tuple[str, Any]] = [
-        ("Messages", lambda f: str(f["messages"])),
-        ("Delivery rate (delivered / settled)", lambda f: percent(f["delivery_rate"])),
-        ("Delivery rate of submitted", lambda f: percent(f["delivery_rate_of_submitted"])),
-        ("Pending", lambda f: str(f["pending"])),
-        *times,
-        *within,
-    ]
-    return [(name, *pair(read)) for name, read in measures]
 
 
 def drill_down(
@@ -228,6 +228,7 @@ class AnalyticsPages:
             {**reason, "link": drill_down(query, {}, reason["status"])[0]}
             for reason in total["failure_reasons"]
         ]
+        result["reasons_dropped"] = drill_down(query, {})[1]
         result["charts"] = await self._charts(query)
         result["tables"] = []
         groupings: list[tuple[str, ...]] = [(name,) for name in query.group_by]

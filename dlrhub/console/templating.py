@@ -25,6 +25,7 @@ STORE_UNREADABLE = "The store cannot be read right now; try again in a few secon
 NAVIGATION = (
     ("overview", "Overview", "/console"),
     ("messages", "Messages", "/console/messages"),
+    ("analytics", "Analytics", "/console/analytics"),
     ("events", "Events", "/console/events"),
     ("quarantine", "Quarantine", "/console/quarantine"),
     ("sinks", "Sinks", "/console/sinks"),

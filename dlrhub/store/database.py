@@ -35,9 +35,9 @@ from dlrhub.store.dialect import POSTGRES, SQLITE, Dialect
 from dlrhub.store.postgres import (
     CONNECT_TIMEOUT_SECONDS,
     PostgresBackend,
-    application_name,
     fetch_rows,
     run_statement,
+    session_settings,
     terminate_pooled,
 )
 from dlrhub.store.settings import StoreConfig
@@ -149,7 +149,7 @@ class PostgresDatabase:
         self.schema = schema
         self.max_connections = max_connections
         self.name = f"PostgreSQL database {redact_dsn(dsn)} (schema {schema})"
-        self._settings = {"search_path": schema, **application_name(dsn)}
+        self._settings = session_settings(dsn, schema)
         self._pool: asyncpg.Pool | None = None
 
     async def open(self) -> None:

@@ -58,6 +58,8 @@ from dlrhub.store.sql_statements import (
 
 # Any constant works; it only has to be the same for every dlrhub writer.
 WRITER_LOCK = 0x646C7268  # "dlrh"
+# Below the sink workers' default lease (15 s): see `session_settings`.
+IDLE_IN_TRANSACTION_TIMEOUT = "5s"
 CONNECT_TIMEOUT_SECONDS = 10.0
 # A commit that stored events notifies this channel with its last seq (one per database).
 EVENTS_CHANNEL = "dlrhub_events"
@@ -101,10 +103,22 @@ async def run_statement(
     return []
 
 
-def application_name(dsn: str) -> dict[str, str]:
-    """The server setting that names dlrhub's connections, unless the DSN names them."""
+def session_settings(dsn: str, schema: str | None) -> dict[str, str]:
+    """The server settings of every dlrhub connection that runs transactions.
+
+    `application_name` names them (unless the DSN does). The idle-in-transaction
+    timeout ends the session of a process cut off in the middle of a transaction:
+    otherwise the server keeps its locks (the writers' lock, a sink's cursor row)
+    until TCP gives up, hours later, and every receiver's commit, or the worker
+    taking over the sink, waits for it. dlrhub never idles inside a transaction:
+    between two statements there is only a little Python.
+    """
     given = parse_qs(urlsplit(dsn).query)
-    return {} if "application_name" in given else {"application_name": "dlrhub"}
+    settings = {} if "application_name" in given else {"application_name": "dlrhub"}
+    settings["idle_in_transaction_session_timeout"] = IDLE_IN_TRANSACTION_TIMEOUT
+    if schema is not None:
+        settings["search_path"] = schema
+    return settings
 
 
 def terminate_pooled(connection: PoolConnectionProxy) -> None:
@@ -132,7 +146,6 @@ class PostgresBackend:
         self.schema = schema
         self.migrate: MigrationMode = migrate
         self.name = f"PostgreSQL store at {redact_dsn(dsn)} (schema {schema})"
-        self._application_name = application_name(dsn)
         self._writer: asyncpg.Connection | None = None
         self._readers: asyncpg.Pool | None = None
 
@@ -154,7 +167,7 @@ class PostgresBackend:
             min_size=1,
             max_size=4,
             timeout=CONNECT_TIMEOUT_SECONDS,
-            server_settings={"search_path": self.schema, **self._application_name},
+            server_settings=session_settings(self.dsn, self.schema),
         )
         return report
 
@@ -211,9 +224,7 @@ class PostgresBackend:
                 raise
 
     async def _connect(self, *, with_schema: bool = True) -> asyncpg.Connection:
-        settings = dict(self._application_name)
-        if with_schema:
-            settings["search_path"] = self.schema
+        settings = session_settings(self.dsn, self.schema if with_schema else None)
         connection: asyncpg.Connection = await asyncpg.connect(
             self.dsn, timeout=CONNECT_TIMEOUT_SECONDS, server_settings=settings
         )

@@ -19,8 +19,8 @@ from dlrhub.event import Event, EventType, RawCallback, Status
 from dlrhub.providers.onurix.fake import FakeOnurix
 from dlrhub.receiver.tracking_api import PollerView
 from dlrhub.sinks.service import open_sink_state
-from dlrhub.store import Accept, Quarantine, Store
-from dlrhub.store.alerts_sql import AlertRecord, SQLAlerts
+from dlrhub.store import Accept, EventFilter, Quarantine, Store
+from dlrhub.store.alerts_sql import AlertRecord, AlertState, SQLAlerts
 from dlrhub.store.database import open_database
 from dlrhub.store.settings import open_store
 from dlrhub.store.sink_state import SinkStateStore
@@ -103,12 +103,10 @@ class World:
         for _ in range(count):
             await self.store.write(Quarantine(raw(uuid.uuid4().hex, self.now), "unreadable"))
 
-    async def alerts_now(self, state: str | None = None) -> list[AlertRecord]:
-        return await self.alerts.alerts(state)  # type: ignore[arg-type]
+    async def alerts_now(self, state: AlertState | None = None) -> list[AlertRecord]:
+        return await self.alerts.alerts(state)
 
     async def alert_events(self) -> list[Event]:
-        from dlrhub.store.base import EventFilter
-
         return await self.store.events(EventFilter(type=EventType.ALERT))
 
 

@@ -54,4 +54,6 @@ class AlertService:
                 await self.evaluator.run_once()
             except (StoreUnavailable, AlertLeaseLost) as error:
                 log.warning("alerts could not be evaluated now, will try again: %s", error)
+            except Exception:  # a bug in one pass must not end the alerts for good
+                log.exception("alerts evaluation failed; will try again")
             await asyncio.sleep(self.interval)

@@ -159,3 +159,29 @@ async def test_sink_lagging_opens_then_resolves_when_it_catches_up(tmp_path: Pat
         await w.sink_state.advance("audit", head, delivered=2, delivered_at=datetime.now(UTC))
         (resolved,) = (await evaluator.run_once()).transitions or []
         assert resolved.state == "resolved"
+
+
+async def test_an_event_not_written_is_written_at_the_next_pass_once(tmp_path: Path) -> None:
+    rule = {"name": "paused", "kind": "account_paused"}
+    async with world(configured(tmp_path, [rule], accounts=[onurix_account("onx")])) as w:
+        now = datetime.now(UTC)
+        await w.tracking.pause("onx", "HTTP 401", now, now + timedelta(hours=1))
+        await w.store.close()  # the log does not take writes
+        (opened,) = (await w.evaluator().run_once()).transitions or []
+        await w.store.open()
+        assert await w.alert_events() == []
+        assert (await w.evaluator().run_once()).transitions == []
+        assert [e.extra["alert_id"] for e in await w.alert_events()] == [opened.id]
+        await w.evaluator().run_once()
+        assert len(await w.alert_events()) == 1
+
+
+async def test_an_alert_of_a_rule_no_longer_configured_resolves(tmp_path: Path) -> None:
+    rule = {"name": "paused", "kind": "account_paused"}
+    async with world(configured(tmp_path, [rule], accounts=[onurix_account("onx")])) as w:
+        now = datetime.now(UTC)
+        await w.tracking.pause("onx", "HTTP 401", now, now + timedelta(hours=1))
+        await w.evaluator().run_once()
+        w.config = configured(tmp_path, [], accounts=[onurix_account("onx")])
+        (resolved,) = (await w.evaluator().run_once()).transitions or []
+        assert resolved.resolve_message == "paused: the rule is no longer configured"

@@ -65,3 +65,19 @@ def test_names_are_unique_and_the_interval_a_second_at_least() -> None:
     text = str(raised.value)
     assert "alerts[1].name: 'r' is used by another alert" in text
     assert "alerting.interval: must be 1s or more" in text
+
+
+def test_the_documented_example_is_valid(tmp_path: Path) -> None:
+    text = (Path(__file__).parents[2] / "docs" / "alerts.md").read_text(encoding="utf-8")
+    example = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "dlrhub.toml"
+    path.write_text(f'data_dir = "{tmp_path}"\n{example}', encoding="utf-8")
+    config = load_config(path, env={})
+    assert [rule.kind for rule in config.alerts] == [
+        "delivery_rate_drop",
+        "ttr_p90_above",
+        "account_paused",
+        "sink_lagging",
+    ]
+    (sink,) = config.sinks
+    assert sink.kind == "webhook"

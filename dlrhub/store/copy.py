@@ -40,9 +40,16 @@ TABLES = (
     "tracking_pauses",
     "tracking_bad_answers",
     "callback_counts",
+    "alerts",  # their history; the evaluator's samples and lease are not worth keeping
 )
 # Tables whose `id` PostgreSQL numbers itself: its sequence must follow the copied ids.
-IDENTITY_TABLES = ("sink_dead_letters", "sink_replays", "delivery_attempts", "tracked_messages")
+IDENTITY_TABLES = (
+    "sink_dead_letters",
+    "sink_replays",
+    "delivery_attempts",
+    "tracked_messages",
+    "alerts",
+)
 BATCH = 2_000
 PROGRESS_EVERY_SECONDS = 2.0
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import orjson
 
-from dlrhub.event import Status
+from dlrhub.analytics.figures import DeliveryQuery, figures
+from dlrhub.event import Status, epoch_micros
 from tests.alerts.conftest import NOW, world
 from tests.sinks.conftest import SECRET, Harness, Receiver, sink_config
 from tests.sinks.conftest import receiver as receiver  # the fixture
@@ -92,3 +93,6 @@ filter = {{ types = ["message.status"] }}
         assert {e["type"] for e in jsonl_lines(statuses)} == {"message.status"}
         state = await w.sink_state.state("statuses")
         assert state is not None and state.after_seq == total  # went past the alerts
+        week = DeliveryQuery(epoch_micros(AT - timedelta(days=8)), epoch_micros(w.now))
+        (sums,) = (await w.store.delivery_sums(week)).values()
+        assert figures(sums)["messages"] == 7 * 20 + 220  # the alerts are not messages

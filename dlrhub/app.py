@@ -25,6 +25,7 @@ from dlrhub.console.quarantine import QuarantinePages
 from dlrhub.console.sinks import SinkPages, SinksApi
 from dlrhub.console.site import ConsoleSite
 from dlrhub.receiver.access_log import RequestLog
+from dlrhub.receiver.alerts_api import AlertsApi
 from dlrhub.receiver.auth import Access, Tokens
 from dlrhub.receiver.errors import EXCEPTION_HANDLERS
 from dlrhub.receiver.health import Health
@@ -138,7 +139,8 @@ def create_app(
     access = Access(tokens, sessions.read)
     outbound = OutboundApi(config, store, access)  # also a service: opens the tracking tables
     sinks = SinksApi(config, store, access)  # also a service: opens the sink state
-    services = [outbound, sinks, *services]
+    alerts = AlertsApi(config.store, config.data_dir, access)  # a service: opens its tables
+    services = [outbound, sinks, alerts, *services]
     worker = IngestWorker(config, metrics, connect=ingest_socket) if ingest_worker else None
     ingest: Ingester = worker if worker is not None else Ingest(config, store)
     if worker is not None:
@@ -171,6 +173,7 @@ def create_app(
         *sinks.routes(),
         *PollerApi(poller, access).routes(),
         *OverviewApi(overview, access).routes(),
+        *alerts.routes(),
         *Health(
             store, metrics, outbound.readiness, worker, timeout=config.server.ingest_timeout
         ).routes(),

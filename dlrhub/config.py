@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from dlrhub.alerts.settings import AlertingConfig, AlertRule, read_alert
 from dlrhub.analytics.facts import Place
 from dlrhub.analytics.numbers import NumberPlaces
 from dlrhub.analytics.settings import AnalyticsConfig
@@ -78,6 +79,9 @@ class Config:
     sources: Annotated[tuple[SourceConfig, ...], NamedTables("source", read_source)] = ()
     sinks: Annotated[tuple[SinkConfig, ...], NamedTables("sink", read_sink)] = ()
     worker: WorkerConfig = field(default_factory=WorkerConfig)
+    # `[[alerts]]` rules, evaluated every `[alerting] interval` (docs/alerts.md)
+    alerts: Annotated[tuple[AlertRule, ...], NamedTables("alert", read_alert)] = ()
+    alerting: AlertingConfig = field(default_factory=AlertingConfig)
     # `[[accounts]]` and `[poller]` are top-level tables
     outbound: Annotated[OutboundConfig, Flatten()] = field(default_factory=OutboundConfig)
 

@@ -63,11 +63,13 @@ _RANKS: dict[Status, int] = {
 
 
 class EventType(StrEnum):
-    """What an event tells: a delivery status, an engagement, or a job's progress."""
+    """What an event tells: a delivery status, an engagement, a job's progress, or one of
+    dlrhub's own alerts opening or resolving (source and provider `dlrhub`, docs/alerts.md)."""
 
     MESSAGE_STATUS = "message.status"
     MESSAGE_ENGAGEMENT = "message.engagement"
     JOB_PROGRESS = "job.progress"
+    ALERT = "dlrhub.alert"
 
 
 class Event(msgspec.Struct, frozen=True):

@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 
 from dlrhub import __version__
+from dlrhub.commands.alerts import alert_services
 from dlrhub.commands.common import (
     EXIT_FAILURE,
     EXIT_USAGE,
@@ -123,7 +124,8 @@ def command_serve(args: argparse.Namespace) -> int:
     if several:
         return serve_processes(config, args)
     pruners = retention_services(config)  # the receiver prunes (docs/retention.md)
-    app = receiver_app(config, [*services, *pruners], poller_services(config))
+    alerts = alert_services(config)  # and evaluates the alerts (docs/alerts.md)
+    app = receiver_app(config, [*services, *pruners, *alerts], poller_services(config))
     server = uvicorn_server(config, app)
     server.run()
     return 0 if server.started else EXIT_FAILURE

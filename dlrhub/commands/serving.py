@@ -349,6 +349,7 @@ def serve_processes(config: Config, args: argparse.Namespace) -> int:
 
 def receiver_main() -> int:
     """One receiver process of several: told its part on standard input by the parent."""
+    from dlrhub.commands.alerts import alert_services
     from dlrhub.commands.common import CliError
     from dlrhub.commands.outbound import poller_services
     from dlrhub.commands.sinks import sink_services
@@ -365,9 +366,10 @@ def receiver_main() -> int:
         return EXIT_FAILURE
     pollers = poller_services(config) if launch.index == 0 else []
     pruners = retention_services(config) if launch.index == 0 else []  # docs/retention.md
+    alerts = alert_services(config) if launch.index == 0 else []  # docs/alerts.md
     app = receiver_app(
         config,
-        [*services, *pruners],
+        [*services, *pruners, *alerts],
         pollers,
         ingest_socket=launch.ingest_socket,
         process_label=str(launch.index),

@@ -161,7 +161,52 @@ def openapi_document() -> dict[str, Any]:
     document = _document()
     document["paths"]["/v1/messages"]["get"] = search_operation()
     document["paths"]["/v1/overview"] = {"get": overview_operation()}
+    document["paths"]["/v1/alerts"] = {"get": alerts_operation()}
     return document
+
+
+def alerts_operation() -> dict[str, Any]:
+    """`GET /v1/alerts` (dlrhub/receiver/alerts_api.py): open alerts first, then the history."""
+    time_or_null = {"type": ["string", "null"], "format": "date-time"}
+    number_or_null = {"type": ["number", "null"]}
+    alert = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "rule": {"type": "string"},
+            "kind": {"type": "string"},
+            "group": {"type": "string"},
+            "state": {"enum": ["open", "resolved"]},
+            "opened_at": TIME,
+            "resolved_at": time_or_null,
+            "value": number_or_null,
+            "last_value": number_or_null,
+            "threshold": number_or_null,
+            "message": {"type": "string"},
+            "resolve_message": {"type": ["string", "null"]},
+        },
+        "required": ["id", "rule", "kind", "group", "state", "opened_at", "message"],
+    }
+    return {
+        "summary": "Alerts: open ones first (newest first), then resolved ones",
+        "tags": ["alerts"],
+        "security": ADMIN,
+        "parameters": [
+            _query("state", "Only open or only resolved alerts.", {"enum": ["open", "resolved"]}),
+            _query("limit", "At most this many (1-1000, default 100).", _integer(1, 1000)),
+        ],
+        "responses": {
+            "200": _answer(
+                "One entry per episode: a rule's group from opening to resolution.",
+                {
+                    "type": "object",
+                    "properties": {"alerts": {"type": "array", "items": alert}},
+                    "required": ["alerts"],
+                },
+            ),
+            **ADMIN_ANSWERS,
+        },
+    }
 
 
 def overview_operation() -> dict[str, Any]:

@@ -46,12 +46,26 @@ TABLES = (
     "delivery_latency",
     "delivery_reasons",
     "engagement_rollups",
+    "alerts",  # their history; the evaluator's samples and lease are not worth keeping
 )
-# Not copied: who holds which sink's lease and which workers live are the running
-# processes' (the target starts with none); the schema version is the target's own.
-NOT_COPIED = ("sink_leases", "sink_workers", "schema_migrations")
+# Not copied: who holds which sink's or the alerts' lease and which workers live are the
+# running processes' (the target starts with none); the schema version is the target's
+# own; the alert evaluator's samples only compare with a window ago.
+NOT_COPIED = (
+    "sink_leases",
+    "sink_workers",
+    "schema_migrations",
+    "alert_samples",
+    "alert_leases",
+)
 # Tables whose `id` PostgreSQL numbers itself: its sequence must follow the copied ids.
-IDENTITY_TABLES = ("sink_dead_letters", "sink_replays", "delivery_attempts", "tracked_messages")
+IDENTITY_TABLES = (
+    "sink_dead_letters",
+    "sink_replays",
+    "delivery_attempts",
+    "tracked_messages",
+    "alerts",
+)
 BATCH = 2_000
 PROGRESS_EVERY_SECONDS = 2.0
 

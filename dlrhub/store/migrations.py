@@ -377,6 +377,49 @@ def roll_up_stored_events(dialect: Dialect) -> Transaction[None]:
     yield from rollups.rebuild(NumberPlaces().place_for({}), dialect)
 
 
+# Version 9: alerts, open then resolved, with their history (dlrhub/store/alerts_sql.py).
+ALERTS = """
+CREATE TABLE IF NOT EXISTS alerts (
+    id {serial},
+    rule TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    group_key TEXT NOT NULL,
+    state TEXT NOT NULL,
+    opened_us {bigint} NOT NULL,
+    resolved_us {bigint},
+    value {float},
+    last_value {float},
+    threshold {float},
+    message TEXT NOT NULL,
+    resolve_message TEXT,
+    notified INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS alerts_open ON alerts (rule, group_key) WHERE state = 'open';
+CREATE INDEX IF NOT EXISTS alerts_by_state ON alerts (state, id);
+CREATE TABLE IF NOT EXISTS alert_samples (
+    rule TEXT NOT NULL,
+    group_key TEXT NOT NULL,
+    at_us {bigint} NOT NULL,
+    value {bigint} NOT NULL,
+    PRIMARY KEY (rule, group_key, at_us)
+);
+CREATE TABLE IF NOT EXISTS alert_leases (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    token {bigint} NOT NULL,
+    expires_us {bigint} NOT NULL
+)
+"""
+
+
+def create_alert_tables(dialect: Dialect) -> Transaction[None]:
+    """`ALERTS` with a double-precision column type (PostgreSQL's REAL is single)."""
+    real = "DOUBLE PRECISION" if dialect.name == "postgres" else "REAL"
+    for statement in dialect.ddl(ALERTS.replace("{float}", real)).split(";"):
+        if statement.strip():
+            yield Execute(statement.strip())
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "event log, sink state and tracking tables", (EVENT_LOG, SINK_STATE, TRACKING)),
     Migration(
@@ -400,6 +443,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "delivery analytics: message facts and hourly and daily rollups",
         (ROLLUP_SCHEMA, roll_up_stored_events),
     ),
+    Migration(9, "alerts: open and resolved, evaluation samples and lease", (create_alert_tables,)),
 )
 LATEST = MIGRATIONS[-1].version
 

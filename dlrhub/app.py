@@ -24,6 +24,7 @@ from dlrhub.console.quarantine import QuarantinePages
 from dlrhub.console.sinks import SinkPages, SinksApi
 from dlrhub.console.site import ConsoleSite
 from dlrhub.receiver.access_log import RequestLog
+from dlrhub.receiver.analytics_api import AnalyticsApi
 from dlrhub.receiver.auth import Access, Tokens
 from dlrhub.receiver.errors import EXCEPTION_HANDLERS
 from dlrhub.receiver.health import Health
@@ -166,6 +167,7 @@ def create_app(
         *QuarantineBulkApi(config, store, access).routes(),
         *QueryApi(config, store, access, sinks.state).routes(),
         *SearchApi(store, access).routes(),
+        *AnalyticsApi(store, access).routes(),
         *outbound.routes(),
         *sinks.routes(),
         *PollerApi(poller, access).routes(),

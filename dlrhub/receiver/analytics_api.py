@@ -75,13 +75,15 @@ def _delta(now: Mapping[str, Any], before: Mapping[str, Any]) -> dict[str, float
     return {"delivery_rate": points}
 
 
-def _previous_key(query: DeliveryQuery, key: tuple[Any, ...], shift: int) -> tuple[Any, ...]:
-    """The key a group had in the previous period: its period moved back by the range."""
+def previous_key(query: DeliveryQuery, key: tuple[Any, ...], shift: int) -> tuple[Any, ...]:
+    """The key a group had in the previous period: its period moved back by the range
+    (`shift`), in whole days for days (-7d is 7 days and an hour of whole hours)."""
     period = key[0]
     if period is None:
         return key
-    width = DAY_US if query.bucket == "day" else HOUR_US
-    return ((period - shift) // width * width, *key[1:])
+    if query.bucket == "day":
+        shift = round(shift / DAY_US) * DAY_US
+    return (period - shift, *key[1:])
 
 
 async def delivery_report(store: Store, query: DeliveryQuery, compare: bool) -> dict[str, Any]:
@@ -107,7 +109,7 @@ async def delivery_report(store: Store, query: DeliveryQuery, compare: bool) -> 
         previous_total = figures((await store.delivery_sums(earlier)).get((None,), Sums()))
         shift = start - before.from_us
         for key, group in zip(sorted(sums, key=_sort_key), groups, strict=True):
-            found = previous_sums.get(_previous_key(query, key, shift), Sums())
+            found = previous_sums.get(previous_key(query, key, shift), Sums())
             group["previous"] = figures(found)
             group["delta"] = _delta(group, group["previous"])
         report["previous"] = {"from": rfc3339(before.from_us), "to": rfc3339(before.to_us)}

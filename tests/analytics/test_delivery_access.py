@@ -9,9 +9,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dlrhub.analytics.figures import DeliveryQuery
 from dlrhub.app import create_app
+from dlrhub.cli import main
 from dlrhub.config import load_config
 from dlrhub.event import parse_time
+from dlrhub.receiver.analytics_api import previous_key
 from tests.analytics.recorded_day import ADMIN_TOKEN, VIEWER_TOKEN, write_config
 from tests.serving import serve_app
 
@@ -76,3 +79,33 @@ async def test_offsets_and_the_default_range(client: httpx.AsyncClient) -> None:
     offsets = {"from": "-90m", "to": "-30m"}
     answer = await client.get(PATH, params=offsets, headers=bearer(ADMIN_TOKEN))
     assert answer.status_code == 200
+
+
+def test_a_period_compares_with_the_one_a_range_earlier() -> None:
+    day, hour = 86_400_000_000, 3_600_000_000
+    nov_26 = 1_795_651_200_000_000  # 2026-11-26T00:00:00Z
+    by_day = DeliveryQuery(nov_26 - 9 * hour, nov_26 + 7 * day - 8 * hour, bucket="day")
+    # -7d at 15:20 is 7 days and an hour of whole hours: days move back 7 days.
+    assert previous_key(by_day, (nov_26, "onurix"), 7 * day + hour) == (nov_26 - 7 * day, "onurix")
+    by_hour = DeliveryQuery(nov_26, nov_26 + 3 * hour, bucket="hour")
+    assert previous_key(by_hour, (nov_26 + hour,), 3 * hour) == (nov_26 - 2 * hour,)
+    assert previous_key(DeliveryQuery(nov_26, nov_26 + day), (None, "CO"), day) == (None, "CO")
+
+
+def test_the_cli_says_what_is_wrong_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(write_config(tmp_path, "sqlite", None))
+    assert main(["analytics", "--config", config, "--from", "yesterday"]) == 2
+    assert capsys.readouterr().err == (
+        "dlrhub: from must be an RFC 3339 time (2026-11-30T00:00:00Z) or an offset such as"
+        " -24h, -7d or -90m, not 'yesterday'\n"
+    )
+    assert main(["analytics", "--config", config, "--filter", "city=Cali"]) == 2
+    assert "--filter 'city=Cali': write NAME=VALUES" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["analytics", "--config", config, "--bucket", "week"])
+    assert exited.value.code == 2
+    assert "invalid choice: 'week'" in capsys.readouterr().err
+    assert main(["analytics", "--config", config, "--from", "-7d"]) == 1  # no store yet
+    assert "no store at" in capsys.readouterr().err

@@ -122,7 +122,7 @@ async def replay(day: Day) -> list[str]:
             if answer.headers["content-type"].startswith("application/json"):
                 body = answer.json()
                 outcomes.append("duplicate" if body["duplicate"] else body["status"])
-            else:  # a provider that needs a fixed answer (Kannel: "ok") is not told more
+            else:  # a provider that needs a fixed answer (smsgateway: ACK/Jasmin) says no more
                 outcomes.append(answer.text)
         else:
             received_at = datetime.fromisoformat(line["received_at"]).replace(tzinfo=UTC)
@@ -142,14 +142,19 @@ async def replay(day: Day) -> list[str]:
 
 
 @contextlib.asynccontextmanager
-async def recorded_day(directory: Path, backend: str) -> AsyncIterator[Day]:
-    """dlrhub served on `backend` with the recorded day replayed into it."""
+async def recorded_day(
+    directory: Path, backend: str, *, ingest_worker: bool = False
+) -> AsyncIterator[Day]:
+    """dlrhub served on `backend` with the recorded day replayed into it; callbacks are
+    committed by the receiver's process, or by an ingest worker process (as `serve` does)."""
     async with contextlib.AsyncExitStack() as stack:
         schema = await stack.enter_async_context(fresh_schema()) if backend == "postgres" else None
         path = write_config(directory, backend, schema)
         config = load_config(path, env={})
         store = open_store(config.store, config.data_dir, place=config.number_places())
-        base_url = await stack.enter_async_context(serve_app(create_app(config, store=store)))
+        base_url = await stack.enter_async_context(
+            serve_app(create_app(config, store=store, ingest_worker=ingest_worker))
+        )
         admin = await stack.enter_async_context(
             httpx.AsyncClient(
                 base_url=base_url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30

@@ -313,3 +313,17 @@ async def test_a_filter_value_with_a_nul_matches_nothing(day: Day) -> None:
     answer = await day.admin.get("/v1/analytics/delivery", params={**DAY, "provider": "a\x00b"})
     assert answer.status_code == 200, answer.text  # no provider is called that: no groups
     assert answer.json()["groups"] == [] and answer.json()["total"]["messages"] == 0
+
+
+async def test_the_same_figures_when_an_ingest_worker_commits_the_callbacks(
+    tmp_path: Path, backend: str
+) -> None:
+    """`dlrhub serve` commits callbacks in a worker process: its store places numbers with
+    the same `[analytics]` regions."""
+    async with recorded_day(tmp_path, backend, ingest_worker=True) as day:
+        assert day.outcomes.count("duplicate") == 2, day.outcomes
+        report = await delivery(day, group_by="country")
+        assert {name: report["total"][name] for name in TOTAL} == TOTAL
+        check_times(report["total"]["time_to_receipt"], TOTAL_TIMES)
+        countries = {group["country"]: group["messages"] for group in report["groups"]}
+        assert countries == {"": 9, "CO": 2, "ES": 4, "US": 1}

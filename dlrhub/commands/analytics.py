@@ -3,8 +3,8 @@
 It reads the store directly (no receiver needed) and builds the same answer as
 the API (`dlrhub.receiver.analytics_api.delivery_report`), printed as an aligned
 table, CSV or JSON. `dlrhub analytics rebuild` recomputes the rollups from the
-kept events (docs/analytics.md); on SQLite it holds the write lock meanwhile, so
-callbacks wait for it.
+kept events (docs/analytics.md) in one transaction holding the writers' lock
+(`dlrhub/store/rollups.py`): callbacks wait for it, on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def add_analytics_commands(
         description="Print the delivery figures GET /v1/analytics/delivery answers, read from"
         " the store (docs/analytics.md): messages submitted in the range by final status,"
         " delivery rate, time to receipt. 'dlrhub analytics rebuild' recomputes the rollups"
-        " from the kept events instead; on SQLite callbacks wait while it runs.",
+        " from the kept events instead; callbacks wait while it runs.",
     )
     analytics._negative_number_matcher = _OFFSET_LOOKS_NEGATIVE
     analytics.add_argument(

@@ -92,7 +92,8 @@ async def delivery_report(store: Store, query: DeliveryQuery, compare: bool) -> 
     sums = await store.delivery_sums(query)
     whole = DeliveryQuery(query.from_us, query.to_us, filters=query.filters)
     total = figures((await store.delivery_sums(whole)).get((None,), Sums()))
-    groups = [_group(query, key, sums[key]) for key in sorted(sums, key=_sort_key)]
+    keys = sorted(sums, key=_sort_key)
+    groups = [_group(query, key, sums[key]) for key in keys]
     report: dict[str, Any] = {
         "from": rfc3339(start),
         "to": rfc3339(end),
@@ -108,7 +109,7 @@ async def delivery_report(store: Store, query: DeliveryQuery, compare: bool) -> 
         earlier = DeliveryQuery(before.from_us, before.to_us, filters=before.filters)
         previous_total = figures((await store.delivery_sums(earlier)).get((None,), Sums()))
         shift = start - before.from_us
-        for key, group in zip(sorted(sums, key=_sort_key), groups, strict=True):
+        for key, group in zip(keys, groups, strict=True):
             found = previous_sums.get(previous_key(query, key, shift), Sums())
             group["previous"] = figures(found)
             group["delta"] = _delta(group, group["previous"])
@@ -119,7 +120,8 @@ async def delivery_report(store: Store, query: DeliveryQuery, compare: bool) -> 
 
 
 def _sort_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
-    return (-1 if key[0] is None else key[0], *key[1:])
+    """By period, then by breakdown values ("" first); without a bucket every period is None."""
+    return (key[0] or 0, *key[1:])
 
 
 def flat_row(group: Mapping[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ The day, 2026-11-20, message by message (seconds to the receipt):
 | N6      | nrs360     | ""/""            | 13   | (pending)   |       | never settles
 | N8      | nrs360     | ""/""            | 14   | rejected    | 1     |
 | K3      | smsgateway | ES/Vodafone      | 15   | expired     | 600   | "34", err 000
+| J1      | smsgateway | ""/""            | 16   | undelivered | 0     | Jasmin: UNDELIV, err 045
 | N9      | nrs360     | ""/""            | 23   | delivered   | 10800 | receipt on the 21st
 
 The day before: P1 delivered (10 s), P2 undelivered (60 s); the day after: X1.
@@ -45,40 +46,41 @@ from tests.analytics.recorded_day import DAY, Day, recorded_day
 
 RELATIVE_ERROR = 0.049  # the histogram's (dlrhub/analytics/histogram.py)
 
-# The whole day: 16 messages, 14 settled.
+# The whole day: 17 messages, 15 settled.
 TOTAL = {
-    "messages": 16,
+    "messages": 17,
     "delivered": 9,
-    "undelivered": 3,
+    "undelivered": 4,
     "failed": 0,
     "rejected": 1,
     "expired": 1,
     "pending": 2,
-    "delivery_rate": round(9 / 14, 6),
-    "delivery_rate_of_submitted": round(9 / 16, 6),
+    "delivery_rate": 0.6,  # 9 / 15
+    "delivery_rate_of_submitted": round(9 / 17, 6),
 }
-# Sorted: 0 1 2 4 5 12 30 60 60 120 300 600 10800 28800; nearest rank of 14.
+# Sorted: 0 0 1 2 4 5 12 30 60 60 120 300 600 10800 28800; nearest rank of 15.
 TOTAL_TIMES = {
-    "p50": 30.0,  # rank 7
-    "p90": 10800.0,  # rank 13
-    "p99": 28800.0,  # rank 14
-    "mean": round(40794 / 14, 4),
-    "within_5s": round(5 / 14, 6),
-    "within_60s": round(9 / 14, 6),
-    "within_600s": round(12 / 14, 6),
+    "p50": 30.0,  # rank 8
+    "p90": 10800.0,  # rank 14
+    "p99": 28800.0,  # rank 15
+    "mean": round(40794 / 15, 4),
+    "within_5s": 0.4,  # 6 / 15
+    "within_60s": round(10 / 15, 6),
+    "within_600s": round(13 / 15, 6),
 }
 REASONS = [  # count 1 each: ordered by (status, provider status, code)
     {"status": "expired", "provider_status": "34", "error_code": "000", "count": 1},
     {"status": "rejected", "provider_status": "rejected", "error_code": "", "count": 1},
     {"status": "undelivered", "provider_status": "2", "error_code": "001", "count": 1},
     {"status": "undelivered", "provider_status": "No entregado", "error_code": "", "count": 1},
+    {"status": "undelivered", "provider_status": "UNDELIV", "error_code": "045", "count": 1},
     {"status": "undelivered", "provider_status": "undelivered", "error_code": "", "count": 1},
 ]
 BY_PROVIDER = {
     # provider: messages, delivered, undelivered, rejected, expired, pending, p50, p90, mean
     "nrs360": (10, 7, 1, 1, 0, 1, 5.0, 28800.0, 39762 / 9),
     "onurix": (2, 1, 1, 0, 0, 0, 60.0, 300.0, 180.0),
-    "smsgateway": (3, 1, 1, 0, 1, 0, 60.0, 600.0, 224.0),
+    "smsgateway": (4, 1, 2, 0, 1, 0, 12.0, 600.0, 168.0),  # 0 12 60 600
     "uvox": (1, 0, 0, 0, 0, 1, None, None, None),
 }
 BY_HOUR = {  # cohort hour: messages, delivered, pending
@@ -90,8 +92,16 @@ BY_HOUR = {  # cohort hour: messages, delivered, pending
     "2026-11-20T13:00:00Z": (1, 0, 1),
     "2026-11-20T14:00:00Z": (1, 0, 0),
     "2026-11-20T15:00:00Z": (1, 0, 0),
+    "2026-11-20T16:00:00Z": (1, 0, 0),
     "2026-11-20T23:00:00Z": (1, 1, 0),
 }
+
+
+def documented_output(command: str) -> str:
+    """What docs/analytics.md shows `command` printing (the recorded day)."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "analytics.md").read_text("utf-8")
+    shown = page.split(f"$ {command}\n", 1)[1]
+    return shown.split("```", 1)[0]
 
 
 def close(actual: float | None, expected: float | None) -> bool:
@@ -136,7 +146,7 @@ async def test_the_recorded_day_as_the_api_and_the_cli_answer_it(day: Day) -> No
     check_times(total["time_to_receipt"], TOTAL_TIMES)
     assert total["failure_reasons"] == REASONS
     assert total["engagement"] == {"clicked": 1, "opened": 1}
-    assert [group["messages"] for group in report["groups"]] == [16]
+    assert [group["messages"] for group in report["groups"]] == [17]
     assert report["groups"][0]["period"] is None
 
     by_provider = await delivery(day, group_by="provider")
@@ -194,9 +204,13 @@ async def test_the_recorded_day_as_the_api_and_the_cli_answer_it(day: Day) -> No
     assert cells["nrs360"][1:8] == ["10", "7", "1", "0", "1", "0", "1"]
     assert cells["nrs360"][8] == "77.8%"  # delivered of settled
     assert cells["uvox"][8] == "-"
-    assert cells["total"][1:9] == ["16", "9", "3", "0", "1", "1", "2", "64.3%"]
+    assert cells["total"][1:9] == ["17", "9", "4", "0", "1", "1", "2", "60.0%"]
     assert "1 undelivered: 2 (error 001)" in out and "1 expired: 34 (error 000)" in out
+    assert "1 undelivered: UNDELIV (error 045)" in out
     assert "1 clicked" in out and "1 opened" in out
+    assert out == documented_output(
+        f"dlrhub analytics --from {DAY['from']} --to {DAY['to']} --group-by provider"
+    ), "docs/analytics.md shows this day's table: update it"
     code, out, err = await day.cli(
         "analytics", "--from", DAY["from"], "--to", DAY["to"], "--format", "json"
     )
@@ -234,7 +248,7 @@ async def test_late_receipts_count_in_their_submission_hour(day: Day) -> None:
     days = await delivery(day, bucket="day", **{"from": "2026-11-19T00:00:00Z", "to": "-1h"})
     assert [(g["period"], g["messages"]) for g in days["groups"]] == [
         ("2026-11-19T00:00:00Z", 2),
-        ("2026-11-20T00:00:00Z", 16),
+        ("2026-11-20T00:00:00Z", 17),
         ("2026-11-21T00:00:00Z", 1),
     ]
 
@@ -242,9 +256,10 @@ async def test_late_receipts_count_in_their_submission_hour(day: Day) -> None:
 async def test_breakdowns_by_country_and_operator_and_filters(day: Day) -> None:
     report = await delivery(day, group_by="country,operator")
     groups = {(g["country"], g["operator"]): g["messages"] for g in report["groups"]}
-    # "" is unknown: 360NRS events carry no number; O2's and U1's ranges name no operator.
+    # "" is unknown: 360NRS events and Jasmin's receipt carry no number; O2's and U1's
+    # ranges name no operator.
     assert groups == {
-        ("", ""): 9,
+        ("", ""): 10,
         ("CO", ""): 1,
         ("CO", "Movistar"): 1,
         ("ES", "Vodafone"): 4,
@@ -260,7 +275,7 @@ async def test_breakdowns_by_country_and_operator_and_filters(day: Day) -> None:
     ]
     assert colombia["filters"] == {"country": ["CO"]}
     unknown = await delivery(day, country="")
-    assert unknown["total"]["messages"] == 9
+    assert unknown["total"]["messages"] == 10
     spain_or_us = await delivery(day, country="ES,US", group_by="channel")
     assert [(g["channel"], g["messages"]) for g in spain_or_us["groups"]] == [("sms", 5)]
     mailing = await delivery(day, channel="mailing")
@@ -273,7 +288,7 @@ async def test_compare_with_the_previous_day(day: Day) -> None:
     previous = report["total"]["previous"]
     assert (previous["messages"], previous["delivered"], previous["undelivered"]) == (2, 1, 1)
     assert previous["delivery_rate"] == 0.5
-    assert report["total"]["delta"] == {"delivery_rate": round((9 / 14 - 0.5) * 100, 4)}
+    assert report["total"]["delta"] == {"delivery_rate": 10.0}  # 60 % against 50 %
     nrs360, onurix = report["groups"][0], report["groups"][1]
     assert nrs360["previous"]["messages"] == 2
     assert nrs360["delta"] == {"delivery_rate": round((round(7 / 9, 6) - 0.5) * 100, 4)}
@@ -294,15 +309,15 @@ async def test_compare_with_the_previous_day(day: Day) -> None:
     )
     assert code == 0, err
     total = next(line.split() for line in out.splitlines() if line.startswith("total"))
-    assert total[-3:] == ["2", "50.0%", "+14.3pt"]
+    assert total[-3:] == ["2", "50.0%", "+10.0pt"]
 
 
 async def test_rebuild_gives_the_same_figures(day: Day) -> None:
     before = await delivery(day, group_by="provider,country", bucket="hour")
     code, out, err = await day.cli("analytics", "rebuild")
     assert code == 0, err
-    # 41 lines, two of them duplicates; 19 messages over the three days.
-    assert out.splitlines()[-1] == "rebuilt all days: 39 events read, 19 messages"
+    # 42 lines, two of them duplicates; 20 messages over the three days.
+    assert out.splitlines()[-1] == "rebuilt all days: 40 events read, 20 messages"
     assert await delivery(day, group_by="provider,country", bucket="hour") == before
     code, out, err = await day.cli("analytics", "--from", "-7d")  # 2026-11-25 on: nothing
     assert code == 0, err
@@ -326,4 +341,4 @@ async def test_the_same_figures_when_an_ingest_worker_commits_the_callbacks(
         assert {name: report["total"][name] for name in TOTAL} == TOTAL
         check_times(report["total"]["time_to_receipt"], TOTAL_TIMES)
         countries = {group["country"]: group["messages"] for group in report["groups"]}
-        assert countries == {"": 9, "CO": 2, "ES": 4, "US": 1}
+        assert countries == {"": 10, "CO": 2, "ES": 4, "US": 1}

@@ -36,12 +36,14 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from dlrhub.event import parse_time
 from tests.analytics.recorded_day import DAY, Day, recorded_day
 
 RELATIVE_ERROR = 0.049  # the histogram's (dlrhub/analytics/histogram.py)
@@ -342,3 +344,24 @@ async def test_the_same_figures_when_an_ingest_worker_commits_the_callbacks(
         check_times(report["total"]["time_to_receipt"], TOTAL_TIMES)
         countries = {group["country"]: group["messages"] for group in report["groups"]}
         assert countries == {"": 10, "CO": 2, "ES": 4, "US": 1}
+
+
+async def test_figures_outlive_pruned_events_and_rebuild_keeps_them(day: Day) -> None:
+    """The poll answers were received on the 20th, the callbacks today: `[retention]
+    events = "7d"` prunes the answers' events, never the figures; a rebuild then
+    recomputes only from the first whole day whose events are all kept (tomorrow)."""
+    before = await delivery(day, group_by="provider", bucket="hour")
+    text = day.config_path.read_text("utf-8")
+    day.config_path.write_text(text + '\n[retention]\nevents = "7d"\n', "utf-8")
+    code, out, err = await day.cli("prune")
+    assert code == 0, err
+    remaining = await day.admin.get("/v1/events", params={"source": "onurix-co"})
+    assert remaining.json()["events"] == []
+    assert await delivery(day, group_by="provider", bucket="hour") == before
+    code, out, err = await day.cli("analytics", "rebuild")
+    assert code == 0, err
+    oldest = (await day.admin.get("/v1/events", params={"limit": "1"})).json()["events"][0]
+    tomorrow = (parse_time(oldest["received_at"]) + timedelta(days=1)).date().isoformat()
+    # 42 lines - 7 answers - 1 duplicate callback = 34 callback events, all of older cohorts.
+    assert out.splitlines()[-1] == f"rebuilt days from {tomorrow}: 34 events read, 0 messages"
+    assert await delivery(day, group_by="provider", bucket="hour") == before

@@ -26,6 +26,7 @@ from dlrhub.console.sinks import SinkPages, SinksApi
 from dlrhub.console.site import ConsoleSite
 from dlrhub.receiver.access_log import RequestLog
 from dlrhub.receiver.alerts_api import AlertsApi
+from dlrhub.receiver.analytics_api import AnalyticsApi
 from dlrhub.receiver.auth import Access, Tokens
 from dlrhub.receiver.errors import EXCEPTION_HANDLERS
 from dlrhub.receiver.health import Health
@@ -169,6 +170,7 @@ def create_app(
         *QuarantineBulkApi(config, store, access).routes(),
         *QueryApi(config, store, access, sinks.state).routes(),
         *SearchApi(store, access).routes(),
+        *AnalyticsApi(store, access).routes(),
         *outbound.routes(),
         *sinks.routes(),
         *PollerApi(poller, access).routes(),

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dlrhub import __version__
+from dlrhub.commands.analytics import add_analytics_commands
 from dlrhub.commands.common import EXIT_FAILURE, EXIT_USAGE, CliError, Parser
 from dlrhub.commands.outbound import add_outbound_commands
 from dlrhub.commands.receiver import add_receiver_commands
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sink_commands(commands, common)
     add_outbound_commands(commands, common)
     add_store_commands(commands, common)
+    add_analytics_commands(commands, common)
     return parser
 
 

@@ -30,9 +30,9 @@ class QueryError(ValueError):
 
 def read_time(name: str, text: str, now: datetime) -> int:
     offset = _OFFSET.match(text.strip())
-    if offset:
-        return epoch_micros(now - timedelta(seconds=int(offset[1]) * _UNITS[offset[2]]))
     try:
+        if offset:  # -999999d is before year 1: an OverflowError, answered as a 400 too
+            return epoch_micros(now - timedelta(seconds=int(offset[1]) * _UNITS[offset[2]]))
         return epoch_micros(parse_time(text.strip()))
     except (ValueError, OverflowError):
         raise QueryError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from dlrhub import __version__
+from dlrhub.analytics.facts import BREAKDOWN, SETTLED
 from dlrhub.event import EventType, Status
 from dlrhub.providers import PROVIDERS
 from dlrhub.providers.base import Authenticator, Route
@@ -17,6 +18,7 @@ from dlrhub.store.tracking import STOP_REASONS
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 TIME = {"type": "string", "format": "date-time"}
+FIGURE_COUNTS = ("messages", *SETTLED, "pending")
 
 
 def _integer(low: int, high: int = MAX_INTEGER) -> dict[str, Any]:
@@ -162,6 +164,7 @@ def openapi_document() -> dict[str, Any]:
     document["paths"]["/v1/messages"]["get"] = search_operation()
     document["paths"]["/v1/overview"] = {"get": overview_operation()}
     document["paths"]["/v1/alerts"] = {"get": alerts_operation()}
+    document["paths"]["/v1/analytics/delivery"] = {"get": analytics_operation()}
     return document
 
 
@@ -205,6 +208,85 @@ def alerts_operation() -> dict[str, Any]:
                 },
             ),
             **ADMIN_ANSWERS,
+        },
+    }
+
+
+def analytics_operation() -> dict[str, Any]:
+    """`GET /v1/analytics/delivery` (dlrhub/receiver/analytics_api.py, docs/analytics.md)."""
+    nullable_number = {"type": ["number", "null"]}
+    figures = {
+        "type": "object",
+        "description": "The measures of a group (docs/analytics.md); times in seconds.",
+        "properties": {
+            **{name: {"type": "integer"} for name in FIGURE_COUNTS},
+            "delivery_rate": nullable_number,
+            "delivery_rate_of_submitted": nullable_number,
+            "time_to_receipt": {
+                "type": "object",
+                "additionalProperties": nullable_number,
+            },
+            "failure_reasons": {"type": "array", "items": {"type": "object"}},
+            "engagement": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "previous": {"type": "object", "description": "With compare=previous."},
+            "delta": {"type": "object", "description": "With compare=previous."},
+        },
+        "required": [*FIGURE_COUNTS, "delivery_rate", "time_to_receipt", "failure_reasons"],
+    }
+    group = {
+        "type": "object",
+        "description": "A group: its period (null without bucket), its breakdown values"
+        ' ("" is unknown) and its figures.',
+        "properties": {"period": {"type": ["string", "null"], "format": "date-time"}},
+        "required": ["period", *FIGURE_COUNTS],
+    }
+    report = {
+        "type": "object",
+        "properties": {
+            "from": TIME,
+            "to": TIME,
+            "group_by": {"type": "array", "items": {"enum": list(BREAKDOWN)}},
+            "bucket": {"enum": ["hour", "day", None]},
+            "filters": {"type": "object"},
+            "groups": {"type": "array", "items": group},
+            "total": figures,
+            "previous": {"type": "object", "description": "With compare=previous: its range."},
+        },
+        "required": ["from", "to", "group_by", "bucket", "groups", "total"],
+    }
+    time_text = "RFC 3339 time (2026-11-20T00:00:00Z) or an offset from now (-24h, -7d, -90m)."
+    return {
+        "summary": "Delivery figures per provider, source, sender, channel, country, operator",
+        "description": (
+            "Messages submitted in the range (whole UTC hours), grouped by `group_by` and"
+            " per `bucket`: counts by final status, delivery rates, time to receipt,"
+            " failure reasons, engagement. Read from the rollups (docs/analytics.md)."
+        ),
+        "tags": ["query"],
+        "security": ADMIN,
+        "parameters": [
+            _query("from", f"Start, {time_text} Default: 24 hours before `to`."),
+            _query("to", f"End, {time_text} Default: now."),
+            _query("group_by", f"Comma list of {', '.join(BREAKDOWN)}."),
+            _query("bucket", "A row per hour or per UTC day.", {"enum": ["hour", "day"]}),
+            _query("format", "json (default) or csv.", {"enum": ["json", "csv"]}),
+            _query("compare", "Add the previous period's figures.", {"enum": ["previous"]}),
+            *(
+                _query(name, f"Only these {name} values (comma list; empty: unknown).")
+                for name in BREAKDOWN
+            ),
+        ],
+        "responses": {
+            "200": {
+                "description": "The figures; with format=csv, one row per group.",
+                "content": {
+                    "application/json": {"schema": report},
+                    "text/csv": {"schema": {"type": "string"}},
+                },
+            },
+            "400": _answer("A parameter is wrong or unknown: the detail says which."),
+            "401": ADMIN_ANSWERS["401"],
+            "503": ADMIN_ANSWERS["503"],
         },
     }
 

@@ -40,6 +40,7 @@ async def ask_every_store_route(client: httpx.AsyncClient) -> list[httpx.Respons
         await client.get("/v1/events", headers=ADMIN),
         await client.get("/v1/messages/nrs360/m-1", headers=ADMIN),
         await client.get("/v1/quarantine", headers=ADMIN),
+        await client.get("/v1/analytics/delivery", headers=ADMIN),
         await client.get("/v1/quarantine/1", headers=ADMIN),
         await client.post("/v1/quarantine/1/reprocess", headers=ADMIN),
         await client.get("/readyz"),

@@ -165,7 +165,7 @@ def create_app(
             await store.close()
 
     poller = outbound.poller
-    overview = Overview(store, config.store.backend, sinks, poller)
+    overview = Overview(store, config.store.backend, sinks, poller, alerts.alerts)
     routes: list[BaseRoute] = [
         *QuarantineBulkApi(config, store, access).routes(),
         *QueryApi(config, store, access, sinks.state).routes(),

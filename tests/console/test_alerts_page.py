@@ -135,7 +135,11 @@ async def test_open_alerts_first_then_the_history_then_the_rules(
     )
     await expect(rate.get_by_role("cell").first).to_have_text("90.9 %")
 
-    await page.go_back()
+    await page.goto("/console")  # the Overview counts the open one and leads to it
+    alerts_card = page.get_by_role("region", name="At a glance").locator(".card", has_text="Alerts")
+    await expect(alerts_card.locator(".value")).to_have_text("1")
+    await alerts_card.get_by_role("link", name="open alerts").click()
+    await page.wait_for_url("**/console/alerts?state=open")
     await twilio.get_by_role("link", name="Analytics of rate provider=twilio").click()
     await page.wait_for_url("**/console/analytics?from=2026-11-20T10%3A00%3A00Z&source=**")
     assert "to=" not in page.url  # still open: up to now

@@ -43,6 +43,7 @@ DEFAULT_LIMIT = 100
 CHOICES = (("all", "Open and resolved"), ("open", "Open"), ("resolved", "Resolved"))
 RATES = frozenset({"delivery_rate_below", "delivery_rate_drop"})
 HOUR = timedelta(hours=1)
+UNKNOWN = "unknown"  # a group's empty breakdown value, as `alerts.evaluate.group_label` writes it
 WANTED: dict[str, AlertState | None] = {"all": None, **{state: state for state in STATES}}
 
 
@@ -95,7 +96,8 @@ def link_time(moment: datetime) -> str:
 
 def analytics_link(rule: AlertRule, alert: AlertRecord) -> str:
     """The Analytics page over the alert's window, with the rule's filters and the
-    group's values (the group's value wins: it is one of the rule's)."""
+    group's values (the group's value wins: it is one of the rule's). A value the store
+    could not tell (`unknown` in the group) has no filter on that page: left out."""
     start = alert.opened_at.replace(minute=0, second=0, microsecond=0)
     start -= timedelta(seconds=rule.span) - HOUR  # the window's whole hours, the running one last
     params: dict[str, str] = {"from": link_time(start)}
@@ -105,7 +107,9 @@ def analytics_link(rule: AlertRule, alert: AlertRecord) -> str:
             ended = ended.replace(microsecond=0) + timedelta(seconds=1)
         params["to"] = link_time(ended)
     params.update({name: ",".join(values) for name, values in rule.filters})
-    params.update(group_values(alert.group))
+    params.update(
+        {name: value for name, value in group_values(alert.group).items() if value != UNKNOWN}
+    )
     return "/console/analytics?" + urlencode(params)
 
 

@@ -14,9 +14,12 @@ import httpx
 import pytest
 from playwright.async_api import Page, expect
 
+from dlrhub.alerts.settings import read_alert
 from dlrhub.app import create_app
 from dlrhub.config import Config, parse_config
+from dlrhub.console.alerts import analytics_link
 from dlrhub.event import Status
+from dlrhub.store.alerts_sql import AlertRecord
 from tests.alerts.conftest import NOW, world
 from tests.console.conftest import ADMIN_TOKEN, VIEWER_TOKEN, check_page, console_document, sign_in
 from tests.console.nrs360 import signed_in
@@ -206,6 +209,18 @@ async def test_a_rule_without_alerts_is_listed_while_nothing_is_open(tmp_path: P
     assert "<td>lagging</td><td>sink_lagging</td><td>10 min</td><td>—</td>" in page
 
 
+async def test_an_alert_of_a_rule_no_longer_configured_says_so(tmp_path: Path) -> None:
+    await seed(alerting_config(tmp_path, RULES))
+    app = create_app(alerting_config(tmp_path, RULES[1:]))  # "rate" removed, not yet evaluated
+    async with serve_app(app) as url, signed_in(url, VIEWER_TOKEN) as client:
+        answer = await client.get("/console/alerts", params={"state": "open"})
+    assert answer.status_code == 200, answer.text
+    page = " ".join(answer.text.split())
+    assert "provider=twilio" in page
+    assert "This rule is no longer configured: it resolves at the next evaluation." in page
+    assert "/console/analytics?" not in page  # its window and filters are not known any more
+
+
 async def test_postgres_lists_them_and_a_store_that_does_not_answer_is_a_503(
     tmp_path: Path,
 ) -> None:
@@ -235,3 +250,35 @@ async def test_signed_out_goes_to_the_sign_in_form(tmp_path: Path) -> None:
         answer = await client.get("/console/alerts?state=open")
     assert answer.status_code == 303
     assert answer.headers["location"] == "/console/login?next=%2Fconsole%2Falerts%3Fstate%3Dopen"
+
+
+def test_the_analytics_link_leaves_out_a_value_the_store_could_not_tell() -> None:
+    rule = read_alert(
+        "alerts[0]",
+        {
+            "name": "slow",
+            "kind": "ttr_p90_above",
+            "seconds": 30,
+            "window": "3h",
+            "group_by": ["provider", "country"],
+        },
+    )
+    alert = AlertRecord(
+        id=1,
+        rule="slow",
+        kind="ttr_p90_above",
+        group="provider=nrs360,country=unknown",
+        state="resolved",
+        opened_at=NOW,
+        resolved_at=NOW + timedelta(minutes=5, microseconds=1),
+        value=45.0,
+        last_value=12.0,
+        threshold=30.0,
+        message="",
+        resolve_message=None,
+        notified=2,
+    )
+    assert analytics_link(rule, alert) == (  # 3 whole hours, the one it opened in last
+        "/console/analytics?from=2026-11-20T08%3A00%3A00Z&to=2026-11-20T10%3A35%3A01Z"
+        "&provider=nrs360"
+    )

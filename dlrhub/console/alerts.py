@@ -8,7 +8,7 @@ listed under them, so an operator sees what is watched when nothing is open.
 | kind                        | value and threshold shown as                            |
 |-----------------------------|---------------------------------------------------------|
 | `delivery_rate_below/_drop` | a rate in %, the rate it opens under                    |
-| `ttr_p90_above`             | the p90 in s/min, the limit                              |
+| `ttr_p90_above`             | the p90 in s or min, the limit                          |
 | `*_growing`                 | the count now, the count a window before                |
 | `sink_lagging`              | minutes of lag, the limit                               |
 | `account_paused`            | none: the message says why                              |

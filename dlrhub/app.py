@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from dlrhub.config import Config
+from dlrhub.console.alerts import AlertPages
 from dlrhub.console.analytics import AnalyticsPages
 from dlrhub.console.assets import static_route
 from dlrhub.console.docs_page import docs_routes
@@ -165,7 +166,7 @@ def create_app(
             await store.close()
 
     poller = outbound.poller
-    overview = Overview(store, config.store.backend, sinks, poller)
+    overview = Overview(store, config.store.backend, sinks, poller, alerts.alerts)
     routes: list[BaseRoute] = [
         *QuarantineBulkApi(config, store, access).routes(),
         *QueryApi(config, store, access, sinks.state).routes(),
@@ -191,6 +192,7 @@ def create_app(
             *EventsPages(site, store, config).routes(),
             *MessagePages(site, store, sinks.state).routes(),
             *AnalyticsPages(site, store).routes(),
+            *AlertPages(site, alerts.alerts, config.alerts).routes(),
         ]
         routes += [*QuarantinePages(site, store).routes(), *PollerPages(site, poller).routes()]
     app = DlrhubApp(

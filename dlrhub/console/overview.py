@@ -4,7 +4,8 @@ Callbacks per minute by source and outcome come from the store's per-minute coun
 (`callback_counts`, written in the commit that stores the callbacks), so they are
 right across several receivers; then quarantine pending, each sink's state, lag and
 oldest undelivered event, each poller account's state, and whether the store
-answers. The page reloads itself every `REFRESH_SECONDS`.
+answers, and how many alerts are open (docs/alerts.md). The page reloads itself
+every `REFRESH_SECONDS`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dlrhub.receiver.auth import Access, Principal
 from dlrhub.receiver.errors import store_unavailable
 from dlrhub.receiver.tracking_api import PollerView
 from dlrhub.store import Store, StoreUnavailable
+from dlrhub.store.alerts_sql import SQLAlerts
 
 WINDOW_MINUTES = 60
 REFRESH_SECONDS = 15
@@ -36,11 +38,14 @@ OUTCOMES = ("stored", "duplicate", "quarantined")
 class Overview:
     """The overview's figures, for the API and the page alike."""
 
-    def __init__(self, store: Store, backend: str, sinks: SinksApi, poller: PollerView) -> None:
+    def __init__(
+        self, store: Store, backend: str, sinks: SinksApi, poller: PollerView, alerts: SQLAlerts
+    ) -> None:
         self.store = store
         self.backend = backend
         self.sinks = sinks
         self.poller = poller
+        self.alerts = alerts  # opened by the alerts API's service
 
     async def figures(self, now: datetime | None = None) -> dict[str, Any]:
         now = now or datetime.now(UTC)
@@ -63,6 +68,7 @@ class Overview:
                 ],
             },
             "quarantine_pending": await self.store.quarantine_pending_count(),
+            "alerts_open": len(await self.alerts.open_alerts()),  # one per rule and group at most
             "sinks": await self.sinks.reports(),
             "poller": [account.to_dict() for account in await self.poller.accounts()],
             "store": {"backend": self.backend, "ok": True, "read_ms": round(read_ms, 2)},

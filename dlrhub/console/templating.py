@@ -26,6 +26,7 @@ NAVIGATION = (
     ("overview", "Overview", "/console"),
     ("messages", "Messages", "/console/messages"),
     ("analytics", "Analytics", "/console/analytics"),
+    ("alerts", "Alerts", "/console/alerts"),
     ("events", "Events", "/console/events"),
     ("quarantine", "Quarantine", "/console/quarantine"),
     ("sinks", "Sinks", "/console/sinks"),

@@ -294,7 +294,7 @@ def analytics_operation() -> dict[str, Any]:
 def overview_operation() -> dict[str, Any]:
     """`GET /v1/overview` (dlrhub/console/overview.py): the console's first page, as JSON."""
     return {
-        "summary": "Callbacks per minute, quarantine, sinks, poller accounts, store health",
+        "summary": "Callbacks per minute, quarantine, open alerts, sinks, poller, store health",
         "tags": ["console"],
         "security": ADMIN,
         "responses": {
@@ -306,6 +306,7 @@ def overview_operation() -> dict[str, Any]:
                         "generated_at": {"type": "string", "format": "date-time"},
                         "callbacks": {"type": "object"},
                         "quarantine_pending": {"type": "integer"},
+                        "alerts_open": {"type": "integer"},
                         "sinks": {"type": "array", "items": {"type": "object"}},
                         "poller": {"type": "array", "items": {"type": "object"}},
                         "store": {"type": "object"},

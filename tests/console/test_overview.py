@@ -46,6 +46,7 @@ async def test_v1_overview_counts_callbacks_by_source_and_outcome(base_url: str)
         {"source": "nrs360", "stored": 3, "duplicate": 1, "quarantined": 1}
     ]
     assert figures["quarantine_pending"] == 1
+    assert figures["alerts_open"] == 0
     assert [sink["name"] for sink in figures["sinks"]] == ["audit"]
     assert figures["poller"] == []
     assert figures["store"]["backend"] == "sqlite" and figures["store"]["ok"] is True

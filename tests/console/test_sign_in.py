@@ -110,7 +110,7 @@ async def test_the_console_works_from_the_keyboard(page: Page) -> None:
     skip = page.get_by_role("link", name="Skip to content")
     assert await skip.evaluate("node => node === document.activeElement")
     await page.keyboard.press("Tab")  # the brand link, then the sections
-    for _ in range(4):  # Overview, Messages, Analytics, Events
+    for _ in range(5):  # Overview, Messages, Analytics, Alerts, Events
         await page.keyboard.press("Tab")
     focused = await page.evaluate("document.activeElement.textContent")
     assert focused == "Events"

@@ -20,9 +20,15 @@ RELATIVE_ERROR = math.sqrt(RATIO) - 1
 
 
 def bucket_of(milliseconds: float) -> int:
-    """The bucket a time to receipt falls in (negative times, clock skew, count as 0)."""
-    if milliseconds < FLOOR_MS:
+    """The bucket a time to receipt falls in, for any float.
+
+    Negative times (clock skew) and NaN count as 0, "at once"; infinity and times
+    past the last bucket as `MAX_BUCKET` (clamped before `RATIO ** bucket` overflows).
+    """
+    if not milliseconds >= FLOOR_MS:  # also NaN
         return 0
+    if milliseconds >= lower_bound(MAX_BUCKET):
+        return MAX_BUCKET
     bucket = int(math.log(milliseconds / FLOOR_MS) / _LOG_RATIO) + 1
     # Floating point near a bound: put the value where its bounds say it belongs.
     if milliseconds < lower_bound(bucket):

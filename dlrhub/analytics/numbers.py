@@ -2,7 +2,8 @@
 
 A number written without `+` is read in the region its source or account names
 (`default_region`), else the `[analytics]` one; a number that does not parse
-(an e-mail address, a short code, garbage) has country and operator "". The
+or is not valid there (an e-mail address, a short code, garbage) has country and
+operator "", unless written with its country code (then the country). The
 operator is the carrier that was allotted the number's range: number
 portability makes it approximate (docs/analytics.md says so).
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import phonenumbers
-from phonenumbers import carrier
+from phonenumbers import CountryCodeSource, carrier
 
 SUBSCRIBER_DIGITS = 3
 CACHE_SIZE = 65_536
@@ -57,11 +58,25 @@ class NumberPlaces:
 
 
 def _look_up(recipient: str, region: str) -> tuple[str, str]:
+    """A valid number's country and operator; an invalid one's country if it was written.
+
+    A short code or a number of another country read in `region` is not valid
+    there: it is placed nowhere. A number written with its country code keeps that
+    country even if not valid (Mexico's "+52 1" mobile prefix, dropped in 2019).
+    """
     try:
-        number = phonenumbers.parse(recipient, region or None)
+        number = phonenumbers.parse(recipient, region or None, keep_raw_input=True)
     except phonenumbers.NumberParseException:
         return "", ""
-    country = phonenumbers.region_code_for_number(number) or ""
-    if country == "ZZ":
-        country = ""
-    return country, carrier.name_for_number(number, "en") or ""
+    if phonenumbers.is_valid_number(number):
+        country = phonenumbers.region_code_for_number(number) or ""
+        return _known(country), carrier.name_for_number(number, "en") or ""
+    if number.country_code is None or (
+        number.country_code_source == CountryCodeSource.FROM_DEFAULT_COUNTRY
+    ):
+        return "", ""
+    return _known(phonenumbers.region_code_for_country_code(number.country_code)), ""
+
+
+def _known(country: str) -> str:
+    return "" if country in ("ZZ", "001") else country

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +22,27 @@ PLACE: Place = NumberPlaces("CO").place_for({"office": "ES"})
 Tables = dict[str, dict[tuple[Any, ...], Any]]
 
 
+StoreMaker = Callable[..., SQLStore]  # (**options) -> an unopened store over the same data
+
+
 @contextlib.asynccontextmanager
-async def fresh_store(
-    backend: str, directory: Path, place: Place = PLACE, **options: Any
-) -> AsyncIterator[SQLStore]:
+async def store_maker(backend: str, directory: Path) -> AsyncIterator[StoreMaker]:
+    """Each call gives a new, unopened store over the same (new, empty) data."""
+    if backend == "sqlite":
+        path = directory / f"{uuid.uuid4().hex}.sqlite3"
+        yield lambda **options: SQLiteStore(path, **{"place": PLACE, **options})
+        return
+    async with fresh_schema() as schema:
+        yield lambda **options: PostgresStore(
+            POSTGRES_DSN, schema=schema, **{"place": PLACE, **options}
+        )
+
+
+@contextlib.asynccontextmanager
+async def fresh_store(backend: str, directory: Path, **options: Any) -> AsyncIterator[SQLStore]:
     """An open store over empty data, closed (and its schema dropped) afterwards."""
-    store: SQLStore
-    async with contextlib.AsyncExitStack() as stack:
-        if backend == "sqlite":
-            path = directory / f"{uuid.uuid4().hex}.sqlite3"
-            store = SQLiteStore(path, place=place, **options)
-        else:
-            schema = await stack.enter_async_context(fresh_schema())
-            store = PostgresStore(POSTGRES_DSN, schema=schema, place=place, **options)
+    async with store_maker(backend, directory) as make:
+        store = make(**options)
         await store.open()
         try:
             yield store

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from dlrhub.receiver.delivery_metrics import DeliveryMetrics
 from dlrhub.receiver.errors import ReceiverBusy, store_unavailable
 from dlrhub.receiver.ingest_worker import IngestWorker
 from dlrhub.receiver.metrics import Metrics
@@ -42,6 +43,8 @@ class Health:
         self.outbound = outbound  # paused provider accounts, shown without failing readiness
         self.ingest_worker = ingest_worker
         self.timeout = timeout
+        self.delivery = DeliveryMetrics(store)  # per provider, from the delivery rollups
+        metrics.registry.register(self.delivery)
 
     def routes(self) -> list[Route]:
         return [
@@ -81,4 +84,5 @@ class Health:
         # On a store error the gauge keeps its last value; readyz reports the store.
         with contextlib.suppress(StoreUnavailable):
             self.metrics.quarantine_pending.set(await self.store.quarantine_pending_count())
+        await self.delivery.refresh()
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)

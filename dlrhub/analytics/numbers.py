@@ -70,7 +70,7 @@ def _look_up(recipient: str, region: str) -> tuple[str, str]:
         return "", ""
     if phonenumbers.is_valid_number(number):
         country = phonenumbers.region_code_for_number(number) or ""
-        return _known(country), carrier.name_for_number(number, "en") or ""
+        return _known(country), carrier.name_for_valid_number(number, "en") or ""
     if number.country_code is None or (
         number.country_code_source == CountryCodeSource.FROM_DEFAULT_COUNTRY
     ):

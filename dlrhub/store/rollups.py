@@ -23,7 +23,7 @@ ingest waits for it: minutes for millions of events.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from dlrhub.analytics.facts import (
@@ -268,38 +268,51 @@ def _fact_row(facts: MessageFacts) -> tuple[object, ...]:
 def _facts_of(
     keys: set[tuple[str, str]], dialect: Dialect
 ) -> Transaction[dict[tuple[str, str], MessageFacts]]:
-    by_provider: defaultdict[str, list[str]] = defaultdict(list)
-    for provider, message_id in sorted(keys):
-        by_provider[provider].append(message_id)
+    """The stored facts of `keys`: on PostgreSQL one statement (a round trip) per chunk,
+    on SQLite one per provider and chunk (its row-value `IN` would scan the table)."""
     found: dict[tuple[str, str], MessageFacts] = {}
-    select = f"SELECT {_FACT_COLUMNS} FROM delivery_facts WHERE provider = ? AND message_id"  # noqa: S608
+    columns = ", ".join(f"f.{name.strip()}" for name in _FACT_COLUMNS.split(","))
+    for query, params in _facts_queries(sorted(keys), dialect, columns):
+        for row in (yield Fetch(query, params)):
+            facts = MessageFacts(
+                provider=str(row[0]),
+                message_id=str(row[1]),
+                source=str(row[2]),
+                sender=str(row[3]),
+                channel=str(row[4]),
+                country=str(row[5]),
+                operator=str(row[6]),
+                submitted_us=int(row[7]),
+                by_send=bool(row[8]),
+                final_status=None if row[9] is None else str(row[9]),
+                final_us=int(row[10]),
+                reason=str(row[11]),
+                error_code=str(row[12]),
+            )
+            found[facts.key] = facts
+    return found
+
+
+def _facts_queries(
+    keys: list[tuple[str, str]], dialect: Dialect, columns: str
+) -> Iterator[tuple[str, tuple[object, ...]]]:
+    if dialect.arrays:
+        join = (
+            f"SELECT {columns} FROM unnest(?::text[], ?::text[]) AS k (provider, message_id)"  # noqa: S608
+            " JOIN delivery_facts f ON f.provider = k.provider AND f.message_id = k.message_id"
+        )
+        for start in range(0, len(keys), MAX_KEYS):
+            pairs = keys[start : start + MAX_KEYS]
+            yield join, ([key[0] for key in pairs], [key[1] for key in pairs])
+        return
+    by_provider: defaultdict[str, list[str]] = defaultdict(list)
+    for provider, message_id in keys:
+        by_provider[provider].append(message_id)
+    select = f"SELECT {columns} FROM delivery_facts f WHERE f.provider = ? AND f.message_id"  # noqa: S608
     for provider, ids in by_provider.items():
         for start in range(0, len(ids), MAX_KEYS):
             chunk = ids[start : start + MAX_KEYS]
-            if dialect.arrays:
-                rows = yield Fetch(f"{select} = any(?)", (provider, chunk))
-            else:
-                rows = yield Fetch(
-                    f"{select} IN ({','.join('?' * len(chunk))})", (provider, *chunk)
-                )
-            for row in rows:
-                facts = MessageFacts(
-                    provider=str(row[0]),
-                    message_id=str(row[1]),
-                    source=str(row[2]),
-                    sender=str(row[3]),
-                    channel=str(row[4]),
-                    country=str(row[5]),
-                    operator=str(row[6]),
-                    submitted_us=int(row[7]),
-                    by_send=bool(row[8]),
-                    final_status=None if row[9] is None else str(row[9]),
-                    final_us=int(row[10]),
-                    reason=str(row[11]),
-                    error_code=str(row[12]),
-                )
-                found[facts.key] = facts
-    return found
+            yield f"{select} IN ({','.join('?' * len(chunk))})", (provider, *chunk)
 
 
 @dataclass(frozen=True, slots=True)

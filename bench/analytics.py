@@ -10,7 +10,7 @@
    alternating for `--rounds` rounds. Prints events/s both ways and the ratio
    (the goal: ingest loses at most 10 %).
 2. Queries: a fresh store's rollups are filled for `--messages` messages over
-   30 days x 4 providers x 3 countries x 5 operators (x 2 sources x 3 senders):
+   30 days x 4 providers x 3 countries x 5 operators (x `--senders` senders):
    per message a `MessageFacts` is made and added up by the rollups' own
    `_Deltas`, one transaction per day, without storing events (that would be
    2 events per message through the write path). Then `store.delivery_sums` +
@@ -202,7 +202,9 @@ async def measure_ingest(backend: str, dsn: str | None, args: argparse.Namespace
 # 2. Queries --------------------------------------------------------------------------
 
 
-def facts_by_day(messages: int, end_us: int, seed: int = 2) -> Iterator[list[MessageFacts]]:
+def facts_by_day(
+    messages: int, end_us: int, senders: int, seed: int = 2
+) -> Iterator[list[MessageFacts]]:
     """`messages` messages' facts over the 30 days before `end_us`, a list per day."""
     rng = random.Random(seed)
     start = end_us - 30 * DAY_US
@@ -221,8 +223,8 @@ def facts_by_day(messages: int, end_us: int, seed: int = 2) -> Iterator[list[Mes
                 MessageFacts(
                     provider=provider,
                     message_id="",
-                    source=rng.choice((provider, "office")),
-                    sender=rng.choice(("ACME", "Banco", "Tienda")),
+                    source=provider,
+                    sender=f"sender{rng.randrange(senders)}",
                     channel="sms",
                     country=country,
                     operator=rng.choice(OPERATORS[country]),
@@ -263,7 +265,7 @@ async def measure_queries(backend: str, dsn: str | None, args: argparse.Namespac
         await store.open()
         try:
             started = time.perf_counter()
-            for batch in facts_by_day(args.messages, end):
+            for batch in facts_by_day(args.messages, end, args.senders):
                 await store.backend.transact(add_up(batch))
             fill = time.perf_counter() - started
             rows = await store.backend.read(
@@ -280,7 +282,7 @@ async def measure_queries(backend: str, dsn: str | None, args: argparse.Namespac
             await store.close()
     rollups, latency, reasons = (int(value) for value in rows[0])
     return (
-        f"{backend}: {args.messages:,} messages' rollups filled in {fill:.1f} s"
+        f"{backend}: {args.messages:,} messages ({args.senders} senders) filled in {fill:.1f} s"
         f" (MessageFacts added up by rollups._Deltas, no events):"
         f" {rollups:,} rollup rows, {latency:,} latency rows, {reasons:,} reason rows\n"
         f"  30 days by provider,operator ({month_groups} groups, {args.repeat} queries):"
@@ -325,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--callbacks", type=int, default=20_000, help="callbacks per ingest run")
     parser.add_argument("--rounds", type=int, default=3, help="ingest runs each way")
     parser.add_argument("--messages", type=int, default=1_000_000, help="messages in the rollups")
+    parser.add_argument("--senders", type=int, default=1, help="senders per provider (x cells)")
     parser.add_argument("--repeat", type=int, default=30, help="times each query runs")
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-queries", action="store_true")
@@ -335,10 +338,11 @@ def main(argv: list[str] | None = None) -> int:
         and 1 <= args.rounds <= 20
         and 1_000 <= args.messages <= 10_000_000
         and 1 <= args.repeat <= 1_000
+        and 1 <= args.senders <= 100
     ):
         parser.error(
             "--writers 1-1024, --callbacks 100-1000000, --rounds 1-20,"
-            " --messages 1000-10000000, --repeat 1-1000"
+            " --messages 1000-10000000, --repeat 1-1000, --senders 1-100"
         )
     uvloop.run(run(args))
     return 0

@@ -48,6 +48,7 @@ from dlrhub.analytics.figures import DeliveryQuery, figures
 from dlrhub.analytics.numbers import NumberPlaces
 from dlrhub.event import Event, EventType, RawCallback, Status
 from dlrhub.store import Accept, SQLiteStore, SQLStore
+from dlrhub.store.dialect import Dialect
 from dlrhub.store.postgres import PostgresStore
 from dlrhub.store.rollups import _Deltas
 from dlrhub.store.sql_statements import Transaction
@@ -240,11 +241,11 @@ def facts_by_day(
         yield batch
 
 
-def add_up(batch: list[MessageFacts]) -> Transaction[None]:
+def add_up(batch: list[MessageFacts], dialect: Dialect) -> Transaction[None]:
     deltas = _Deltas.empty()
     for facts in batch:
         deltas.add(facts, +1)
-    yield from deltas.statements()
+    yield from deltas.statements(dialect)
 
 
 async def timed(store: SQLStore, query: DeliveryQuery, repeat: int) -> tuple[str, int]:
@@ -266,11 +267,12 @@ async def measure_queries(backend: str, dsn: str | None, args: argparse.Namespac
         try:
             started = time.perf_counter()
             for batch in facts_by_day(args.messages, end, args.senders):
-                await store.backend.transact(add_up(batch))
+                await store.backend.transact(add_up(batch, store.backend.dialect))
             fill = time.perf_counter() - started
             rows = await store.backend.read(
                 "SELECT (SELECT count(*) FROM delivery_rollups),"
-                " (SELECT count(*) FROM delivery_latency),"
+                " (SELECT count(*) FROM delivery_latency)"
+                " + (SELECT count(*) FROM delivery_histograms),"
                 " (SELECT count(*) FROM delivery_reasons)",
                 [],
             )
@@ -284,7 +286,8 @@ async def measure_queries(backend: str, dsn: str | None, args: argparse.Namespac
     return (
         f"{backend}: {args.messages:,} messages ({args.senders} senders) filled in {fill:.1f} s"
         f" (MessageFacts added up by rollups._Deltas, no events):"
-        f" {rollups:,} rollup rows, {latency:,} latency rows, {reasons:,} reason rows\n"
+        f" {rollups:,} rollup rows, {latency:,} latency rows (hour buckets + day cells),"
+        f" {reasons:,} reason rows\n"
         f"  30 days by provider,operator ({month_groups} groups, {args.repeat} queries):"
         f" {month_figures}\n"
         f"  24 h by provider, bucket=hour ({day_groups} groups, {args.repeat} queries):"

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from dlrhub.analytics import histogram
 from dlrhub.analytics.facts import DAY_US, HOUR_US
 from dlrhub.analytics.figures import DeliveryQuery, Sums
-from dlrhub.store.rollups import COUNTERS
+from dlrhub.store.rollups import COUNTERS, PACKED_GRAINS
 
 Read = Callable[[str, Sequence[Any]], Awaitable[list[tuple[Any, ...]]]]
 GroupKey = tuple[Any, ...]  # (period_us or None, *values of group_by)
@@ -52,6 +53,8 @@ def _statement(
     values: str,
     extra_keys: Sequence[str],
     segment: tuple[str, int, int],
+    *,
+    grouped: bool = True,
 ) -> tuple[str, list[Any]]:
     grain, start, end = segment
     keys = [_period(query), *query.group_by, *extra_keys]
@@ -63,7 +66,7 @@ def _statement(
     group = ", ".join(keys[1:] if keys[0] == "NULL" else keys)
     sql = (
         f"SELECT {', '.join(keys)}, {values} FROM {table} WHERE {' AND '.join(where)}"  # noqa: S608
-        + (f" GROUP BY {group}" if group else "")
+        + (f" GROUP BY {group}" if group and grouped else "")
     )
     return sql, params
 
@@ -71,6 +74,7 @@ def _statement(
 async def delivery_sums(read: Read, query: DeliveryQuery) -> dict[GroupKey, Sums]:
     """The sums of every group the query's rollup rows fall in."""
     groups: dict[GroupKey, Sums] = {}
+    packed: dict[GroupKey, int] = {}  # day cells' histograms, added up per group
     width = 1 + len(query.group_by)
 
     def group(row: tuple[Any, ...]) -> Sums:
@@ -84,10 +88,19 @@ async def delivery_sums(read: Read, query: DeliveryQuery) -> dict[GroupKey, Sums
             sums = group(row)
             for name, value in zip(COUNTERS, row[width:], strict=True):
                 sums.counters[name] = sums.counters.get(name, 0) + int(value or 0)
-        sql, params = _statement(query, "delivery_latency", "sum(count)", ("bucket",), segment)
-        for row in await read(sql, params):
-            sums, bucket, count = group(row), int(row[width]), int(row[width + 1])
-            sums.latency[bucket] = sums.latency.get(bucket, 0) + count
+        if segment[0] in PACKED_GRAINS:
+            # One row per cell, merged here by adding packed histograms (rollups.py).
+            sql, params = _statement(
+                query, "delivery_histograms", "counts", (), segment, grouped=False
+            )
+            for row in await read(sql, params):
+                key = (None if row[0] is None else int(row[0]), *(str(v) for v in row[1:width]))
+                packed[key] = packed.get(key, 0) + histogram.from_bytes(bytes(row[width]))
+        else:
+            sql, params = _statement(query, "delivery_latency", "sum(count)", ("bucket",), segment)
+            for row in await read(sql, params):
+                sums, bucket, count = group(row), int(row[width]), int(row[width + 1])
+                sums.latency[bucket] = sums.latency.get(bucket, 0) + count
         reason_keys = ("status", "reason", "error_code")
         sql, params = _statement(query, "delivery_reasons", "sum(count)", reason_keys, segment)
         for row in await read(sql, params):
@@ -97,6 +110,10 @@ async def delivery_sums(read: Read, query: DeliveryQuery) -> dict[GroupKey, Sums
             sql, params = _statement(query, "engagement_rollups", "sum(count)", ("kind",), segment)
             for row in await read(sql, params):
                 group(row).engagement[str(row[width])] += int(row[width + 1])
+    for key, value in packed.items():
+        sums = groups.setdefault(key, Sums())
+        for bucket, count in histogram.unpack(value).items():
+            sums.latency[bucket] = sums.latency.get(bucket, 0) + count
     for sums in groups.values():
         sums.latency = {bucket: count for bucket, count in sums.latency.items() if count}
     return {

@@ -23,9 +23,10 @@ ingest waits for it: minutes for millions of events.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from dlrhub.analytics import histogram
 from dlrhub.analytics.facts import (
     BREAKDOWN,
     DAY_US,
@@ -49,6 +50,23 @@ COUNTERS = ("messages", *SETTLED, "within_5s", "within_60s", "within_600s", "lat
 REBUILD_PAGE = 5000
 MAX_KEYS = 500
 NOTHING_KEPT = 2**62  # a cohort boundary past every time: nothing is recomputed
+
+# Version 10: day cells' histograms packed in one row each (`delivery_histograms`),
+# the day rows of `delivery_latency` moved there (`pack_day_latency`).
+HISTOGRAM_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS delivery_histograms (
+    grain TEXT NOT NULL,
+    period_us {{bigint}} NOT NULL,
+    provider TEXT NOT NULL,
+    source TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    country TEXT NOT NULL,
+    operator TEXT NOT NULL,
+    counts {{bytes}} NOT NULL,
+    PRIMARY KEY ({_KEY})
+)
+"""
 
 # Version 8 of the schema (dlrhub/store/migrations.py).
 SCHEMA = f"""
@@ -109,6 +127,7 @@ CREATE TABLE IF NOT EXISTS delivery_reasons (
     count {{bigint}} NOT NULL,
     PRIMARY KEY ({_KEY}, status, reason, error_code)
 );
+{HISTOGRAM_SCHEMA};
 CREATE TABLE IF NOT EXISTS engagement_rollups (
     grain TEXT NOT NULL,
     period_us {{bigint}} NOT NULL,
@@ -157,7 +176,26 @@ VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (grain, period_us, provider, source, channel, kind)
 DO UPDATE SET count = engagement_rollups.count + excluded.count
 """
-ROLLUP_TABLES = ("delivery_rollups", "delivery_latency", "delivery_reasons", "engagement_rollups")
+_HISTOGRAM_KEY = " AND ".join(f"{name} = ?" for name in ("grain", "period_us", *BREAKDOWN))
+HISTOGRAM_OF = f"SELECT counts FROM delivery_histograms WHERE {_HISTOGRAM_KEY}"  # noqa: S608
+HISTOGRAMS_OF = f"""
+SELECT h.grain, h.period_us, h.{", h.".join(BREAKDOWN)}, h.counts
+FROM unnest(?::text[], ?::bigint[], {", ".join(["?::text[]"] * len(BREAKDOWN))})
+    AS k (grain, period_us, {_DIMS})
+JOIN delivery_histograms h ON {" AND ".join(f"h.{name} = k.{name}" for name in _KEY.split(", "))}
+"""  # noqa: S608 (table and column names are constants)
+PUT_HISTOGRAM = f"""
+INSERT INTO delivery_histograms ({_KEY}, counts) VALUES ({_KEY_PLACES}, ?)
+ON CONFLICT ({_KEY}) DO UPDATE SET counts = excluded.counts
+"""  # noqa: S608 (table and column names are constants)
+ROLLUP_TABLES = (
+    "delivery_rollups",
+    "delivery_latency",
+    "delivery_histograms",
+    "delivery_reasons",
+    "engagement_rollups",
+)
+PACKED_GRAINS = ("day",)  # their histograms are packed in `delivery_histograms`
 
 
 @dataclass(slots=True)
@@ -194,16 +232,48 @@ class _Deltas:
             key = (grain, at // width * width, event.provider, event.source, event.channel or "")
             self.engagement[(*key, kind)] += 1
 
-    def statements(self) -> Iterable[ExecuteMany]:
+    def statements(self, dialect: Dialect) -> Transaction[None]:
+        hourly = Counter({key: n for key, n in self.latency.items() if key[0] not in PACKED_GRAINS})
         rollups = [(*key, *row) for key, row in sorted(self.rollups.items()) if any(row)]
         for sql, rows in (
             (ADD_ROLLUP, rollups),
-            (ADD_LATENCY, _nonzero(self.latency)),
+            (ADD_LATENCY, _nonzero(hourly)),
             (ADD_REASON, _nonzero(self.reasons)),
             (ADD_ENGAGEMENT, _nonzero(self.engagement)),
         ):
             if rows:
                 yield ExecuteMany(sql, rows)
+        yield from self._histogram_statements(dialect)
+
+    def _histogram_statements(self, dialect: Dialect) -> Transaction[None]:
+        """Day cells' packed histograms: read, added to, written back (no additive upsert
+        adds packed counts; the writers' lock the transaction holds keeps this safe)."""
+        changes: defaultdict[tuple[object, ...], dict[int, int]] = defaultdict(dict)
+        for cell_bucket, count in self.latency.items():
+            if count and cell_bucket[0] in PACKED_GRAINS:
+                bucket = cell_bucket[-1]
+                assert isinstance(bucket, int)
+                cell = changes[cell_bucket[:-1]]
+                cell[bucket] = cell.get(bucket, 0) + count
+        if not changes:
+            return
+        keys = sorted(changes, key=str)
+        stored: dict[tuple[object, ...], int] = {}
+        if dialect.arrays:
+            for start in range(0, len(keys), MAX_KEYS):
+                chunk = keys[start : start + MAX_KEYS]
+                columns = [list(column) for column in zip(*chunk, strict=True)]
+                for row in (yield Fetch(HISTOGRAMS_OF, tuple(columns))):
+                    stored[tuple(row[:-1])] = histogram.from_bytes(bytes(row[-1]))
+        else:
+            for key in keys:
+                for (counts,) in (yield Fetch(HISTOGRAM_OF, key)):
+                    stored[key] = histogram.from_bytes(bytes(counts))
+        rows = []
+        for key in keys:
+            packed = stored.get(key, 0) + histogram.pack(changes[key])
+            rows.append((*key, histogram.to_bytes(packed)))
+        yield ExecuteMany(PUT_HISTOGRAM, rows)
 
 
 def _nonzero(counts: Counter[tuple[object, ...]]) -> list[tuple[object, ...]]:
@@ -243,8 +313,22 @@ def roll_up(
         deltas.add(facts, +1)
     if changed:
         yield ExecuteMany(UPSERT_FACTS, [_fact_row(facts) for facts in changed])
-    yield from deltas.statements()
+    yield from deltas.statements(dialect)
     return len(changed)
+
+
+def pack_day_latency() -> Transaction[None]:
+    """Migration 10: version 8's per-bucket day rows of `delivery_latency`, packed."""
+    rows = yield Fetch(f"SELECT {_KEY}, bucket, count FROM delivery_latency WHERE grain = 'day'")  # noqa: S608
+    cells: defaultdict[tuple[object, ...], dict[int, int]] = defaultdict(dict)
+    for *key, bucket, count in rows:
+        cells[tuple(key)][int(bucket)] = int(count)
+    if cells:
+        yield ExecuteMany(
+            PUT_HISTOGRAM,
+            [(*key, histogram.to_bytes(histogram.pack(counts))) for key, counts in cells.items()],
+        )
+    yield Execute("DELETE FROM delivery_latency WHERE grain = 'day'")
 
 
 def _fact_row(facts: MessageFacts) -> tuple[object, ...]:

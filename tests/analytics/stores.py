@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from dlrhub.analytics.facts import Place
+from dlrhub.analytics.histogram import from_bytes, unpack
 from dlrhub.analytics.numbers import NumberPlaces
 from dlrhub.store import SQLiteStore, SQLStore
 from dlrhub.store.postgres import PostgresStore
@@ -77,4 +78,9 @@ async def rollup_tables(store: SQLStore) -> Tables:
             for row in rows
             if any(int(value) for value in row[width:])
         }
+    # Day cells' histograms are packed, one row per cell: as rows per bucket here.
+    rows = await store.backend.read(f"SELECT {_KEY}, counts FROM delivery_histograms", [])  # noqa: S608
+    for *key, counts in rows:
+        for bucket, count in unpack(from_bytes(bytes(counts))).items():
+            tables["delivery_latency"][(*key, bucket)] = count
     return tables

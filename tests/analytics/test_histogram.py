@@ -12,9 +12,13 @@ from dlrhub.analytics.histogram import (
     MAX_BUCKET,
     RELATIVE_ERROR,
     bucket_of,
+    from_bytes,
     lower_bound,
     merge,
+    pack,
     percentile,
+    to_bytes,
+    unpack,
 )
 
 THIRTY_DAYS_MS = 30 * 86_400_000
@@ -91,3 +95,27 @@ def test_any_float_has_a_bucket(value: float) -> None:
 
 def test_thirty_days_fit_in_under_230_buckets() -> None:
     assert bucket_of(THIRTY_DAYS_MS) < 230
+
+
+histograms = st.dictionaries(st.integers(0, MAX_BUCKET), st.integers(1, 2**40 - 1), max_size=60)
+
+
+@given(histograms)
+def test_a_packed_histogram_unpacks_to_itself(histogram: dict[int, int]) -> None:
+    assert unpack(from_bytes(to_bytes(pack(histogram)))) == histogram
+
+
+@given(st.lists(histograms, max_size=5))
+def test_adding_packed_histograms_merges_them(parts: list[dict[int, int]]) -> None:
+    small = [{bucket: count % 2**20 for bucket, count in part.items()} for part in parts]
+    assert unpack(sum(pack(part) for part in small)) == merge(small)
+
+
+@given(histograms, histograms)
+def test_taking_a_packed_part_away_leaves_the_rest(
+    rest: dict[int, int], part: dict[int, int]
+) -> None:
+    rest = {bucket: count % 2**39 for bucket, count in rest.items()}
+    part = {bucket: count % 2**39 for bucket, count in part.items()}
+    whole = merge([rest, part])
+    assert unpack(pack(whole) - pack(part)) == {b: c for b, c in rest.items() if c}

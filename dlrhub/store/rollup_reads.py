@@ -2,8 +2,10 @@
 
 A range is read as whole UTC days from the day rows and the hours at either
 end from the hour rows (`segments`), so thirty days of one breakdown are about
-thirty rows each, whatever the traffic. Engagement is kept by provider, source
-and channel only: a query grouped or filtered by anything else has none.
+thirty rows each, whatever the traffic; a day's time-to-receipt histogram is
+one packed row per cell, added up here as one integer per group. Engagement is
+kept by provider, source and channel only: a query grouped or filtered by
+anything else has none.
 """
 
 from __future__ import annotations

@@ -3,15 +3,23 @@
 Per message, its facts (`delivery_facts`, one row like `messages`, never
 pruned); per hour and per UTC day of the cohort and each breakdown (provider,
 source, sender, channel, country, operator): counts by final status, the
-time-to-receipt histogram (`delivery_latency`, one row per bucket) and the
-failure reasons (`delivery_reasons`); engagement counts per hour and day
-(`engagement_rollups`). The measures are `dlrhub/analytics/facts.py`.
+time-to-receipt histogram and the failure reasons (`delivery_reasons`);
+engagement counts per hour and day (`engagement_rollups`). The measures are
+`dlrhub/analytics/facts.py`.
 
 A batch's message events are folded into their messages' facts in log order;
 each changed message takes its old contribution away and adds its new one,
-as additive upserts (`count = count + ?`), so rows never need reading here and
-writers in several processes (serialized by the writers' lock) add up.
+as additive upserts (`count = count + ?`), so those rows never need reading
+here and writers in several processes (serialized by the writers' lock) add up.
 Day rows let a month's query read thirty rows per breakdown instead of 720.
+
+The histogram of an hour cell is a row per bucket (`delivery_latency`: an hour
+cell holds a few messages). A day cell's is packed in one row
+(`delivery_histograms`, `histogram.pack`): a day cell of a hundred messages
+spreads over some fifty buckets, so per-bucket day rows were half as many as
+the messages and a month's query spent 200-800 ms reading them (bench/README.md).
+Packed counts are not added by an upsert: a batch reads the day cells it
+touches, adds, and writes them back, safe under the writers' lock it holds.
 
 `rebuild` (`dlrhub analytics rebuild`, and migration 8 for the events stored
 before it) recomputes from the event log with the same fold: the cohorts from

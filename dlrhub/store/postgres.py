@@ -77,10 +77,16 @@ def numbered(sql: str) -> str:
 
 
 def without_nul(params: Sequence[Any]) -> list[Any]:
+    """PostgreSQL text holds no NUL: U+FFFD instead, also in array parameters (`= any(?)`,
+    `unnest(?)`), so that a key looked up is the key stored."""
     return [
-        value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
+        [_without_nul(item) for item in value] if isinstance(value, list) else _without_nul(value)
         for value in params
     ]
+
+
+def _without_nul(value: Any) -> Any:
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
 
 
 async def fetch_rows(

@@ -34,6 +34,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import msgspec
+
 from dlrhub.analytics import histogram
 from dlrhub.analytics.facts import (
     BREAKDOWN,
@@ -297,6 +299,7 @@ def roll_up(
     and their contribution, which the rebuild did not delete.
     """
     deltas = _Deltas.empty()
+    events = [_without_nul(event) for event in events]
     messages = [event for event in events if counts_as_message(event)]
     before = yield from _facts_of({(e.provider, str(e.message_id)) for e in messages}, dialect)
     after: dict[tuple[str, str], MessageFacts] = dict(before)
@@ -337,6 +340,20 @@ def pack_day_latency() -> Transaction[None]:
             [(*key, histogram.to_bytes(histogram.pack(counts))) for key, counts in cells.items()],
         )
     yield Execute("DELETE FROM delivery_latency WHERE grain = 'day'")
+
+
+_TEXT_FIELDS = ("provider", "message_id", "source", "sender", "channel", "provider_status")
+
+
+def _without_nul(event: Event) -> Event:
+    """`event` with U+FFFD for NUL, as PostgreSQL stores text: a fact or a day cell read
+    back then has the key it was looked up by, and both backends count the same."""
+    changes = {
+        name: value.replace("\x00", "\ufffd")
+        for name in _TEXT_FIELDS
+        if isinstance(value := getattr(event, name), str) and "\x00" in value
+    }
+    return msgspec.structs.replace(event, **changes) if changes else event
 
 
 def _fact_row(facts: MessageFacts) -> tuple[object, ...]:

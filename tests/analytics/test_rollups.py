@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -157,3 +158,34 @@ async def test_a_late_receipt_moves_counts_within_the_cohort_hour(
     messages, delivered, within_600s, latency_ms = row[0], row[1], row[8], row[9]
     assert (messages, delivered, within_600s, latency_ms) == (1, 1, 0, 86_403_000)
     assert len(tables["delivery_rollups"]) == 2  # that hour and its day, nothing else
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_nul_in_a_message_id_or_sender_counts_once(backend: str, tmp_path: Path) -> None:
+    """PostgreSQL stores U+FFFD for NUL: the facts and day cells read back must match."""
+
+    def status(event_id: str, state: Status, minute: int) -> Event:
+        return Event(
+            id=event_id,
+            source="nrs360",
+            provider="nrs360",
+            type=EventType.MESSAGE_STATUS,
+            received_at=T0,
+            message_id="m\x001",
+            sender="AC\x00ME",
+            status=state,
+            occurred_at=T0 + timedelta(minutes=minute),
+        )
+
+    sent, delivered = status("a", Status.ACCEPTED, 0), status("b", Status.DELIVERED, 2)
+    async with fresh_store(backend, tmp_path) as store:
+        await write(store, [[Callback("a", (sent,))], [Callback("b", (delivered,))]])
+        kept = await rollup_tables(store)
+        await store.rebuild_rollups()
+        rebuilt = await rollup_tables(store)
+    clean = [
+        msgspec.structs.replace(e, message_id="m\ufffd1", sender="AC\ufffdME")
+        for e in (sent, delivered)
+    ]
+    assert kept == rebuilt == expected_tables(clean, PLACE)
+    assert sum(row[0] for row in kept["delivery_rollups"].values()) == 2  # its hour and day

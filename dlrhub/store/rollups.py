@@ -57,6 +57,9 @@ GRAINS = (("hour", HOUR_US), ("day", DAY_US))
 _DIMS = ", ".join(BREAKDOWN)
 _KEY = f"grain, period_us, {_DIMS}"
 COUNTERS = ("messages", *SETTLED, "within_5s", "within_60s", "within_600s", "latency_ms_sum")
+_SETTLED_INDEX = {status: COUNTERS.index(status) for status in SETTLED}
+_WITHIN_INDEX = COUNTERS.index("within_5s")
+_LATENCY_INDEX = COUNTERS.index("latency_ms_sum")
 REBUILD_PAGE = 5000
 MAX_KEYS = 500
 NOTHING_KEPT = 2**62  # a cohort boundary past every time: nothing is recomputed
@@ -223,14 +226,16 @@ class _Deltas:
 
     def add(self, facts: MessageFacts, sign: int) -> None:
         part = contribution(facts)
-        values = [1, *(int(part.final_status == name) for name in SETTLED)]
-        values += [*part.within] if part.within else [0, 0, 0]
-        values.append(part.latency_ms if part.final_status else 0)
+        changes = [(0, sign)]  # (index in COUNTERS, change): messages, then what is not 0
+        if part.final_status is not None:
+            changes.append((_SETTLED_INDEX[part.final_status], sign))
+            changes += [(_WITHIN_INDEX + i, sign) for i, inside in enumerate(part.within) if inside]
+            changes.append((_LATENCY_INDEX, sign * part.latency_ms))
         for grain, width in GRAINS:
             key = (grain, facts.submitted_us // width * width, *part.breakdown)
             row = self.rollups[key]
-            for index, value in enumerate(values):
-                row[index] += sign * value
+            for index, change in changes:
+                row[index] += change
             if part.latency_bucket is not None:
                 self.latency[(*key, part.latency_bucket)] += sign
             if part.reason is not None:

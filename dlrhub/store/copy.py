@@ -44,6 +44,7 @@ TABLES = (
     "delivery_facts",
     "delivery_rollups",
     "delivery_latency",
+    "delivery_histograms",
     "delivery_reasons",
     "engagement_rollups",
     "alerts",  # their history; the evaluator's samples and lease are not worth keeping

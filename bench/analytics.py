@@ -156,9 +156,12 @@ def rollups_off() -> Iterator[None]:
         dlrhub.store.sql.roll_up = real
 
 
-async def ingest(store: SQLStore, items: list[Accept], writers: int) -> tuple[float, float]:
+async def ingest(
+    store: SQLStore, items: list[Accept], writers: int, *, then_roll_up: bool = False
+) -> tuple[float, float, float]:
     """Events stored per second by `writers` tasks writing one callback after another,
-    and the CPU time (all threads) per event in microseconds."""
+    the CPU time (all threads) per event in microseconds, and with `then_roll_up` the
+    CPU per event of rolling them all up afterwards (`rebuild_rollups`: pages of 5,000)."""
     await store.open()
     try:
         queue = iter(items)
@@ -169,8 +172,13 @@ async def ingest(store: SQLStore, items: list[Accept], writers: int) -> tuple[fl
 
         started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(writer() for _ in range(writers)))
+        rate = len(items) / (time.perf_counter() - started)
         cpu = (time.process_time() - cpu) / len(items) * 1e6
-        return len(items) / (time.perf_counter() - started), cpu
+        afterwards = time.process_time()
+        if then_roll_up:
+            await store.rebuild_rollups()
+        afterwards = (time.process_time() - afterwards) / len(items) * 1e6
+        return rate, cpu, afterwards
     finally:
         await store.close()
 
@@ -180,13 +188,18 @@ async def measure_ingest(backend: str, dsn: str | None, args: argparse.Namespace
     place = NumberPlaces("CO").place_for({})
     rates: dict[bool, list[float]] = {True: [], False: []}
     cpus: dict[bool, list[float]] = {True: [], False: []}
+    batched: list[float] = []
     for _ in range(args.rounds):
         for on in (False, True):
             async with fresh_store(backend, dsn, place) as store:
                 with contextlib.nullcontext() if on else rollups_off():
-                    rate, cpu = await ingest(store, items, args.writers)
+                    rate, cpu, afterwards = await ingest(
+                        store, items, args.writers, then_roll_up=not on
+                    )
             rates[on].append(rate)
             cpus[on].append(cpu)
+            if not on:
+                batched.append(afterwards)
     on, off = statistics.median(rates[True]), statistics.median(rates[False])
     cpu_on, cpu_off = statistics.median(cpus[True]), statistics.median(cpus[False])
     return (
@@ -194,7 +207,8 @@ async def measure_ingest(backend: str, dsn: str | None, args: argparse.Namespace
         f" median of {args.rounds} rounds\n"
         f"  rollups off {off:,.0f} events/s, on {on:,.0f} events/s: {on / off:.1%} of the"
         f" throughput ({1 - on / off:+.1%} lost)"
-        f"\n  CPU of this process per event: off {cpu_off:.0f} µs, on {cpu_on:.0f} µs"
+        f"\n  CPU of this process per event: off {cpu_off:.0f} µs, on {cpu_on:.0f} µs;"
+        f" rolling up afterwards in pages of 5,000 (rebuild): {statistics.median(batched):.0f} µs"
         f"\n  rounds off: {', '.join(f'{r:,.0f}' for r in rates[False])};"
         f" on: {', '.join(f'{r:,.0f}' for r in rates[True])}"
     )

@@ -420,12 +420,6 @@ def create_alert_tables(dialect: Dialect) -> Transaction[None]:
             yield Execute(statement.strip())
 
 
-# Version 10: a day cell's histogram packed in one row (`delivery_histograms`): a month's
-# query reads a row per cell and day instead of one per bucket (bench/analytics.py).
-def pack_day_latency(dialect: Dialect) -> Transaction[None]:
-    yield from rollups.pack_day_latency()
-
-
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "event log, sink state and tracking tables", (EVENT_LOG, SINK_STATE, TRACKING)),
     Migration(
@@ -450,11 +444,6 @@ MIGRATIONS: tuple[Migration, ...] = (
         (ROLLUP_SCHEMA, roll_up_stored_events),
     ),
     Migration(9, "alerts: open and resolved, evaluation samples and lease", (create_alert_tables,)),
-    Migration(
-        10,
-        "delivery analytics: a day's time-to-receipt histogram in one row per cell",
-        (rollups.HISTOGRAM_SCHEMA, pack_day_latency),
-    ),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -64,8 +64,7 @@ REBUILD_PAGE = 5000
 MAX_KEYS = 500
 NOTHING_KEPT = 2**62  # a cohort boundary past every time: nothing is recomputed
 
-# Version 10: day cells' histograms packed in one row each (`delivery_histograms`),
-# the day rows of `delivery_latency` moved there (`pack_day_latency`).
+# Day cells' histograms, packed in one row each (see the module docstring).
 HISTOGRAM_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS delivery_histograms (
     grain TEXT NOT NULL,
@@ -331,20 +330,6 @@ def roll_up(
         yield ExecuteMany(UPSERT_FACTS, [_fact_row(facts) for facts in changed])
     yield from deltas.statements(dialect)
     return len(changed)
-
-
-def pack_day_latency() -> Transaction[None]:
-    """Migration 10: version 8's per-bucket day rows of `delivery_latency`, packed."""
-    rows = yield Fetch(f"SELECT {_KEY}, bucket, count FROM delivery_latency WHERE grain = 'day'")  # noqa: S608
-    cells: defaultdict[tuple[object, ...], dict[int, int]] = defaultdict(dict)
-    for *key, bucket, count in rows:
-        cells[tuple(key)][int(bucket)] = int(count)
-    if cells:
-        yield ExecuteMany(
-            PUT_HISTOGRAM,
-            [(*key, histogram.to_bytes(histogram.pack(counts))) for key, counts in cells.items()],
-        )
-    yield Execute("DELETE FROM delivery_latency WHERE grain = 'day'")
 
 
 _TEXT_FIELDS = ("provider", "message_id", "source", "sender", "channel", "provider_status")

@@ -10,11 +10,10 @@ import pytest
 
 from dlrhub.analytics.facts import DAY_US
 from dlrhub.analytics.figures import DeliveryQuery, figures
-from dlrhub.analytics.histogram import from_bytes, unpack
 from dlrhub.analytics.numbers import NumberPlaces
 from dlrhub.event import Event, EventType, RawCallback, Status, epoch_micros, format_time
 from dlrhub.store import Accept, SQLStore
-from dlrhub.store.sql_statements import Execute, ExecuteMany, Fetch, Transaction
+from dlrhub.store.sql_statements import Execute, Transaction
 from tests.analytics.model import expected_tables
 from tests.analytics.stores import BACKENDS, PLACE, Tables, rollup_tables, store_maker
 from tests.payloads import T0
@@ -174,7 +173,7 @@ async def test_migration_8_rolls_up_the_events_already_stored(backend: str, tmp_
         store = make(migrate="auto")
         await store.open()
         try:
-            assert store.schema is not None and store.schema.applied == [8, 9, 10]
+            assert store.schema is not None and store.schema.applied == [8, 9]
             migrated = await rollup_tables(store)
             await store.rebuild_rollups()  # the store's regions, as `dlrhub analytics rebuild`
             rebuilt = await rollup_tables(store)
@@ -183,62 +182,6 @@ async def test_migration_8_rolls_up_the_events_already_stored(backend: str, tmp_
     assert migrated == expected_tables(stored, NumberPlaces().place_for({}))  # no region yet
     assert rebuilt == expected_tables(stored, PLACE)
     assert migrated != rebuilt  # numbers without '+' are placed only by the rebuild
-
-
-def before_version_10() -> Transaction[None]:
-    """Day histograms as versions 8 and 9 keep them: a row per bucket in `delivery_latency`."""
-    rows = yield Fetch(f"SELECT {KEY}, counts FROM delivery_histograms")  # noqa: S608
-    per_bucket = [
-        (*key, bucket, count)
-        for *key, counts in rows
-        for bucket, count in unpack(from_bytes(bytes(counts))).items()
-    ]
-    yield ExecuteMany(
-        f"INSERT INTO delivery_latency ({KEY}, bucket, count)"  # noqa: S608
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        per_bucket,
-    )
-    yield Execute("DROP TABLE delivery_histograms")
-    yield Execute("DELETE FROM schema_migrations WHERE version = 10")
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-async def test_migration_10_packs_the_day_histograms_of_version_9(
-    backend: str, tmp_path: Path
-) -> None:
-    async with store_maker(backend, tmp_path) as make:
-        store = make()
-        await store.open()
-        stored = await write_all(store, traffic())
-        await store.backend.transact(before_version_10())
-        await store.close()
-        store = make(migrate="auto")
-        await store.open()
-        try:
-            assert store.schema is not None and store.schema.applied == [10]
-            migrated = await rollup_tables(store)
-            (days,) = await store.backend.read(
-                "SELECT count(*) FROM delivery_latency WHERE grain = 'day'", []
-            )
-            await store.write(
-                Accept(
-                    raw_of("later"),
-                    [
-                        status(
-                            "later",
-                            Status.ACCEPTED,
-                            DAY0,
-                            source="nrs360",
-                            provider="nrs360",
-                            message_id="m0",
-                        )
-                    ],
-                )
-            )
-        finally:
-            await store.close()
-    assert migrated == expected_tables(stored, PLACE)
-    assert int(days[0]) == 0
 
 
 def raw_of(body: str) -> RawCallback:

@@ -5,10 +5,12 @@
 1. Ingest, rollups on and off: `--writers` concurrent tasks store `--callbacks`
    status callbacks (each message `accepted`, then a receipt 40 callbacks later,
    recipients in Colombia, Spain and Mexico) through the store's group-commit
-   writer, the receiver's path, into a fresh store; once as dlrhub runs and once
-   with `dlrhub.store.sql.roll_up` replaced by a no-op (this script only),
-   alternating for `--rounds` rounds. Prints events/s both ways and the ratio
-   (the goal: ingest loses at most 10 %).
+   writer, the receiver's path, into a fresh store; once as dlrhub runs (the
+   writer rolls up a page after answering, when idle or a page has piled up)
+   and once with `dlrhub.store.sql.catch_up` replaced by a no-op (this script
+   only), alternating for `--rounds` rounds. Prints events/s both ways and the
+   ratio (the goal: ingest loses at most 10 %), and, rollups on, how long the
+   rollups took to catch up once the writes were done (the events/s until then).
 2. Queries: a fresh store's rollups are filled for `--messages` messages over
    30 days x 4 providers x 3 countries x 5 operators (x `--senders` senders):
    per message a `MessageFacts` is made and added up by the rollups' own
@@ -140,28 +142,29 @@ def accept(event: Event) -> Accept:
     return Accept(raw, [event])
 
 
-def no_roll_up(*args: object, **options: object) -> Transaction[int]:
-    """`roll_up` doing nothing: ingest as before the rollups."""
+def no_catch_up(*args: object, **options: object) -> Transaction[int]:
+    """`catch_up` doing nothing: ingest as before the rollups."""
     return 0
-    yield  # a generator, as a transaction step is
+    yield  # a generator, as a transaction is
 
 
 @contextlib.contextmanager
 def rollups_off() -> Iterator[None]:
-    real = dlrhub.store.sql.roll_up
-    dlrhub.store.sql.roll_up = no_roll_up  # type: ignore[assignment]
+    real = dlrhub.store.sql.catch_up
+    dlrhub.store.sql.catch_up = no_catch_up  # type: ignore[assignment]
     try:
         yield
     finally:
-        dlrhub.store.sql.roll_up = real
+        dlrhub.store.sql.catch_up = real
 
 
 async def ingest(
     store: SQLStore, items: list[Accept], writers: int, *, then_roll_up: bool = False
 ) -> tuple[float, float, float]:
     """Events stored per second by `writers` tasks writing one callback after another,
-    the CPU time (all threads) per event in microseconds, and with `then_roll_up` the
-    CPU per event of rolling them all up afterwards (`rebuild_rollups`: pages of 5,000)."""
+    the CPU time (all threads) per event in microseconds, and the seconds the rollups
+    took to catch up once the writes were done (with `then_roll_up`: the CPU per event
+    of rolling them all up afterwards, `rebuild_rollups`, pages of 5,000)."""
     await store.open()
     try:
         queue = iter(items)
@@ -174,11 +177,13 @@ async def ingest(
         await asyncio.gather(*(writer() for _ in range(writers)))
         rate = len(items) / (time.perf_counter() - started)
         cpu = (time.process_time() - cpu) / len(items) * 1e6
-        afterwards = time.process_time()
         if then_roll_up:
+            afterwards = time.process_time()
             await store.rebuild_rollups()
-        afterwards = (time.process_time() - afterwards) / len(items) * 1e6
-        return rate, cpu, afterwards
+            return rate, cpu, (time.process_time() - afterwards) / len(items) * 1e6
+        lagging = time.perf_counter()
+        await store.catch_up_rollups()
+        return rate, cpu, time.perf_counter() - lagging
     finally:
         await store.close()
 
@@ -189,6 +194,7 @@ async def measure_ingest(backend: str, dsn: str | None, args: argparse.Namespace
     rates: dict[bool, list[float]] = {True: [], False: []}
     cpus: dict[bool, list[float]] = {True: [], False: []}
     batched: list[float] = []
+    lags: list[float] = []
     for _ in range(args.rounds):
         for on in (False, True):
             async with fresh_store(backend, dsn, place) as store:
@@ -198,8 +204,7 @@ async def measure_ingest(backend: str, dsn: str | None, args: argparse.Namespace
                     )
             rates[on].append(rate)
             cpus[on].append(cpu)
-            if not on:
-                batched.append(afterwards)
+            (lags if on else batched).append(afterwards)
     on, off = statistics.median(rates[True]), statistics.median(rates[False])
     cpu_on, cpu_off = statistics.median(cpus[True]), statistics.median(cpus[False])
     return (
@@ -207,6 +212,8 @@ async def measure_ingest(backend: str, dsn: str | None, args: argparse.Namespace
         f" median of {args.rounds} rounds\n"
         f"  rollups off {off:,.0f} events/s, on {on:,.0f} events/s: {on / off:.1%} of the"
         f" throughput ({1 - on / off:+.1%} lost)"
+        f"\n  rollups on: caught up {statistics.median(lags):.2f} s after the last write"
+        f" ({len(items) / (len(items) / on + statistics.median(lags)):,.0f} events/s until then)"
         f"\n  CPU of this process per event: off {cpu_off:.0f} µs, on {cpu_on:.0f} µs;"
         f" rolling up afterwards in pages of 5,000 (rebuild): {statistics.median(batched):.0f} µs"
         f"\n  rounds off: {', '.join(f'{r:,.0f}' for r in rates[False])};"

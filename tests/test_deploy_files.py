@@ -30,6 +30,7 @@ import yaml
 from dlrhub.cli import build_parser
 from dlrhub.config import Config, ConfigError, load_config
 from dlrhub.outbound.poll_metrics import PollMetrics
+from dlrhub.receiver.delivery_metrics import DeliveryMetrics
 from dlrhub.receiver.metrics import Metrics
 from dlrhub.sinks.service import SinkMetrics
 from tests.unit_sandbox import unit_settings
@@ -524,6 +525,7 @@ def exported_metric_names() -> set[str]:
     registry = Metrics().registry
     registry.register(SinkMetrics(list))
     PollMetrics().register(registry)
+    registry.register(DeliveryMetrics(store=None))  # type: ignore[arg-type]  # collects only
     return {name for family in registry.collect() for name in series_names(family)}
 
 

@@ -15,8 +15,8 @@
   happened, by the provider's word for them.
 
 `advance` folds one event into a message's facts; `Contribution` is what those
-facts add to the rollups. The store subtracts a message's old contribution and
-adds the new one in the transaction that commits the event, and `rebuild`
+facts add to the rollups. The store, following the log a page at a time,
+subtracts a message's old contribution and adds the new one, and `rebuild`
 folds the same events in the same order, so both give the same figures.
 """
 

@@ -86,7 +86,12 @@ class KeepSecret:
     value: str = field(repr=False)
 
 
-WriteItem = Accept | Quarantine | Reprocess | Drop | Probe | KeepSecret
+@dataclass(frozen=True, slots=True)
+class RollUp:
+    """Bring the delivery rollups up to the last committed event (before reading them)."""
+
+
+WriteItem = Accept | Quarantine | Reprocess | Drop | Probe | KeepSecret | RollUp
 
 Outcome = Literal[
     "stored",
@@ -98,6 +103,7 @@ Outcome = Literal[
     "not_found",
     "probed",
     "kept",
+    "rolled_up",
 ]
 
 
@@ -318,6 +324,10 @@ class Store(Protocol):
 
     async def delivery_sums(self, query: DeliveryQuery) -> dict[tuple[Any, ...], Sums]:
         """The delivery rollups' sums per group (`dlrhub/store/rollup_reads.py`)."""
+        ...
+
+    async def catch_up_rollups(self) -> None:
+        """Roll up every event committed so far, by any process (`dlrhub/store/rollups.py`)."""
         ...
 
     async def rebuild_rollups(self) -> RebuildReport:

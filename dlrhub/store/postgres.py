@@ -190,7 +190,7 @@ class PostgresBackend:
                 pass
         self._writer = self._readers = None
 
-    async def transact(self, transaction: Transaction[T]) -> T:
+    async def transact(self, transaction: Transaction[T], *, writers_lock: bool = True) -> T:
         if self._writer is None or self._writer.is_closed():
             self._writer = await self._connect()
         connection = self._writer
@@ -205,7 +205,10 @@ class PostgresBackend:
         try:
             # BEGIN with the lock, and the notification with COMMIT: one round trip each
             # (simple queries of constants), not two; a batch's commit waits for each.
-            await connection.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})")
+            if writers_lock:
+                await connection.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})")
+            else:  # rolling up: its own lock (dlrhub/store/rollups.py), ingest goes on
+                await connection.execute("BEGIN")
             result = await run_transaction_async(transaction, run)
             if stored:  # sent at commit: sink workers wake (dlrhub/store/notifications.py)
                 await connection.execute(

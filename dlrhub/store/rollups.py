@@ -1,4 +1,4 @@
-"""Delivery rollups: kept up to date in the transaction that commits the events.
+"""Delivery rollups: kept up to date from the event log, just after events are committed.
 
 Per message, its facts (`delivery_facts`, one row like `messages`, never
 pruned); per hour and per UTC day of the cohort and each breakdown (provider,
@@ -7,7 +7,18 @@ time-to-receipt histogram and the failure reasons (`delivery_reasons`);
 engagement counts per hour and day (`engagement_rollups`). The measures are
 `dlrhub/analytics/facts.py`.
 
-A batch's message events are folded into their messages' facts in log order;
+Rolling up follows the log with a cursor (`meta` key `rollups_after_seq`), as
+a sink does, in pages of up to `PAGE` events (`catch_up`), each page with its
+cursor in one transaction: every event is counted exactly once. The store's
+writer runs a page once it has answered a batch, when it is idle or `PAGE`
+events have piled up, so a callback's answer never waits for the rollups, and a
+busy writer rolls up thousands of events at a time (a page's cells and facts
+are shared by many of its events: about half the CPU per event of rolling up
+each commit's few events inside it; bench/README.md). Reads catch up first
+(`SQLStore.delivery_sums`), so an answer counts every event committed before
+it. On PostgreSQL an advisory lock lets one process roll up at a time.
+
+A page's message events are folded into their messages' facts in log order;
 each changed message takes its old contribution away and adds its new one,
 as additive upserts (`count = count + ?`), so those rows never need reading
 here and writers in several processes (serialized by the writers' lock) add up.
@@ -18,8 +29,9 @@ cell holds a few messages). A day cell's is packed in one row
 (`delivery_histograms`, `histogram.pack`): a day cell of a hundred messages
 spreads over some fifty buckets, so per-bucket day rows were half as many as
 the messages and a month's query spent 200-800 ms reading them (bench/README.md).
-Packed counts are not added by an upsert: a batch reads the day cells it
-touches, adds, and writes them back, safe under the writers' lock it holds.
+Packed counts are not added by an upsert: a page reads the day cells it
+touches, adds, and writes them back, safe under the rollup lock it holds
+(PostgreSQL; SQLite's one writer at a time).
 
 `rebuild` (`dlrhub analytics rebuild`, and migration 8 for the events stored
 before it) recomputes from the event log with the same fold: the cohorts from
@@ -61,20 +73,22 @@ _SETTLED_INDEX = {status: COUNTERS.index(status) for status in SETTLED}
 _WITHIN_INDEX = COUNTERS.index("within_5s")
 _LATENCY_INDEX = COUNTERS.index("latency_ms_sum")
 REBUILD_PAGE = 5000
+PAGE = 2000  # events per catch-up transaction
+CURSOR = "rollups_after_seq"  # the meta key of the last event rolled up
+ROLLUP_LOCK = 0x646C7275  # "dlru": PostgreSQL's advisory lock for rolling up
 MAX_KEYS = 500
 NOTHING_KEPT = 2**62  # a cohort boundary past every time: nothing is recomputed
+
+# A cell's columns, the key of every rollup table: a grain's period and a breakdown.
+_CELL = ",\n    ".join(
+    ["grain TEXT NOT NULL", "period_us {bigint} NOT NULL"]
+    + [f"{name} TEXT NOT NULL" for name in BREAKDOWN]
+)
 
 # Day cells' histograms, packed in one row each (see the module docstring).
 HISTOGRAM_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS delivery_histograms (
-    grain TEXT NOT NULL,
-    period_us {{bigint}} NOT NULL,
-    provider TEXT NOT NULL,
-    source TEXT NOT NULL,
-    sender TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    country TEXT NOT NULL,
-    operator TEXT NOT NULL,
+    {_CELL},
     counts {{bytes}} NOT NULL,
     PRIMARY KEY ({_KEY})
 )
@@ -100,39 +114,18 @@ CREATE TABLE IF NOT EXISTS delivery_facts (
 );
 CREATE INDEX IF NOT EXISTS delivery_facts_by_submitted ON delivery_facts (submitted_us);
 CREATE TABLE IF NOT EXISTS delivery_rollups (
-    grain TEXT NOT NULL,
-    period_us {{bigint}} NOT NULL,
-    provider TEXT NOT NULL,
-    source TEXT NOT NULL,
-    sender TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    country TEXT NOT NULL,
-    operator TEXT NOT NULL,
+    {_CELL},
     {", ".join(f"{name} {{bigint}} NOT NULL DEFAULT 0" for name in COUNTERS)},
     PRIMARY KEY ({_KEY})
 );
 CREATE TABLE IF NOT EXISTS delivery_latency (
-    grain TEXT NOT NULL,
-    period_us {{bigint}} NOT NULL,
-    provider TEXT NOT NULL,
-    source TEXT NOT NULL,
-    sender TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    country TEXT NOT NULL,
-    operator TEXT NOT NULL,
+    {_CELL},
     bucket INTEGER NOT NULL,
     count {{bigint}} NOT NULL,
     PRIMARY KEY ({_KEY}, bucket)
 );
 CREATE TABLE IF NOT EXISTS delivery_reasons (
-    grain TEXT NOT NULL,
-    period_us {{bigint}} NOT NULL,
-    provider TEXT NOT NULL,
-    source TEXT NOT NULL,
-    sender TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    country TEXT NOT NULL,
-    operator TEXT NOT NULL,
+    {_CELL},
     status TEXT NOT NULL,
     reason TEXT NOT NULL,
     error_code TEXT NOT NULL,
@@ -423,6 +416,8 @@ class RebuildReport:
 
 def rebuild(place: Place, dialect: Dialect) -> Transaction[RebuildReport]:
     """Recompute the rollups from the kept events (see the module docstring)."""
+    if dialect.name == "postgres":
+        yield Execute(f"SELECT pg_advisory_xact_lock({ROLLUP_LOCK})")
     from_us = yield from _first_whole_kept_day()
     if from_us is None:
         for table in (*ROLLUP_TABLES, "delivery_facts"):
@@ -449,7 +444,42 @@ def rebuild(place: Place, dialect: Dialect) -> Transaction[RebuildReport]:
         messages += yield from roll_up(page, place, dialect, kept_from_us=from_us)
         events += len(rows)
         after_seq = int(rows[-1][0])
+    if after_seq:  # an empty log leaves the cursor where it was (and a new store's meta empty)
+        yield from _move_cursor(after_seq)
     return RebuildReport(from_us, events, messages)
+
+
+def catch_up(
+    place: Place, dialect: Dialect, page: int = PAGE, *, wait: bool = True
+) -> Transaction[int]:
+    """Roll up the next events after the cursor, at most `page`; returns how many, or -1
+    when another process is rolling up and `wait` is false (PostgreSQL)."""
+    if dialect.name == "postgres":
+        if not wait:
+            (row,) = yield Fetch(f"SELECT pg_try_advisory_xact_lock({ROLLUP_LOCK})")
+            if not row[0]:
+                return -1
+        else:
+            yield Execute(f"SELECT pg_advisory_xact_lock({ROLLUP_LOCK})")
+    rows = yield Fetch("SELECT value FROM meta WHERE key = ?", (CURSOR,))
+    after_seq = int(rows[0][0]) if rows else 0
+    rows = yield Fetch(
+        "SELECT seq, doc FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, page)
+    )
+    if rows:
+        yield from roll_up(
+            [Event.from_json(doc).with_seq(int(seq)) for seq, doc in rows], place, dialect
+        )
+        yield from _move_cursor(int(rows[-1][0]))
+    return len(rows)
+
+
+def _move_cursor(after_seq: int) -> Transaction[None]:
+    yield Execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (CURSOR, str(after_seq)),
+    )
 
 
 def _first_whole_kept_day() -> Transaction[int | None]:

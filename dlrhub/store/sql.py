@@ -55,6 +55,7 @@ from dlrhub.store.base import (
     QuarantineEntry,
     QuarantineState,
     Reprocess,
+    RollUp,
     StoredCallback,
     StoreUnavailable,
     WriteItem,
@@ -64,7 +65,8 @@ from dlrhub.store.dialect import Dialect
 from dlrhub.store.message_search import MESSAGE_COLUMNS, reversed_digits, search_statement
 from dlrhub.store.migrations import SchemaReport, event_columns
 from dlrhub.store.rollup_reads import GroupKey, delivery_sums
-from dlrhub.store.rollups import RebuildReport, rebuild, roll_up
+from dlrhub.store.rollups import PAGE as ROLLUP_PAGE
+from dlrhub.store.rollups import RebuildReport, catch_up, rebuild
 from dlrhub.store.sql_statements import (
     Execute,
     ExecuteMany,
@@ -90,8 +92,9 @@ class SQLBackend(Protocol):
 
     async def close(self) -> None: ...
 
-    async def transact(self, transaction: Transaction[T]) -> T:
-        """Run `transaction` holding the writers' lock; commit if it returns, else roll back."""
+    async def transact(self, transaction: Transaction[T], *, writers_lock: bool = True) -> T:
+        """Run `transaction` holding the writers' lock (unless `writers_lock` is false: rolling
+        up takes its own); commit if it returns, else roll back."""
         ...
 
     async def read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]: ...
@@ -153,6 +156,9 @@ MAX_VARIABLES = 500
 SECRET_PREFIX = "secret:"  # noqa: S105 (a meta key prefix, not a secret: `shared_secret`)
 SECRET_BYTES = 32
 CLOSE_TIMEOUT_SECONDS = 15.0
+# The writer rolls up once this long passes without a write (or a page has piled up): a
+# busy writer rolls up thousands of events at a time, a quiet one within this delay.
+ROLLUP_IDLE_SECONDS = 0.05
 _Pending = tuple[WriteItem, "asyncio.Future[WriteResult]"]
 
 
@@ -168,7 +174,6 @@ class _Batch:
     quarantines: list[tuple[Any, ...]] = field(default_factory=list)
     quarantine_updates: list[tuple[Any, ...]] = field(default_factory=list)
     counts: Counter[tuple[int, str, str]] = field(default_factory=Counter)
-    stored: list[Event] = field(default_factory=list)  # in seq order, for the rollups
 
     def count(self, raw: RawCallback, outcome: str) -> None:
         """Count a received callback (or poll answer) under its minute, source and outcome."""
@@ -201,7 +206,6 @@ class _Batch:
             stored_event = event.with_seq(self.next_seq)
             self.next_seq += 1
             stored.append(stored_event)
-            self.stored.append(stored_event)
             self.events.append(
                 (
                     stored_event.seq,
@@ -255,6 +259,10 @@ class SQLStore:
         self.on_commit = on_commit
         # Recipients' country and operator for the delivery rollups (dlrhub/store/rollups.py).
         self.place = place or NumberPlaces().place_for({})
+        self._unrolled = 0  # events committed here since the rollups last caught up
+        self.rollup_page = ROLLUP_PAGE  # events per rollup transaction
+        # One transaction at a time on the writer's connection: the writer's, or a rebuild.
+        self._transacting = asyncio.Lock()
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()  # None: stop
         self._task: asyncio.Task[None] | None = None
         # A full disk fails every commit: one line per interval with a count, not per commit.
@@ -303,7 +311,14 @@ class SQLStore:
 
     async def _run_writer(self) -> None:
         while True:
-            first = await self._queue.get()
+            if self._unrolled and self._queue.empty():
+                try:  # idle for a moment with events to roll up: roll them up
+                    first = await asyncio.wait_for(self._queue.get(), ROLLUP_IDLE_SECONDS)
+                except TimeoutError:
+                    await self._roll_up([])
+                    continue
+            else:
+                first = await self._queue.get()
             if first is None:
                 return
             pending = [first]
@@ -332,13 +347,54 @@ class SQLStore:
                 continue
             if self._commit_failures.ongoing:
                 self._commit_failures.ended("store commits succeed again after failing")
-            for (_, future), result in zip(pending, results, strict=True):
-                if not future.done():
+            for (item, future), result in zip(pending, results, strict=True):
+                if not future.done() and not isinstance(item, RollUp):
                     future.set_result(result)
             # After the results, so that `on_commit` may answer the callers at once: the
             # ingest worker writes its answers there, before its loop reads more input.
             if self.on_commit is not None:
                 self.on_commit(len(items))
+            self._unrolled += sum(len(result.events) for result in results)
+            asked = [future for item, future in pending if isinstance(item, RollUp)]
+            if asked or self._unrolled >= self.rollup_page:
+                await self._roll_up(asked)
+
+    async def _roll_up(self, asked: list[asyncio.Future[WriteResult]]) -> None:
+        """Roll up the events committed since the cursor (`dlrhub/store/rollups.py`), a page
+        at a time: until caught up when idle or a read `asked`, else one page."""
+        try:
+            while True:
+                async with self._transacting:
+                    done = await self.backend.transact(
+                        catch_up(
+                            self.place, self.backend.dialect, self.rollup_page, wait=bool(asked)
+                        ),
+                        writers_lock=False,
+                    )
+                if done < 0:
+                    break  # another process is rolling up; this one tries again when idle
+                if done < self.rollup_page:
+                    self._unrolled = 0
+                    break
+                self._unrolled = max(self._unrolled - done, 0)
+                if not asked and not self._queue.empty():
+                    break  # writes are waiting: the next page after them
+                await asyncio.sleep(0)  # a loop that commits on itself reads its input
+            if self._commit_failures.ongoing:
+                self._commit_failures.ended("delivery rollups succeed again after failing")
+            for future in asked:
+                if not future.done():
+                    future.set_result(WriteResult("rolled_up"))
+        except self.backend.errors as error:
+            self._commit_failures.happened("delivery rollups failed: %s", error)
+            _fail_futures(asked, StoreUnavailable(f"the {self.backend.name} could not roll up"))
+            return
+        except Exception as error:  # a bug must not leave a reader waiting forever
+            self._commit_failures.happened(
+                "delivery rollups failed unexpectedly: %r", error, exc_info=True
+            )
+            _fail_futures(asked, StoreUnavailable(f"the store could not roll up: {error!r}"))
+            return
 
     def _fail_queued(self, error: StoreUnavailable) -> None:
         while not self._queue.empty():
@@ -347,16 +403,24 @@ class SQLStore:
                 _fail([queued], error)
 
     async def _commit(self, items: Sequence[WriteItem]) -> list[WriteResult]:
-        return await self.backend.transact(_apply(items, self.backend.dialect, self.place))
+        async with self._transacting:
+            return await self.backend.transact(_apply(items, self.backend.dialect, self.place))
 
     async def rebuild_rollups(self) -> RebuildReport:
         """Recompute the delivery rollups from the kept events (`dlrhub/store/rollups.py`)."""
-        return await self.backend.transact(rebuild(self.place, self.backend.dialect))
+        async with self._transacting:
+            return await self.backend.transact(rebuild(self.place, self.backend.dialect))
 
     # Reads ---------------------------------------------------------------
 
+    async def catch_up_rollups(self) -> None:
+        """Roll up every event committed so far (by any process) before this returns."""
+        await self.write(RollUp())
+
     async def delivery_sums(self, query: DeliveryQuery) -> dict[GroupKey, Sums]:
-        """The delivery rollups' sums per group of `query` (`dlrhub/store/rollup_reads.py`)."""
+        """The delivery rollups' sums per group of `query` (`dlrhub/store/rollup_reads.py`),
+        counting every event committed before the call."""
+        await self.catch_up_rollups()
         return await delivery_sums(self._read, query)
 
     async def events(self, query: EventFilter) -> list[Event]:
@@ -625,6 +689,8 @@ def _apply(
             results.append((yield from _reprocess(batch, item)))
         elif isinstance(item, Drop):
             results.append((yield from _drop(item)))
+        elif isinstance(item, RollUp):
+            results.append(WriteResult("rolled_up"))  # by the writer, after this commit
         else:
             key = item.raw.dedupe_key()
             if key in known:
@@ -656,8 +722,6 @@ def _apply(
     ):
         if rows:
             yield ExecuteMany(sql, rows)
-    if batch.stored:
-        yield from roll_up(batch.stored, place, dialect)
     duplicates = {value for value in results if isinstance(value, int)}
     previous = (yield from _previous_outcomes(duplicates)) if duplicates else {}
     return [previous[value] if isinstance(value, int) else value for value in results]
@@ -754,6 +818,12 @@ def _previous_outcomes(raw_ids: set[int]) -> Transaction[dict[int, WriteResult]]
 
 def _from_micros(micros: int) -> datetime:
     return datetime.fromtimestamp(micros / 1_000_000, UTC)
+
+
+def _fail_futures(futures: Iterable[asyncio.Future[WriteResult]], error: Exception) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_exception(error)
 
 
 def _fail(pending: Iterable[_Pending], error: Exception) -> None:

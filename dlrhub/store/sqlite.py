@@ -261,7 +261,8 @@ class SQLiteBackend:
         if reader is not None:
             await reader.close()
 
-    async def transact(self, transaction: Transaction[T]) -> T:
+    async def transact(self, transaction: Transaction[T], *, writers_lock: bool = True) -> T:
+        # One writer at a time whatever `writers_lock` says: SQLite's BEGIN IMMEDIATE.
         if self._writer is None:
             raise sqlite3.OperationalError("the store is not open")
         return await self._writer.transact(transaction)

@@ -66,7 +66,9 @@ KEY_WIDTH = {"delivery_rollups": 8, "delivery_latency": 9, "delivery_reasons": 1
 
 
 async def rollup_tables(store: SQLStore) -> Tables:
-    """Each rollup table as {key: values}, rows whose values are all 0 left out."""
+    """Each rollup table as {key: values}, rows whose values are all 0 left out, once every
+    event written is rolled up."""
+    await store.catch_up_rollups()
     tables: Tables = {}
     for table, sql in QUERIES.items():
         width = KEY_WIDTH.get(table, 6)

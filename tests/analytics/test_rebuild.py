@@ -62,6 +62,7 @@ def status(event_id: str, state: Status | None, at: object, **common: str) -> Ev
 
 
 async def write_all(store: SQLStore, callbacks: list[list[Event]]) -> list[Event]:
+    """Write each callback, then wait for the rollups (and the writer) to catch up."""
     for events in callbacks:
         raw = RawCallback(
             source=events[0].source,
@@ -74,6 +75,7 @@ async def write_all(store: SQLStore, callbacks: list[list[Event]]) -> list[Event
             received_at=events[0].received_at,
         )
         assert (await store.write(Accept(raw, events))).outcome == "stored"
+    await store.catch_up_rollups()
     return [event for events in callbacks for event in events]
 
 

@@ -2,7 +2,8 @@
 
 On both backends: message events in any order of time, duplicated callbacks,
 late receipts across hours and days, engagement, written in any batch split
-and in concurrent writes that the group commit batches together.
+and in concurrent writes that the group commit batches together, rolled up in
+pages of any size (the writer rolls up after answering a batch, a page at a time).
 """
 
 from __future__ import annotations
@@ -114,11 +115,12 @@ async def write(store: SQLStore, groups: list[list[Callback]]) -> list[Event]:
 @settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(groups=callbacks())
+@given(groups=callbacks(), page=st.integers(1, 6))
 async def test_rollups_kept_while_writing_equal_a_rebuild_and_a_recount(
-    backend: str, tmp_path: Path, groups: list[list[Callback]]
+    backend: str, tmp_path: Path, groups: list[list[Callback]], page: int
 ) -> None:
     async with fresh_store(backend, tmp_path) as store:
+        store.rollup_page = page
         stored = await write(store, groups)
         expected = expected_tables(stored, PLACE)
         kept = await rollup_tables(store)

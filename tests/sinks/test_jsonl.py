@@ -24,7 +24,9 @@ def read_lines(directory: Path) -> list[dict[str, object]]:
     for path in sorted(
         directory.glob("events*.jsonl"), key=lambda p: (p.name == "events.jsonl", p.name)
     ):
-        lines += [orjson.loads(line) for line in path.read_bytes().splitlines()]
+        written = path.read_bytes()
+        # Read while the sink appends: a line is whole once its newline is written.
+        lines += [orjson.loads(line) for line in written[: written.rfind(b"\n") + 1].splitlines()]
     return lines
 
 

@@ -140,6 +140,7 @@ async def test_a_connection_that_failed_is_never_used_again(
             return await store.write(Accept(raw(ref), [status_event(ref, Status.SENT, 0)]))
 
         assert (await write("first")).outcome == "stored"
+        await store.catch_up_rollups()  # the writer rolls up after answering: now it is idle
         writer = half_terminated(store.backend._writer)
         with pytest.raises(StoreUnavailable):  # answered 503; the provider retries
             await write("second")

@@ -103,7 +103,8 @@ def retention_services(config: Config) -> list[Any]:
     from dlrhub.store.retention import RetentionService
 
     database = open_database(config.store, config.data_dir, synchronous="NORMAL")
-    return [RetentionService(database, config.retention, held_sinks(config))]
+    places = config.number_places()
+    return [RetentionService(database, config.retention, held_sinks(config), places)]
 
 
 async def retention_hold_line(config: Config) -> str | None:
@@ -157,7 +158,8 @@ def command_prune(args: argparse.Namespace) -> int:
         database = open_database(config.store, config.data_dir)
         await database.open()
         try:
-            pruner = Pruner(database, config.retention, held_sinks(config))
+            places = config.number_places()
+            pruner = Pruner(database, config.retention, held_sinks(config), place=places)
             return await pruner.run_pass(dry_run=args.dry_run, progress=progress)
         finally:
             await database.close()

@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import random
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from dlrhub.event import Event, EventType, RawCallback, Status
-from dlrhub.store import Accept, EventFilter, SQLStore
-from dlrhub.store.rollups import CURSOR
+from dlrhub.store import Accept, EventFilter, SQLiteStore, SQLStore
+from dlrhub.store.database import Database, PostgresDatabase, SQLiteDatabase
+from dlrhub.store.postgres import PostgresStore
+from dlrhub.store.retention import DAY, Pruner, RetentionConfig
+from dlrhub.store.rollups import CURSOR, ROLLUP_TABLES
+from dlrhub.store.sql_statements import Execute, Transaction
 from tests.analytics.model import expected_tables
 from tests.analytics.stores import BACKENDS, PLACE, fresh_store, rollup_tables, store_maker
 from tests.payloads import T0
+from tests.postgres import POSTGRES_DSN
 from tests.waiting import eventually_async
 
 
@@ -79,3 +85,45 @@ async def test_two_processes_on_postgres_count_each_event_once(tmp_path: Path) -
         finally:
             await first.close()
             await second.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_retention_never_prunes_an_event_the_rollups_have_not_counted(
+    backend: str, tmp_path: Path
+) -> None:
+    """A store whose writers never rolled up (here: the cursor and rollups reset by hand)."""
+    async with fresh_store(backend, tmp_path) as store:
+        results = await asyncio.gather(*(store.write(callback(n)) for n in range(40)))
+        stored = sorted((e for r in results for e in r.events), key=lambda e: e.seq)
+        await store.catch_up_rollups()
+        expected = await rollup_tables(store)
+        assert expected == expected_tables(stored, PLACE)
+
+        def forget() -> Transaction[None]:
+            for table in (*ROLLUP_TABLES, "delivery_facts"):
+                yield Execute(f"DELETE FROM {table}")  # noqa: S608
+            yield Execute("DELETE FROM meta WHERE key = ?", (CURSOR,))
+
+        database = _database(store, tmp_path)
+        await database.open()
+        try:
+            await database.transact(forget())
+            pruner = Pruner(
+                database,
+                RetentionConfig(events=DAY),
+                clock=lambda: T0 + timedelta(days=400),
+                place=PLACE,
+            )
+            report = await pruner.run_pass()
+        finally:
+            await database.close()
+        assert next(kind for kind in report.kinds if kind.kind == "events").deleted == 40
+        assert await store.events(EventFilter()) == []
+        assert await rollup_tables(store) == expected  # counted before they went
+
+
+def _database(store: SQLStore, tmp_path: Path) -> Database:
+    if isinstance(store, PostgresStore):
+        return PostgresDatabase(POSTGRES_DSN, store.backend.schema)
+    assert isinstance(store, SQLiteStore)
+    return SQLiteDatabase(store.path)

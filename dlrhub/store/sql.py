@@ -267,6 +267,7 @@ class SQLStore:
         self._task: asyncio.Task[None] | None = None
         # A full disk fails every commit: one line per interval with a count, not per commit.
         self._commit_failures = LimitedLog(log)
+        self._rollup_failures = LimitedLog(log)  # its own count: another problem than commits
         self.schema: SchemaReport | None = None  # what opening found and did
 
     async def open(self) -> None:
@@ -380,17 +381,21 @@ class SQLStore:
                 if not asked and not self._queue.empty():
                     break  # writes are waiting: the next page after them
                 await asyncio.sleep(0)  # a loop that commits on itself reads its input
-            if self._commit_failures.ongoing:
-                self._commit_failures.ended("delivery rollups succeed again after failing")
+            if self._rollup_failures.ongoing:
+                self._rollup_failures.ended("delivery rollups succeed again after failing")
             for future in asked:
                 if not future.done():
                     future.set_result(WriteResult("rolled_up"))
         except self.backend.errors as error:
-            self._commit_failures.happened("delivery rollups failed: %s", error)
+            # Tried again after the next commit or by the next read, not in a loop: the
+            # cursor keeps every event for it.
+            self._unrolled = 0
+            self._rollup_failures.happened("delivery rollups failed: %s", error)
             _fail_futures(asked, StoreUnavailable(f"the {self.backend.name} could not roll up"))
             return
         except Exception as error:  # a bug must not leave a reader waiting forever
-            self._commit_failures.happened(
+            self._unrolled = 0
+            self._rollup_failures.happened(
                 "delivery rollups failed unexpectedly: %r", error, exc_info=True
             )
             _fail_futures(asked, StoreUnavailable(f"the store could not roll up: {error!r}"))

@@ -832,9 +832,7 @@ def _fail_futures(futures: Iterable[asyncio.Future[WriteResult]], error: Excepti
 
 
 def _fail(pending: Iterable[_Pending], error: Exception) -> None:
-    for _, future in pending:
-        if not future.done():
-            future.set_exception(error)
+    _fail_futures((future for _, future in pending), error)
 
 
 def _as_duplicate(result: WriteResult) -> WriteResult:

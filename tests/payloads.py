@@ -27,16 +27,19 @@ def event_form(event: str, message_id: str = "5f3a1c2b9d", **fields: str) -> str
     return urlencode(data)
 
 
-def raw(body: str, source: str = "nrs360") -> RawCallback:
+def raw(
+    body: str, source: str = "nrs360", received_at: datetime = T0, provider: str = "nrs360"
+) -> RawCallback:
+    """A received callback whose body (its dedupe key) is `body`."""
     return RawCallback(
         source=source,
-        provider="nrs360",
+        provider=provider,
         kind="events",
         method="POST",
         query="token=[REDACTED]",
         content_type="application/x-www-form-urlencoded",
         body=body.encode(),
-        received_at=T0,
+        received_at=received_at,
     )
 
 

@@ -25,6 +25,7 @@ from dlrhub.store.database import open_database
 from dlrhub.store.settings import open_store
 from dlrhub.store.sink_state import SinkStateStore
 from dlrhub.store.tracking_sql import SQLTrackingStore, open_tracking
+from tests import payloads
 from tests.postgres import POSTGRES_DSN
 
 NOW = datetime(2026, 11, 20, 10, 30, tzinfo=UTC)  # the evaluator's clock starts here
@@ -43,7 +44,7 @@ def onurix_account(name: str) -> dict[str, object]:
 
 
 def raw(body: str, at: datetime) -> RawCallback:
-    return RawCallback("nrs360", "nrs360", "events", "POST", "", "text/plain", body.encode(), at)
+    return payloads.raw(body, received_at=at)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dlrhub.event import Event, EventType, RawCallback, Status
+from dlrhub.event import Event, EventType, Status
 from dlrhub.store import Accept, EventFilter, SQLiteStore, SQLStore
 from dlrhub.store.database import Database, PostgresDatabase, SQLiteDatabase
 from dlrhub.store.postgres import PostgresStore
@@ -24,7 +24,7 @@ from dlrhub.store.rollups import CURSOR, ROLLUP_TABLES
 from dlrhub.store.sql_statements import Execute, Transaction
 from tests.analytics.model import expected_tables
 from tests.analytics.stores import BACKENDS, PLACE, fresh_store, rollup_tables, store_maker
-from tests.payloads import T0
+from tests.payloads import T0, raw
 from tests.postgres import POSTGRES_DSN
 from tests.waiting import eventually_async
 
@@ -43,8 +43,7 @@ def callback(number: int) -> Accept:
         status=status,
         occurred_at=T0.replace(second=number % 60),
     )
-    raw = RawCallback("nrs360", "nrs360", "events", "POST", "", "", f"cb{number}".encode(), T0)
-    return Accept(raw, [event])
+    return Accept(raw(f"cb{number}"), [event])
 
 
 async def cursor(store: SQLStore) -> int:

@@ -11,12 +11,12 @@ import pytest
 from dlrhub.analytics.facts import DAY_US
 from dlrhub.analytics.figures import DeliveryQuery, figures
 from dlrhub.analytics.numbers import NumberPlaces
-from dlrhub.event import Event, EventType, RawCallback, Status, epoch_micros, format_time
+from dlrhub.event import Event, EventType, Status, epoch_micros, format_time
 from dlrhub.store import Accept, SQLStore
 from dlrhub.store.sql_statements import Execute, Transaction
 from tests.analytics.model import expected_tables
 from tests.analytics.stores import BACKENDS, PLACE, Tables, rollup_tables, store_maker
-from tests.payloads import T0
+from tests.payloads import T0, raw
 
 KEY = "grain, period_us, provider, source, sender, channel, country, operator"
 
@@ -64,17 +64,8 @@ def status(event_id: str, state: Status | None, at: object, **common: str) -> Ev
 async def write_all(store: SQLStore, callbacks: list[list[Event]]) -> list[Event]:
     """Write each callback, then wait for the rollups (and the writer) to catch up."""
     for events in callbacks:
-        raw = RawCallback(
-            source=events[0].source,
-            provider="nrs360",
-            kind="events",
-            method="POST",
-            query="",
-            content_type="application/json",
-            body=events[0].id.encode(),
-            received_at=events[0].received_at,
-        )
-        assert (await store.write(Accept(raw, events))).outcome == "stored"
+        callback = raw(events[0].id, events[0].source, events[0].received_at)
+        assert (await store.write(Accept(callback, events))).outcome == "stored"
     await store.catch_up_rollups()
     return [event for events in callbacks for event in events]
 
@@ -184,16 +175,3 @@ async def test_migration_8_rolls_up_the_events_already_stored(backend: str, tmp_
     assert migrated == expected_tables(stored, NumberPlaces().place_for({}))  # no region yet
     assert rebuilt == expected_tables(stored, PLACE)
     assert migrated != rebuilt  # numbers without '+' are placed only by the rebuild
-
-
-def raw_of(body: str) -> RawCallback:
-    return RawCallback(
-        source="nrs360",
-        provider="nrs360",
-        kind="events",
-        method="POST",
-        query="",
-        content_type="application/json",
-        body=body.encode(),
-        received_at=DAY0,
-    )

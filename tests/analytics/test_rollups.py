@@ -23,7 +23,7 @@ from dlrhub.event import Event, EventType, RawCallback, Status
 from dlrhub.store import Accept, SQLStore
 from tests.analytics.model import expected_tables
 from tests.analytics.stores import BACKENDS, PLACE, fresh_store, rollup_tables
-from tests.payloads import T0
+from tests.payloads import T0, raw
 
 
 @dataclass(frozen=True)
@@ -32,17 +32,7 @@ class Callback:
     events: tuple[Event, ...]
 
     def raw(self) -> RawCallback:
-        source = self.events[0].source if self.events else "nrs360"
-        return RawCallback(
-            source=source,
-            provider="nrs360",
-            kind="events",
-            method="POST",
-            query="",
-            content_type="application/json",
-            body=self.body.encode(),
-            received_at=T0,
-        )
+        return raw(self.body, self.events[0].source if self.events else "nrs360")
 
 
 seconds = st.integers(-5, 700) | st.integers(-3 * 86_400, 3 * 86_400)

@@ -13,7 +13,7 @@ from playwright.async_api import Locator, Page, expect
 
 from dlrhub.app import DlrhubApp, create_app
 from dlrhub.config import parse_config
-from dlrhub.event import Event, EventType, RawCallback, Status
+from dlrhub.event import Event, EventType, Status
 from dlrhub.store import Accept, Store
 from tests.console.conftest import (
     ADMIN_TOKEN,
@@ -24,6 +24,7 @@ from tests.console.conftest import (
 )
 from tests.console.nrs360 import signed_in
 from tests.console.refused_pages import open_refused_page
+from tests.payloads import raw
 from tests.postgres import POSTGRES_DSN, fresh_schema
 from tests.serving import serve_app
 
@@ -70,17 +71,9 @@ def status_event(
 
 
 async def write(store: Store, event: Event) -> None:
-    raw = RawCallback(
-        source=event.source,
-        provider=event.provider,
-        kind="dlr",
-        method="POST",
-        query="",
-        content_type="application/json",
-        body=event.id.encode(),
-        received_at=event.received_at,
+    await store.write(
+        Accept(raw(event.id, event.source, event.received_at, event.provider), [event])
     )
-    await store.write(Accept(raw, [event]))
 
 
 async def seed(store: Store, now: datetime) -> None:

@@ -8,11 +8,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dlrhub.analytics.histogram import bucket_of
 from dlrhub.config import Config
-from dlrhub.event import Event, EventType, RawCallback, Status
+from dlrhub.event import Event, EventType, Status
 from dlrhub.receiver.delivery_metrics import cumulative_buckets
 from dlrhub.store import Accept
 from dlrhub.store.settings import open_store
 from tests.conftest import run_app
+from tests.payloads import raw
 
 NOW = datetime.now(UTC)
 # provider, message, submitted this long ago, final status, seconds to it
@@ -49,17 +50,8 @@ async def write_messages(config: Config) -> None:
                 events.append(
                     event(provider, message, final, NOW - ago + timedelta(seconds=seconds))
                 )
-            raw = RawCallback(
-                source="nrs360",
-                provider=provider,
-                kind="events",
-                method="POST",
-                query="",
-                content_type="application/json",
-                body=message.encode(),
-                received_at=NOW,
-            )
-            assert (await store.write(Accept(raw, events))).outcome == "stored"
+            callback = raw(message, received_at=NOW, provider=provider)
+            assert (await store.write(Accept(callback, events))).outcome == "stored"
     finally:
         await store.close()
 

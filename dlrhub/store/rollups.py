@@ -254,7 +254,7 @@ class _Deltas:
 
     def _histogram_statements(self, dialect: Dialect) -> Transaction[None]:
         """Day cells' packed histograms: read, added to, written back (no additive upsert
-        adds packed counts; the writers' lock the transaction holds keeps this safe)."""
+        adds packed counts; the rollup lock the transaction holds keeps this safe)."""
         changes: defaultdict[tuple[object, ...], dict[int, int]] = defaultdict(dict)
         for cell_bucket, count in self.latency.items():
             if count and cell_bucket[0] in PACKED_GRAINS:

@@ -7,7 +7,7 @@
    recipients in Colombia, Spain and Mexico) through the store's group-commit
    writer, the receiver's path, into a fresh store; once as dlrhub runs (the
    writer rolls up a page after answering, when idle or a page has piled up)
-   and once with `dlrhub.store.sql.catch_up` replaced by a no-op (this script
+   and once with the writer's folding turned off (this script
    only), alternating for `--rounds` rounds. Prints events/s both ways and the
    ratio (the goal: ingest loses at most 10 %), and, rollups on, how long the
    rollups took to catch up once the writes were done (the events/s until then).
@@ -44,12 +44,11 @@ from pathlib import Path
 import asyncpg
 import uvloop
 
-import dlrhub.store.sql
 from dlrhub.analytics.facts import DAY_US, HOUR_US, MessageFacts
 from dlrhub.analytics.figures import DeliveryQuery, figures
 from dlrhub.analytics.numbers import NumberPlaces
 from dlrhub.event import Event, EventType, RawCallback, Status
-from dlrhub.store import Accept, SQLiteStore, SQLStore
+from dlrhub.store import Accept, SQLiteStore, SQLStore, WriteResult
 from dlrhub.store.dialect import Dialect
 from dlrhub.store.postgres import PostgresStore
 from dlrhub.store.rollups import _Deltas
@@ -142,20 +141,23 @@ def accept(event: Event) -> Accept:
     return Accept(raw, [event])
 
 
-def no_catch_up(*args: object, **options: object) -> Transaction[int]:
-    """`catch_up` doing nothing: ingest as before the rollups."""
-    return 0
-    yield  # a generator, as a transaction is
+def answer_reads(store: SQLStore) -> None:
+    """`SQLStore._fold_if_due` without folding: reads are answered at once."""
+    for future in store._asked:
+        future.set_result(WriteResult("rolled_up"))
+    store._asked = []
 
 
 @contextlib.contextmanager
 def rollups_off() -> Iterator[None]:
-    real = dlrhub.store.sql.catch_up
-    dlrhub.store.sql.catch_up = no_catch_up  # type: ignore[assignment]
+    """The store's writer as before the rollups: it never reads nor folds a page."""
+    due, idle = SQLStore._fold_if_due, SQLStore._idle_work
+    SQLStore._fold_if_due = answer_reads  # type: ignore[method-assign,assignment]
+    SQLStore._idle_work = lambda store: False  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:
-        dlrhub.store.sql.catch_up = real
+        SQLStore._fold_if_due, SQLStore._idle_work = due, idle  # type: ignore[method-assign,assignment]
 
 
 async def ingest(
@@ -266,7 +268,7 @@ def add_up(batch: list[MessageFacts], dialect: Dialect) -> Transaction[None]:
     deltas = _Deltas.empty()
     for facts in batch:
         deltas.add(facts, +1)
-    yield from deltas.statements(dialect)
+    yield from deltas.folded([]).statements(dialect)
 
 
 async def timed(store: SQLStore, query: DeliveryQuery, repeat: int) -> tuple[str, int]:

@@ -8,20 +8,23 @@ engagement counts per hour and day (`engagement_rollups`). The measures are
 `dlrhub/analytics/facts.py`.
 
 Rolling up follows the log with a cursor (`meta` key `rollups_after_seq`), as
-a sink does, in pages of up to `PAGE` events (`catch_up`), each page with its
+a sink does, in pages of up to `PAGE` events, each page's rows written with its
 cursor in one transaction: every event is counted exactly once. The store's
-writer runs a page once it has answered a batch, when it is idle or `PAGE`
-events have piled up, so a callback's answer never waits for the rollups, and a
-busy writer rolls up thousands of events at a time (a page's cells and facts
-are shared by many of its events: about half the CPU per event of rolling up
-each commit's few events inside it; bench/README.md). Reads catch up first
-(`SQLStore.delivery_sums`), so an answer counts every event committed before
-it. On PostgreSQL an advisory lock lets one process roll up at a time.
+writer does it in three steps, so that neither a callback's answer nor the
+writer's next commit waits for the costly middle one: `read_page` (the
+cursor, the events after it, their messages' facts; on a reader), `fold_page`
+(pure: the rows to write; in the folding process, dlrhub/store/folding.py),
+`apply_page` (the rows and the cursor, in a short transaction, unless the
+cursor moved since the read: then the page is read again). It starts when it
+has been idle for a moment or a page of events has piled up; reads catch up
+first (`SQLStore.delivery_sums`), so an answer counts every event committed
+before it. `catch_up` does all three in one transaction (the retention pass).
+On PostgreSQL an advisory lock lets one process write rollups at a time.
 
 A page's message events are folded into their messages' facts in log order;
 each changed message takes its old contribution away and adds its new one,
 as additive upserts (`count = count + ?`), so those rows never need reading
-here and writers in several processes (serialized by the writers' lock) add up.
+here.
 Day rows let a month's query read thirty rows per breakdown instead of 720.
 
 The histogram of an hour cell is a row per bucket (`delivery_latency`: an hour
@@ -73,7 +76,7 @@ _SETTLED_INDEX = {status: COUNTERS.index(status) for status in SETTLED}
 _WITHIN_INDEX = COUNTERS.index("within_5s")
 _LATENCY_INDEX = COUNTERS.index("latency_ms_sum")
 REBUILD_PAGE = 5000
-PAGE = 2000  # events per catch-up transaction
+PAGE = 5000  # events per catch-up transaction
 CURSOR = "rollups_after_seq"  # the meta key of the last event rolled up
 ROLLUP_LOCK = 0x646C7275  # "dlru": PostgreSQL's advisory lock for rolling up
 MAX_KEYS = 500
@@ -214,7 +217,7 @@ class _Deltas:
 
     @classmethod
     def empty(cls) -> _Deltas:
-        return cls(defaultdict(lambda: [0] * len(COUNTERS)), Counter(), Counter(), Counter())
+        return cls(defaultdict(_no_counts), Counter(), Counter(), Counter())
 
     def add(self, facts: MessageFacts, sign: int) -> None:
         part = contribution(facts)
@@ -239,22 +242,15 @@ class _Deltas:
             key = (grain, at // width * width, event.provider, event.source, event.channel or "")
             self.engagement[(*key, kind)] += 1
 
-    def statements(self, dialect: Dialect) -> Transaction[None]:
+    def folded(self, facts: list[tuple[object, ...]]) -> Folded:
+        """The rows to write (`facts`: the changed messages' delivery_facts rows)."""
         hourly = Counter({key: n for key, n in self.latency.items() if key[0] not in PACKED_GRAINS})
-        rollups = [(*key, *row) for key, row in sorted(self.rollups.items()) if any(row)]
-        for sql, rows in (
-            (ADD_ROLLUP, rollups),
+        additions = [
+            (ADD_ROLLUP, [(*key, *row) for key, row in sorted(self.rollups.items()) if any(row)]),
             (ADD_LATENCY, _nonzero(hourly)),
             (ADD_REASON, _nonzero(self.reasons)),
             (ADD_ENGAGEMENT, _nonzero(self.engagement)),
-        ):
-            if rows:
-                yield ExecuteMany(sql, rows)
-        yield from self._histogram_statements(dialect)
-
-    def _histogram_statements(self, dialect: Dialect) -> Transaction[None]:
-        """Day cells' packed histograms: read, added to, written back (no additive upsert
-        adds packed counts; the rollup lock the transaction holds keeps this safe)."""
+        ]
         changes: defaultdict[tuple[object, ...], dict[int, int]] = defaultdict(dict)
         for cell_bucket, count in self.latency.items():
             if count and cell_bucket[0] in PACKED_GRAINS:
@@ -262,9 +258,36 @@ class _Deltas:
                 assert isinstance(bucket, int)
                 cell = changes[cell_bucket[:-1]]
                 cell[bucket] = cell.get(bucket, 0) + count
-        if not changes:
+        histograms = {key: histogram.pack(changes[key]) for key in sorted(changes, key=str)}
+        return Folded(facts, [(sql, rows) for sql, rows in additions if rows], histograms)
+
+
+@dataclass(slots=True)
+class Folded:
+    """What folding events into their messages' facts gives: the rows to write. Made in
+    the folding process (dlrhub/store/folding.py): the writer only runs the statements."""
+
+    facts: list[tuple[object, ...]]  # delivery_facts rows of the changed messages
+    additions: list[tuple[str, list[tuple[object, ...]]]]  # additive upserts, their rows
+    histograms: dict[tuple[object, ...], int]  # day cell -> packed change of its histogram
+    # Its page (`fold_page`): the cursor it was read after, its last seq, how many events.
+    after_seq: int = 0
+    last_seq: int = 0
+    events: int = 0
+
+    def statements(self, dialect: Dialect) -> Transaction[None]:
+        if self.facts:
+            yield ExecuteMany(UPSERT_FACTS, self.facts)
+        for sql, rows in self.additions:
+            yield ExecuteMany(sql, rows)
+        yield from self._histogram_statements(dialect)
+
+    def _histogram_statements(self, dialect: Dialect) -> Transaction[None]:
+        """Day cells' packed histograms: read, added to, written back (no additive upsert
+        adds packed counts; the rollup lock the transaction holds keeps this safe)."""
+        if not self.histograms:
             return
-        keys = sorted(changes, key=str)
+        keys = list(self.histograms)
         stored: dict[tuple[object, ...], int] = {}
         if dialect.arrays:
             for start in range(0, len(keys), MAX_KEYS):
@@ -276,29 +299,31 @@ class _Deltas:
             for key in keys:
                 for (counts,) in (yield Fetch(HISTOGRAM_OF, key)):
                     stored[key] = histogram.from_bytes(bytes(counts))
-        rows = []
-        for key in keys:
-            packed = stored.get(key, 0) + histogram.pack(changes[key])
-            rows.append((*key, histogram.to_bytes(packed)))
+        rows = [
+            (*key, histogram.to_bytes(stored.get(key, 0) + change))
+            for key, change in self.histograms.items()
+        ]
         yield ExecuteMany(PUT_HISTOGRAM, rows)
+
+
+def _no_counts() -> list[int]:
+    return [0] * len(COUNTERS)
 
 
 def _nonzero(counts: Counter[tuple[object, ...]]) -> list[tuple[object, ...]]:
     return [(*key, count) for key, count in sorted(counts.items()) if count]
 
 
-def roll_up(
-    events: Sequence[Event], place: Place, dialect: Dialect, *, kept_from_us: int | None = None
-) -> Transaction[int]:
-    """Fold `events` (in log order) into the rollups; returns how many messages changed.
-
-    `kept_from_us` (rebuild): messages whose stored facts are older than it keep them
-    and their contribution, which the rebuild did not delete.
-    """
+def fold(
+    events: Sequence[Event],
+    before: dict[tuple[str, str], MessageFacts],
+    place: Place,
+    kept_from_us: int | None = None,
+) -> Folded:
+    """Fold `events` (in log order, `_without_nul`) into `before`, their messages' stored
+    facts. `kept_from_us` (rebuild): messages whose stored facts are older than it keep
+    them and their contribution, which the rebuild did not delete. Pure: no I/O."""
     deltas = _Deltas.empty()
-    events = [_without_nul(event) for event in events]
-    messages = [event for event in events if counts_as_message(event)]
-    before = yield from _facts_of({(e.provider, str(e.message_id)) for e in messages}, dialect)
     after: dict[tuple[str, str], MessageFacts] = dict(before)
     frozen = {
         key
@@ -319,10 +344,80 @@ def roll_up(
         if old is not None:
             deltas.add(old, -1)
         deltas.add(facts, +1)
-    if changed:
-        yield ExecuteMany(UPSERT_FACTS, [_fact_row(facts) for facts in changed])
-    yield from deltas.statements(dialect)
-    return len(changed)
+    return deltas.folded([_fact_row(facts) for facts in changed])
+
+
+def roll_up(
+    events: Sequence[Event], place: Place, dialect: Dialect, *, kept_from_us: int | None = None
+) -> Transaction[int]:
+    """Fold `events` (in log order) into the rollups; returns how many messages changed."""
+    events = [_without_nul(event) for event in events]
+    keys = {(e.provider, str(e.message_id)) for e in events if counts_as_message(e)}
+    before = yield from _facts_of(keys, dialect)
+    folded = fold(events, before, place, kept_from_us)
+    yield from folded.statements(dialect)
+    return len(folded.facts)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """The next events after the cursor and their messages' stored facts, as read."""
+
+    after_seq: int  # the cursor when read
+    events: list[tuple[int, bytes]]  # (seq, doc)
+    facts: list[tuple[object, ...]]  # delivery_facts rows
+
+    @property
+    def last_seq(self) -> int:
+        return self.events[-1][0] if self.events else self.after_seq
+
+
+def read_page(page: int, dialect: Dialect) -> Transaction[Page]:
+    """The cursor, the next `page` events and the facts of their messages (reads only:
+    run inside a catch-up's transaction, or on a reader by the store's writer)."""
+    after_seq = yield from _cursor()
+    rows = yield Fetch(
+        "SELECT seq, doc, provider, message_id FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+        (after_seq, page),
+    )
+    keys = {
+        (_nul_free(str(provider)), _nul_free(str(message_id)))
+        for _, _, provider, message_id in rows
+        if message_id is not None
+    }
+    facts = yield from _fact_rows_of(keys, dialect)
+    return Page(after_seq, [(int(seq), bytes(doc)) for seq, doc, _, _ in rows], facts)
+
+
+def fold_page(page: Page, place: Place) -> Folded:
+    """`fold` a read page: pure, and what the store's writer runs in another process
+    (dlrhub/store/folding.py), since it is most of rolling up's CPU."""
+    events = [_without_nul(Event.from_json(doc).with_seq(seq)) for seq, doc in page.events]
+    before = {facts.key: facts for facts in map(_facts_from_row, page.facts)}
+    folded = fold(events, before, place)
+    folded.after_seq, folded.last_seq, folded.events = (
+        page.after_seq,
+        page.last_seq,
+        len(page.events),
+    )
+    return folded
+
+
+def apply_page(folded: Folded, dialect: Dialect) -> Transaction[bool]:
+    """Write a folded page's rows and move the cursor past it, unless the cursor moved
+    since the page was read (another process or a pass rolled up first): then nothing
+    is written and this returns False, for the page to be read again."""
+    yield from _rollup_lock(dialect, wait=True)
+    if (yield from _cursor()) != folded.after_seq:
+        return False
+    yield from _write_page(folded, dialect)
+    return True
+
+
+def _write_page(folded: Folded, dialect: Dialect) -> Transaction[None]:
+    yield from folded.statements(dialect)
+    if folded.events:
+        yield from _move_cursor(folded.last_seq)
 
 
 _TEXT_FIELDS = ("provider", "message_id", "source", "sender", "channel", "provider_status")
@@ -332,11 +427,15 @@ def _without_nul(event: Event) -> Event:
     """`event` with U+FFFD for NUL, as PostgreSQL stores text: a fact or a day cell read
     back then has the key it was looked up by, and both backends count the same."""
     changes = {
-        name: value.replace("\x00", "\ufffd")
+        name: _nul_free(value)
         for name in _TEXT_FIELDS
         if isinstance(value := getattr(event, name), str) and "\x00" in value
     }
     return msgspec.structs.replace(event, **changes) if changes else event
+
+
+def _nul_free(text: str) -> str:
+    return text.replace("\x00", "\ufffd")
 
 
 def _fact_row(facts: MessageFacts) -> tuple[object, ...]:
@@ -360,29 +459,38 @@ def _fact_row(facts: MessageFacts) -> tuple[object, ...]:
 def _facts_of(
     keys: set[tuple[str, str]], dialect: Dialect
 ) -> Transaction[dict[tuple[str, str], MessageFacts]]:
-    """The stored facts of `keys`: on PostgreSQL one statement (a round trip) per chunk,
-    on SQLite one per provider and chunk (its row-value `IN` would scan the table)."""
-    found: dict[tuple[str, str], MessageFacts] = {}
+    rows = yield from _fact_rows_of(keys, dialect)
+    return {facts.key: facts for facts in map(_facts_from_row, rows)}
+
+
+def _fact_rows_of(
+    keys: set[tuple[str, str]], dialect: Dialect
+) -> Transaction[list[tuple[object, ...]]]:
+    """The stored facts rows of `keys`: on PostgreSQL one statement (a round trip) per
+    chunk, on SQLite one per provider and chunk (its row-value `IN` would scan the table)."""
+    found: list[tuple[object, ...]] = []
     columns = ", ".join(f"f.{name.strip()}" for name in _FACT_COLUMNS.split(","))
     for query, params in _facts_queries(sorted(keys), dialect, columns):
-        for row in (yield Fetch(query, params)):
-            facts = MessageFacts(
-                provider=str(row[0]),
-                message_id=str(row[1]),
-                source=str(row[2]),
-                sender=str(row[3]),
-                channel=str(row[4]),
-                country=str(row[5]),
-                operator=str(row[6]),
-                submitted_us=int(row[7]),
-                by_send=bool(row[8]),
-                final_status=None if row[9] is None else str(row[9]),
-                final_us=int(row[10]),
-                reason=str(row[11]),
-                error_code=str(row[12]),
-            )
-            found[facts.key] = facts
+        found += yield Fetch(query, params)
     return found
+
+
+def _facts_from_row(row: Sequence[object]) -> MessageFacts:
+    return MessageFacts(
+        provider=str(row[0]),
+        message_id=str(row[1]),
+        source=str(row[2]),
+        sender=str(row[3]),
+        channel=str(row[4]),
+        country=str(row[5]),
+        operator=str(row[6]),
+        submitted_us=int(str(row[7])),
+        by_send=bool(row[8]),
+        final_status=None if row[9] is None else str(row[9]),
+        final_us=int(str(row[10])),
+        reason=str(row[11]),
+        error_code=str(row[12]),
+    )
 
 
 def _facts_queries(
@@ -416,8 +524,7 @@ class RebuildReport:
 
 def rebuild(place: Place, dialect: Dialect) -> Transaction[RebuildReport]:
     """Recompute the rollups from the kept events (see the module docstring)."""
-    if dialect.name == "postgres":
-        yield Execute(f"SELECT pg_advisory_xact_lock({ROLLUP_LOCK})")
+    yield from _rollup_lock(dialect, wait=True)
     from_us = yield from _first_whole_kept_day()
     if from_us is None:
         for table in (*ROLLUP_TABLES, "delivery_facts"):
@@ -452,26 +559,32 @@ def rebuild(place: Place, dialect: Dialect) -> Transaction[RebuildReport]:
 def catch_up(
     place: Place, dialect: Dialect, page: int = PAGE, *, wait: bool = True
 ) -> Transaction[int]:
-    """Roll up the next events after the cursor, at most `page`; returns how many, or -1
-    when another process is rolling up and `wait` is false (PostgreSQL)."""
-    if dialect.name == "postgres":
-        if not wait:
-            (row,) = yield Fetch(f"SELECT pg_try_advisory_xact_lock({ROLLUP_LOCK})")
-            if not row[0]:
-                return -1
-        else:
-            yield Execute(f"SELECT pg_advisory_xact_lock({ROLLUP_LOCK})")
+    """Roll up the next events after the cursor, at most `page`, in this transaction;
+    returns how many, or -1 when another process is rolling up and `wait` is false
+    (PostgreSQL). The store's writer reads and folds outside its transaction instead
+    (`read_page`, `fold_page`, `apply_page`)."""
+    if not (yield from _rollup_lock(dialect, wait=wait)):
+        return -1
+    read = yield from read_page(page, dialect)
+    yield from _write_page(fold_page(read, place), dialect)
+    return len(read.events)
+
+
+def _rollup_lock(dialect: Dialect, *, wait: bool) -> Transaction[bool]:
+    """PostgreSQL's advisory lock for rolling up, to the transaction's end (SQLite has one
+    writer at a time); False if another holds it and not `wait`."""
+    if dialect.name != "postgres":
+        return True
+    if wait:
+        yield Execute(f"SELECT pg_advisory_xact_lock({ROLLUP_LOCK})")
+        return True
+    (row,) = yield Fetch(f"SELECT pg_try_advisory_xact_lock({ROLLUP_LOCK})")
+    return bool(row[0])
+
+
+def _cursor() -> Transaction[int]:
     rows = yield Fetch("SELECT value FROM meta WHERE key = ?", (CURSOR,))
-    after_seq = int(rows[0][0]) if rows else 0
-    rows = yield Fetch(
-        "SELECT seq, doc FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, page)
-    )
-    if rows:
-        yield from roll_up(
-            [Event.from_json(doc).with_seq(int(seq)) for seq, doc in rows], place, dialect
-        )
-        yield from _move_cursor(int(rows[-1][0]))
-    return len(rows)
+    return int(rows[0][0]) if rows else 0
 
 
 def _move_cursor(after_seq: int) -> Transaction[None]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import secrets
 from collections import Counter
@@ -62,18 +63,27 @@ from dlrhub.store.base import (
     WriteResult,
 )
 from dlrhub.store.dialect import Dialect
+from dlrhub.store.folding import FoldRequest, fold_elsewhere
 from dlrhub.store.message_search import MESSAGE_COLUMNS, reversed_digits, search_statement
 from dlrhub.store.migrations import SchemaReport, event_columns
 from dlrhub.store.rollup_reads import GroupKey, delivery_sums
 from dlrhub.store.rollups import PAGE as ROLLUP_PAGE
-from dlrhub.store.rollups import RebuildReport, catch_up, rebuild
+from dlrhub.store.rollups import (
+    Folded,
+    RebuildReport,
+    apply_page,
+    read_page,
+    rebuild,
+)
 from dlrhub.store.sql_statements import (
     Execute,
     ExecuteMany,
     Fetch,
+    Statement,
     T,
     Transaction,
     now_text,
+    run_transaction_async,
 )
 
 log = logging.getLogger(__name__)
@@ -160,6 +170,15 @@ CLOSE_TIMEOUT_SECONDS = 15.0
 # busy writer rolls up thousands of events at a time, a quiet one within this delay.
 ROLLUP_IDLE_SECONDS = 0.05
 _Pending = tuple[WriteItem, "asyncio.Future[WriteResult]"]
+
+
+class _Folded(enum.Enum):
+    """Put in the writer's queue when a rollup page's fold is done."""
+
+    FOLDED = "folded"
+
+
+FOLDED = _Folded.FOLDED
 
 
 @dataclass
@@ -259,11 +278,19 @@ class SQLStore:
         self.on_commit = on_commit
         # Recipients' country and operator for the delivery rollups (dlrhub/store/rollups.py).
         self.place = place or NumberPlaces().place_for({})
-        self._unrolled = 0  # events committed here since the rollups last caught up
+        # Rolling up: the last seq this process committed and the last it saw rolled up;
+        # `_behind`: more may wait (a whole page, or another process rolled up first).
+        self._tip = 0
+        self._rolled = 0
+        self._behind = False
+        self._quiet = False  # a roll-up failed: not again when idle until the next commit
+        self._asked: list[asyncio.Future[WriteResult]] = []  # reads waiting for a fold
+        self._fold: asyncio.Task[Folded] | None = None
+        self._fold_asked: list[asyncio.Future[WriteResult]] = []  # its page answers them
         self.rollup_page = ROLLUP_PAGE  # events per rollup transaction
         # One transaction at a time on the writer's connection: the writer's, or a rebuild.
         self._transacting = asyncio.Lock()
-        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()  # None: stop
+        self._queue: asyncio.Queue[_Pending | _Folded | None] = asyncio.Queue()  # None: stop
         self._task: asyncio.Task[None] | None = None
         # A full disk fails every commit: one line per interval with a count, not per commit.
         self._commit_failures = LimitedLog(log)
@@ -311,100 +338,156 @@ class SQLStore:
         return future
 
     async def _run_writer(self) -> None:
+        try:
+            await self._write_batches()
+        finally:
+            fold, self._fold = self._fold, None
+            if fold is not None:
+                fold.cancel()  # the cursor keeps its page for the next roll-up
+            waiting = [*self._fold_asked, *self._asked]
+            self._fold_asked, self._asked = [], []
+            _fail_futures(waiting, StoreUnavailable("the store was closed"))
+
+    async def _write_batches(self) -> None:
         while True:
-            if self._unrolled and self._queue.empty():
+            if self._fold is None and self._queue.empty() and self._idle_work():
                 try:  # idle for a moment with events to roll up: roll them up
                     first = await asyncio.wait_for(self._queue.get(), ROLLUP_IDLE_SECONDS)
                 except TimeoutError:
-                    await self._roll_up([])
+                    self._start_fold()
                     continue
             else:
                 first = await self._queue.get()
             if first is None:
                 return
-            pending = [first]
+            if first is FOLDED:
+                await self._apply_fold()
+                continue
+            pending: list[_Pending] = [first]
+            folded = False  # the fold finished while the batch was gathered
             while len(pending) < self.max_batch and not self._queue.empty():
                 queued = self._queue.get_nowait()
                 if queued is None:
                     self._queue.put_nowait(None)  # finish this batch, then stop
                     break
-                pending.append(queued)
-            items = [item for item, _ in pending]
-            try:
-                results = await self._commit(items)
-            except self.backend.errors as error:
-                self._commit_failures.happened("store commits failed: %s", error)
-                message = f"the {self.backend.name} could not commit: {error}"
-                _fail(pending, StoreUnavailable(message))
-                continue
-            except asyncio.CancelledError:
-                _fail(pending, StoreUnavailable("the store was closed mid-commit"))
-                raise
-            except Exception as error:  # a bug must not leave callers waiting forever
-                self._commit_failures.happened(
-                    "store commits failed unexpectedly: %r", error, exc_info=True
-                )
-                _fail(pending, StoreUnavailable(f"the store could not commit: {error!r}"))
-                continue
-            if self._commit_failures.ongoing:
-                self._commit_failures.ended("store commits succeed again after failing")
-            for (item, future), result in zip(pending, results, strict=True):
-                if not future.done() and not isinstance(item, RollUp):
-                    future.set_result(result)
-            # After the results, so that `on_commit` may answer the callers at once: the
-            # ingest worker writes its answers there, before its loop reads more input.
-            if self.on_commit is not None:
-                self.on_commit(len(items))
-            self._unrolled += sum(len(result.events) for result in results)
-            asked = [future for item, future in pending if isinstance(item, RollUp)]
-            if asked or self._unrolled >= self.rollup_page:
-                await self._roll_up(asked)
+                if queued is FOLDED:
+                    folded = True
+                else:
+                    pending.append(queued)
+            await self._commit_batch(pending)
+            if folded:
+                await self._apply_fold()
+            self._fold_if_due()
 
-    async def _roll_up(self, asked: list[asyncio.Future[WriteResult]]) -> None:
-        """Roll up the events committed since the cursor (`dlrhub/store/rollups.py`), a page
-        at a time: until caught up when idle or a read `asked`, else one page."""
+    async def _commit_batch(self, pending: list[_Pending]) -> None:
+        items = [item for item, _ in pending]
         try:
-            while True:
-                async with self._transacting:
-                    done = await self.backend.transact(
-                        catch_up(
-                            self.place, self.backend.dialect, self.rollup_page, wait=bool(asked)
-                        ),
-                        writers_lock=False,
-                    )
-                if done < 0:
-                    break  # another process is rolling up; this one tries again when idle
-                if done < self.rollup_page:
-                    self._unrolled = 0
-                    break
-                self._unrolled = max(self._unrolled - done, 0)
-                if not asked and not self._queue.empty():
-                    break  # writes are waiting: the next page after them
-                await asyncio.sleep(0)  # a loop that commits on itself reads its input
-            if self._rollup_failures.ongoing:
-                self._rollup_failures.ended("delivery rollups succeed again after failing")
-            for future in asked:
-                if not future.done():
-                    future.set_result(WriteResult("rolled_up"))
+            results = await self._commit(items)
         except self.backend.errors as error:
+            self._commit_failures.happened("store commits failed: %s", error)
+            message = f"the {self.backend.name} could not commit: {error}"
+            _fail(pending, StoreUnavailable(message))
+            return
+        except asyncio.CancelledError:
+            _fail(pending, StoreUnavailable("the store was closed mid-commit"))
+            raise
+        except Exception as error:  # a bug must not leave callers waiting forever
+            self._commit_failures.happened(
+                "store commits failed unexpectedly: %r", error, exc_info=True
+            )
+            _fail(pending, StoreUnavailable(f"the store could not commit: {error!r}"))
+            return
+        if self._commit_failures.ongoing:
+            self._commit_failures.ended("store commits succeed again after failing")
+        for (item, future), result in zip(pending, results, strict=True):
+            if not future.done() and not isinstance(item, RollUp):
+                future.set_result(result)
+        # After the results, so that `on_commit` may answer the callers at once: the
+        # ingest worker writes its answers there, before its loop reads more input.
+        if self.on_commit is not None:
+            self.on_commit(len(items))
+        self._tip = max([self._tip, *(e.seq for r in results for e in r.events if e.seq)])
+        self._quiet = False
+        self._asked += [future for item, future in pending if isinstance(item, RollUp)]
+
+    # Rolling up (dlrhub/store/rollups.py) follows the commits: a page is read on the
+    # reader and folded in another process (dlrhub/store/folding.py) while the writer
+    # goes on committing; when the fold is done (FOLDED comes through the queue) the
+    # writer writes its rows, if no one else rolled up meanwhile.
+
+    def _idle_work(self) -> bool:
+        return not self._quiet and (self._tip > self._rolled or self._behind)
+
+    def _fold_if_due(self) -> None:
+        """Fold now for a waiting read or a page of events; else when idle."""
+        due = self._asked or self._tip - self._rolled >= self.rollup_page
+        if self._fold is None and due:
+            self._start_fold()
+
+    def _start_fold(self) -> None:
+        """Read and fold the next page; a read that asked before now is answered by it."""
+        self._fold_asked, self._asked = self._asked, []
+        self._fold = asyncio.create_task(self._read_and_fold(), name="dlrhub-rollup-fold")
+        self._fold.add_done_callback(lambda _: self._queue.put_nowait(FOLDED))
+
+    async def _read_and_fold(self) -> Folded:
+        return await fold_elsewhere(await self._next_page(), self.place)
+
+    async def _next_page(self) -> FoldRequest:
+        """The next page to fold, read on the reader (SQLiteStore has the worker read it)."""
+        return await run_transaction_async(
+            read_page(self.rollup_page, self.backend.dialect), self._fetch
+        )
+
+    async def _fetch(self, statement: Statement) -> list[tuple[Any, ...]]:
+        assert isinstance(statement, Fetch)  # reading a page only reads
+        return await self._read(statement.sql, statement.params)
+
+    async def _apply_fold(self) -> None:
+        fold, self._fold = self._fold, None
+        asked, self._fold_asked = self._fold_asked, []
+        if fold is None:
+            return
+        try:
+            folded = fold.result()
+            applied = True
+            if folded.events:
+                async with self._transacting:
+                    applied = await self.backend.transact(
+                        apply_page(folded, self.backend.dialect), writers_lock=False
+                    )
+        except Exception as error:  # the database's errors, or a bug: never a stuck reader
             # Tried again after the next commit or by the next read, not in a loop: the
             # cursor keeps every event for it.
-            self._unrolled = 0
-            self._rollup_failures.happened("delivery rollups failed: %s", error)
+            self._quiet = True
+            self._rollup_failures.happened(
+                "delivery rollups failed: %r", error, exc_info=not self._is_outage(error)
+            )
             _fail_futures(asked, StoreUnavailable(f"the {self.backend.name} could not roll up"))
             return
-        except Exception as error:  # a bug must not leave a reader waiting forever
-            self._unrolled = 0
-            self._rollup_failures.happened(
-                "delivery rollups failed unexpectedly: %r", error, exc_info=True
-            )
-            _fail_futures(asked, StoreUnavailable(f"the store could not roll up: {error!r}"))
-            return
+        if self._rollup_failures.ongoing:
+            self._rollup_failures.ended("delivery rollups succeed again after failing")
+        whole = folded.events >= self.rollup_page
+        if applied:
+            self._rolled, self._behind = folded.last_seq, whole
+        else:  # another process rolled up first: read again for a waiting read, else
+            # when idle or a page of this process's events has piled up since
+            self._rolled, self._behind = max(self._rolled, folded.last_seq), True
+        if applied and not whole:
+            for future in asked:  # caught up with every commit before they asked
+                if not future.done():
+                    future.set_result(WriteResult("rolled_up"))
+        else:
+            self._asked = asked + self._asked
+        self._fold_if_due()
+
+    def _is_outage(self, error: BaseException) -> bool:
+        return isinstance(error, self.backend.errors)
 
     def _fail_queued(self, error: StoreUnavailable) -> None:
         while not self._queue.empty():
             queued = self._queue.get_nowait()
-            if queued is not None:
+            if queued is not None and queued is not FOLDED:
                 _fail([queued], error)
 
     async def _commit(self, items: Sequence[WriteItem]) -> list[WriteResult]:

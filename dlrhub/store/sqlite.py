@@ -41,6 +41,7 @@ import aiosqlite
 from dlrhub.analytics.facts import Place
 from dlrhub.private_files import create_private_file
 from dlrhub.store.dialect import SQLITE
+from dlrhub.store.folding import FoldRequest, SQLitePage
 from dlrhub.store.migrations import MigrationMode, SchemaReport, prepare_schema
 from dlrhub.store.sql import SQLStore
 from dlrhub.store.sql_statements import (
@@ -294,3 +295,7 @@ class SQLiteStore(SQLStore):
         backend = SQLiteBackend(path, blocking_commit=blocking_commit, migrate=migrate)
         super().__init__(backend, max_batch=max_batch, on_commit=on_commit, place=place)
         self.path = path
+
+    async def _next_page(self) -> FoldRequest:
+        # The folding process reads the page from the file itself (dlrhub/store/folding.py).
+        return SQLitePage(str(self.path), self.rollup_page)

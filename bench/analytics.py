@@ -294,8 +294,7 @@ async def measure_queries(backend: str, dsn: str | None, args: argparse.Namespac
             fill = time.perf_counter() - started
             rows = await store.backend.read(
                 "SELECT (SELECT count(*) FROM delivery_rollups),"
-                " (SELECT count(*) FROM delivery_latency)"
-                " + (SELECT count(*) FROM delivery_histograms),"
+                " (SELECT count(*) FROM delivery_histograms),"
                 " (SELECT count(*) FROM delivery_reasons)",
                 [],
             )
@@ -309,7 +308,7 @@ async def measure_queries(backend: str, dsn: str | None, args: argparse.Namespac
     return (
         f"{backend}: {args.messages:,} messages ({args.senders} senders) filled in {fill:.1f} s"
         f" (MessageFacts added up by rollups._Deltas, no events):"
-        f" {rollups:,} rollup rows, {latency:,} latency rows (hour buckets + day cells),"
+        f" {rollups:,} rollup rows, {latency:,} histogram rows (one per hour or day cell),"
         f" {reasons:,} reason rows\n"
         f"  30 days by provider,operator ({month_groups} groups, {args.repeat} queries):"
         f" {month_figures}\n"

@@ -43,7 +43,6 @@ TABLES = (
     "callback_counts",
     "delivery_facts",
     "delivery_rollups",
-    "delivery_latency",
     "delivery_histograms",
     "delivery_reasons",
     "engagement_rollups",

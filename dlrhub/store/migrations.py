@@ -29,10 +29,13 @@ once, and a failed migration leaves the schema as it was.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from dlrhub.analytics import histogram
+from dlrhub.analytics.facts import BREAKDOWN
 from dlrhub.analytics.numbers import NumberPlaces
 from dlrhub.event import Event, format_time
 from dlrhub.store import rollups
@@ -420,6 +423,26 @@ def create_alert_tables(dialect: Dialect) -> Transaction[None]:
             yield Execute(statement.strip())
 
 
+# Version 10: hour cells' time-to-receipt histograms packed one row per cell, as the days'
+# were (dlrhub/store/rollups.py); version 8's rows per bucket are packed, then dropped.
+def pack_hour_histograms(dialect: Dialect) -> Transaction[None]:
+    dims = ", ".join(BREAKDOWN)
+    periods = yield Fetch("SELECT DISTINCT grain, period_us FROM delivery_latency ORDER BY 1, 2")
+    for grain, period_us in periods:  # a period's cells at a time: bounded memory
+        rows = yield Fetch(
+            f"SELECT {dims}, bucket, count FROM delivery_latency"  # noqa: S608 (constants)
+            " WHERE grain = ? AND period_us = ?",
+            (grain, period_us),
+        )
+        cells: defaultdict[tuple[object, ...], dict[int, int]] = defaultdict(dict)
+        for *values, bucket, count in rows:
+            if int(count):
+                cells[(str(grain), int(period_us), *values)][int(bucket)] = int(count)
+        packed = {key: histogram.pack(counts) for key, counts in sorted(cells.items(), key=str)}
+        yield from rollups.Folded([], [], packed).statements(dialect)
+    yield Execute("DROP TABLE delivery_latency")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "event log, sink state and tracking tables", (EVENT_LOG, SINK_STATE, TRACKING)),
     Migration(
@@ -444,6 +467,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         (ROLLUP_SCHEMA, roll_up_stored_events),
     ),
     Migration(9, "alerts: open and resolved, evaluation samples and lease", (create_alert_tables,)),
+    Migration(
+        10,
+        "hour cells' time-to-receipt histograms packed one row per cell",
+        (pack_hour_histograms,),
+        compatible_with_older=False,  # version 9 writes the dropped delivery_latency
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

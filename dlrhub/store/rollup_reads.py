@@ -2,8 +2,8 @@
 
 A range is read as whole UTC days from the day rows and the hours at either
 end from the hour rows (`segments`), so thirty days of one breakdown are about
-thirty rows each, whatever the traffic; a day's time-to-receipt histogram is
-one packed row per cell, added up here as one integer per group. Engagement is
+thirty rows each, whatever the traffic; a cell's time-to-receipt histogram is
+one packed row, added up here as one integer per group. Engagement is
 kept by provider, source and channel only: a query grouped or filtered by
 anything else has none.
 """
@@ -16,7 +16,7 @@ from typing import Any
 from dlrhub.analytics import histogram
 from dlrhub.analytics.facts import DAY_US, HOUR_US
 from dlrhub.analytics.figures import DeliveryQuery, Sums
-from dlrhub.store.rollups import COUNTERS, PACKED_GRAINS
+from dlrhub.store.rollups import COUNTERS
 
 Read = Callable[[str, Sequence[Any]], Awaitable[list[tuple[Any, ...]]]]
 GroupKey = tuple[Any, ...]  # (period_us or None, *values of group_by)
@@ -76,7 +76,7 @@ def _statement(
 async def delivery_sums(read: Read, query: DeliveryQuery) -> dict[GroupKey, Sums]:
     """The sums of every group the query's rollup rows fall in."""
     groups: dict[GroupKey, Sums] = {}
-    packed: dict[GroupKey, int] = {}  # day cells' histograms, added up per group
+    packed: dict[GroupKey, int] = {}  # cells' histograms, added up per group
     width = 1 + len(query.group_by)
 
     def group(row: tuple[Any, ...]) -> Sums:
@@ -90,19 +90,11 @@ async def delivery_sums(read: Read, query: DeliveryQuery) -> dict[GroupKey, Sums
             sums = group(row)
             for name, value in zip(COUNTERS, row[width:], strict=True):
                 sums.counters[name] = sums.counters.get(name, 0) + int(value or 0)
-        if segment[0] in PACKED_GRAINS:
-            # One row per cell, merged here by adding packed histograms (rollups.py).
-            sql, params = _statement(
-                query, "delivery_histograms", "counts", (), segment, grouped=False
-            )
-            for row in await read(sql, params):
-                key = (None if row[0] is None else int(row[0]), *(str(v) for v in row[1:width]))
-                packed[key] = packed.get(key, 0) + histogram.from_bytes(bytes(row[width]))
-        else:
-            sql, params = _statement(query, "delivery_latency", "sum(count)", ("bucket",), segment)
-            for row in await read(sql, params):
-                sums, bucket, count = group(row), int(row[width]), int(row[width + 1])
-                sums.latency[bucket] = sums.latency.get(bucket, 0) + count
+        # One histogram row per cell, merged here by adding packed counts (rollups.py).
+        sql, params = _statement(query, "delivery_histograms", "counts", (), segment, grouped=False)
+        for row in await read(sql, params):
+            key = (None if row[0] is None else int(row[0]), *(str(v) for v in row[1:width]))
+            packed[key] = packed.get(key, 0) + histogram.from_bytes(bytes(row[width]))
         reason_keys = ("status", "reason", "error_code")
         sql, params = _statement(query, "delivery_reasons", "sum(count)", reason_keys, segment)
         for row in await read(sql, params):

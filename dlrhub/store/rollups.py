@@ -27,14 +27,14 @@ as additive upserts (`count = count + ?`), so those rows never need reading
 here.
 Day rows let a month's query read thirty rows per breakdown instead of 720.
 
-The histogram of an hour cell is a row per bucket (`delivery_latency`: an hour
-cell holds a few messages). A day cell's is packed in one row
-(`delivery_histograms`, `histogram.pack`): a day cell of a hundred messages
-spreads over some fifty buckets, so per-bucket day rows were half as many as
-the messages and a month's query spent 200-800 ms reading them (bench/README.md).
-Packed counts are not added by an upsert: a page reads the day cells it
-touches, adds, and writes them back, safe under the rollup lock it holds
-(PostgreSQL; SQLite's one writer at a time).
+A cell's time-to-receipt histogram is packed in one row (`delivery_histograms`,
+`histogram.pack`), hour and day cells alike: a cell of a hundred messages spreads
+over some fifty buckets, so rows per bucket were half as many as the messages; a
+month's query spent 200-800 ms reading the day rows and 40 ms the edge hours',
+and writing them was a sixth of rolling up (bench/README.md). Packed counts are
+not added by an upsert: a page reads the cells it touches, adds, and writes them
+back, safe under the rollup lock it holds (PostgreSQL; SQLite's one writer at a
+time). Migration 10 packed the hour rows of version 8's `delivery_latency`.
 
 `rebuild` (`dlrhub analytics rebuild`, and migration 8 for the events stored
 before it) recomputes from the event log with the same fold: the cohorts from
@@ -121,7 +121,8 @@ CREATE TABLE IF NOT EXISTS delivery_rollups (
     {", ".join(f"{name} {{bigint}} NOT NULL DEFAULT 0" for name in COUNTERS)},
     PRIMARY KEY ({_KEY})
 );
-CREATE TABLE IF NOT EXISTS delivery_latency (
+CREATE TABLE IF NOT EXISTS delivery_latency -- packed into delivery_histograms and dropped by 10
+(
     {_CELL},
     bucket INTEGER NOT NULL,
     count {{bigint}} NOT NULL,
@@ -168,10 +169,6 @@ ON CONFLICT ({_KEY}) DO UPDATE SET
     {", ".join(f"{name} = delivery_rollups.{name} + excluded.{name}" for name in COUNTERS)}
 """  # noqa: S608 (table and column names are constants)
 _KEY_PLACES = ", ".join("?" * (2 + len(BREAKDOWN)))
-ADD_LATENCY = f"""
-INSERT INTO delivery_latency ({_KEY}, bucket, count) VALUES ({_KEY_PLACES}, ?, ?)
-ON CONFLICT ({_KEY}, bucket) DO UPDATE SET count = delivery_latency.count + excluded.count
-"""  # noqa: S608 (table and column names are constants)
 ADD_REASON = f"""
 INSERT INTO delivery_reasons ({_KEY}, status, reason, error_code, count)
 VALUES ({_KEY_PLACES}, ?, ?, ?, ?)
@@ -198,12 +195,10 @@ ON CONFLICT ({_KEY}) DO UPDATE SET counts = excluded.counts
 """  # noqa: S608 (table and column names are constants)
 ROLLUP_TABLES = (
     "delivery_rollups",
-    "delivery_latency",
     "delivery_histograms",
     "delivery_reasons",
     "engagement_rollups",
 )
-PACKED_GRAINS = ("day",)  # their histograms are packed in `delivery_histograms`
 
 
 @dataclass(slots=True)
@@ -244,16 +239,14 @@ class _Deltas:
 
     def folded(self, facts: list[tuple[object, ...]]) -> Folded:
         """The rows to write (`facts`: the changed messages' delivery_facts rows)."""
-        hourly = Counter({key: n for key, n in self.latency.items() if key[0] not in PACKED_GRAINS})
         additions = [
             (ADD_ROLLUP, [(*key, *row) for key, row in sorted(self.rollups.items()) if any(row)]),
-            (ADD_LATENCY, _nonzero(hourly)),
             (ADD_REASON, _nonzero(self.reasons)),
             (ADD_ENGAGEMENT, _nonzero(self.engagement)),
         ]
         changes: defaultdict[tuple[object, ...], dict[int, int]] = defaultdict(dict)
         for cell_bucket, count in self.latency.items():
-            if count and cell_bucket[0] in PACKED_GRAINS:
+            if count:
                 bucket = cell_bucket[-1]
                 assert isinstance(bucket, int)
                 cell = changes[cell_bucket[:-1]]
@@ -269,7 +262,7 @@ class Folded:
 
     facts: list[tuple[object, ...]]  # delivery_facts rows of the changed messages
     additions: list[tuple[str, list[tuple[object, ...]]]]  # additive upserts, their rows
-    histograms: dict[tuple[object, ...], int]  # day cell -> packed change of its histogram
+    histograms: dict[tuple[object, ...], int]  # cell -> packed change of its histogram
     # Its page (`fold_page`): the cursor it was read after, its last seq, how many events.
     after_seq: int = 0
     last_seq: int = 0
@@ -283,7 +276,7 @@ class Folded:
         yield from self._histogram_statements(dialect)
 
     def _histogram_statements(self, dialect: Dialect) -> Transaction[None]:
-        """Day cells' packed histograms: read, added to, written back (no additive upsert
+        """Cells' packed histograms: read, added to, written back (no additive upsert
         adds packed counts; the rollup lock the transaction holds keeps this safe)."""
         if not self.histograms:
             return

@@ -54,7 +54,6 @@ async def fresh_store(backend: str, directory: Path, **options: Any) -> AsyncIte
 _KEY = "grain, period_us, provider, source, sender, channel, country, operator"
 QUERIES = {  # table and column names are constants
     "delivery_rollups": f"SELECT {_KEY}, {', '.join(COUNTERS)} FROM delivery_rollups",  # noqa: S608
-    "delivery_latency": f"SELECT {_KEY}, bucket, count FROM delivery_latency",  # noqa: S608
     "delivery_reasons": (
         f"SELECT {_KEY}, status, reason, error_code, count FROM delivery_reasons"  # noqa: S608
     ),
@@ -62,7 +61,7 @@ QUERIES = {  # table and column names are constants
         "SELECT grain, period_us, provider, source, channel, kind, count FROM engagement_rollups"
     ),
 }
-KEY_WIDTH = {"delivery_rollups": 8, "delivery_latency": 9, "delivery_reasons": 11}
+KEY_WIDTH = {"delivery_rollups": 8, "delivery_reasons": 11}
 
 
 async def rollup_tables(store: SQLStore) -> Tables:
@@ -80,7 +79,8 @@ async def rollup_tables(store: SQLStore) -> Tables:
             for row in rows
             if any(int(value) for value in row[width:])
         }
-    # Day cells' histograms are packed, one row per cell: as rows per bucket here.
+    # Cells' histograms are packed, one row per cell: as rows per bucket here.
+    tables["delivery_latency"] = {}
     rows = await store.backend.read(f"SELECT {_KEY}, counts FROM delivery_histograms", [])  # noqa: S608
     for *key, counts in rows:
         for bucket, count in unpack(from_bytes(bytes(counts))).items():

@@ -10,10 +10,13 @@ import pytest
 
 from dlrhub.analytics.facts import DAY_US
 from dlrhub.analytics.figures import DeliveryQuery, figures
+from dlrhub.analytics.histogram import from_bytes, unpack
 from dlrhub.analytics.numbers import NumberPlaces
 from dlrhub.event import Event, EventType, Status, epoch_micros, format_time
 from dlrhub.store import Accept, SQLStore
-from dlrhub.store.sql_statements import Execute, Transaction
+from dlrhub.store.dialect import SQLITE
+from dlrhub.store.migrations import ROLLUP_SCHEMA
+from dlrhub.store.sql_statements import Execute, ExecuteMany, Fetch, Transaction
 from tests.analytics.model import expected_tables
 from tests.analytics.stores import BACKENDS, PLACE, Tables, rollup_tables, store_maker
 from tests.payloads import T0, raw
@@ -142,7 +145,6 @@ ROLLUP_TABLES = (
     "delivery_histograms",
     "delivery_facts",
     "delivery_rollups",
-    "delivery_latency",
     "delivery_reasons",
     "engagement_rollups",
 )
@@ -166,7 +168,7 @@ async def test_migration_8_rolls_up_the_events_already_stored(backend: str, tmp_
         store = make(migrate="auto")
         await store.open()
         try:
-            assert store.schema is not None and store.schema.applied == [8, 9]
+            assert store.schema is not None and store.schema.applied == [8, 9, 10]
             migrated = await rollup_tables(store)
             await store.rebuild_rollups()  # the store's regions, as `dlrhub analytics rebuild`
             rebuilt = await rollup_tables(store)
@@ -175,3 +177,52 @@ async def test_migration_8_rolls_up_the_events_already_stored(backend: str, tmp_
     assert migrated == expected_tables(stored, NumberPlaces().place_for({}))  # no region yet
     assert rebuilt == expected_tables(stored, PLACE)
     assert migrated != rebuilt  # numbers without '+' are placed only by the rebuild
+
+
+def back_to_version_9() -> Transaction[None]:
+    """Hour cells' histograms as version 9 kept them: a row per bucket in delivery_latency."""
+    yield Execute(
+        SQLITE.ddl(
+            ROLLUP_SCHEMA[ROLLUP_SCHEMA.index("CREATE TABLE IF NOT EXISTS delivery_latency") :]
+            .split(";")[0]
+            .replace("{bigint}", "BIGINT")
+        )
+    )
+    columns = "grain, period_us, provider, source, sender, channel, country, operator"
+    rows = yield Fetch(f"SELECT {columns}, counts FROM delivery_histograms WHERE grain = 'hour'")  # noqa: S608
+    per_bucket = [
+        (*key, bucket, count)
+        for *key, counts in rows
+        for bucket, count in unpack(from_bytes(bytes(counts))).items()
+    ]
+    assert per_bucket  # the traffic has receipts
+    yield ExecuteMany(
+        f"INSERT INTO delivery_latency ({columns}, bucket, count)"  # noqa: S608
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        per_bucket,
+    )
+    yield Execute("DELETE FROM delivery_histograms WHERE grain = 'hour'")
+    yield Execute("DELETE FROM schema_migrations WHERE version >= 10")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_migration_10_packs_the_hour_histograms(backend: str, tmp_path: Path) -> None:
+    async with store_maker(backend, tmp_path) as make:
+        store = make()
+        await store.open()
+        stored = await write_all(store, traffic())
+        before = await rollup_tables(store)
+        await store.backend.transact(back_to_version_9())
+        await store.close()
+        store = make(migrate="auto")
+        await store.open()
+        try:
+            assert store.schema is not None and store.schema.applied == [10]
+            after = await rollup_tables(store)
+            left = await store.backend.read(
+                "SELECT count(*) FROM delivery_histograms WHERE grain = 'hour'", []
+            )
+        finally:
+            await store.close()
+    assert after == before == expected_tables(stored, PLACE)
+    assert int(left[0][0]) > 0

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -96,6 +96,18 @@ class Config:
 
     def source(self, name: str) -> SourceConfig | None:
         return find_source(self.sources, name)
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        """Names one section gives of another's entries: an alert's sinks and accounts."""
+        known = {"sinks": {s.name for s in self.sinks}, "accounts": set(self.outbound.names())}
+        for index, rule in enumerate(self.alerts):
+            for key, names in (("sinks", rule.sinks), ("accounts", rule.accounts)):
+                unknown = [name for name in names if name not in known[key]]
+                if unknown:
+                    yield (
+                        f"alerts[{index}].{key}",
+                        f"names no configured {key[:-1]}: {', '.join(map(repr, unknown))}",
+                    )
 
     def number_places(self) -> Place:
         """Recipients' country and operator, numbers without `+` in their source's region."""

@@ -71,6 +71,9 @@ class OutboundConfig:
     def account(self, name: str) -> AccountConfig | None:
         return next((account for account in self.accounts if account.name == name), None)
 
+    def names(self) -> tuple[str, ...]:
+        return tuple(account.name for account in self.accounts)
+
 
 def parse_outbound(document: Mapping[str, Any]) -> OutboundConfig:
     """`[[accounts]]` and `[poller]` of `document` (other keys are not looked at)."""

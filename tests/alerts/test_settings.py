@@ -18,6 +18,8 @@ CASES = [
     ({"kind": "quarantine_growing", "group_by": ["sink"]}, "alerts[0].group_by[0]: 'sink' is"),
     ({"kind": "delivery_rate_below", "below": 0.9, "min_messages": 0}, "alerts[0].min_messages"),
     ({"kind": "page_me"}, "alerts[0].kind: 'page_me' is not"),
+    ({"kind": "sink_lagging", "minutes": 5, "sinks": ["hoook"]}, "no configured sink: 'hoook'"),
+    ({"kind": "account_paused", "accounts": ["acme"]}, "no configured account: 'acme'"),
 ]
 
 

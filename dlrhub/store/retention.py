@@ -9,6 +9,7 @@
 | `quarantine`    | keep      | resolved (reprocessed) entries, by their last change           |
 | `dead_letters`  | keep      | dead letters not queued for retry, by their last change        |
 | `tracking`      | keep      | tracked messages the poller stopped following, by stop time    |
+| `alerts`        | keep      | resolved alerts (`[[alerts]]` history), by resolve time        |
 | `interval`      | `"60s"`   | time between two background passes                            |
 | `batch`         | `1000`    | rows deleted per transaction                                   |
 
@@ -105,6 +106,7 @@ class RetentionConfig:
     quarantine: Age | None = None
     dead_letters: Age | None = None
     tracking: Age | None = None
+    alerts: Age | None = None
     interval: PositiveDuration = 60.0
     batch: Annotated[PositiveInt, AtMost(50_000)] = 1_000
 
@@ -129,6 +131,7 @@ Kind = Literal[
     "quarantine",
     "dead_letters",
     "tracking",
+    "alerts",
     "raw_callbacks",
     "callback_counts",
 ]
@@ -140,6 +143,7 @@ KINDS: tuple[Kind, ...] = (
     "quarantine",
     "dead_letters",
     "tracking",
+    "alerts",
     "raw_callbacks",
     "callback_counts",
 )
@@ -183,6 +187,8 @@ TABLES: dict[Kind, _Table] = {
     "tracking": _Table(
         "tracked_messages", "id", "stopped_us", "stopped_us IS NOT NULL", "1 = 1", micros=True
     ),
+    # An open alert never goes, however old: only a resolved one's history.
+    "alerts": _Table("alerts", "id", "resolved_us", "state = 'resolved'", "1 = 1", micros=True),
     "raw_callbacks": _Table(
         "raw_callbacks",
         "id",

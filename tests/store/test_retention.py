@@ -27,7 +27,12 @@ DAY = 86_400.0
 NOW = datetime.now(UTC).replace(microsecond=0)
 LATER = NOW + timedelta(days=30)  # the pruner's clock: what the store wrote "now" is 30d old
 RETENTION = RetentionConfig(
-    events=5 * DAY, raw_callbacks=DAY, quarantine=5 * DAY, dead_letters=5 * DAY, tracking=5 * DAY
+    events=5 * DAY,
+    raw_callbacks=DAY,
+    quarantine=5 * DAY,
+    dead_letters=5 * DAY,
+    tracking=5 * DAY,
+    alerts=5 * DAY,
 )
 
 
@@ -175,6 +180,18 @@ async def test_prune_deletes_old_rows_and_keeps_what_is_still_needed(backend: Ba
                 stopped,
             )
         )
+    for number, (state, days) in enumerate((("resolved", 20), ("resolved", 1), ("open", 20))):
+        at = int((LATER - timedelta(days=days)).timestamp() * 1_000_000)
+        await database.transact(
+            execute(
+                "INSERT INTO alerts (rule, kind, group_key, state, opened_us, resolved_us,"
+                " message) VALUES ('low', 'delivery_rate_below', ?, ?, ?, ?, 'm')",
+                f"g{number}",
+                state,
+                at - 3_600_000_000,  # opened an hour before
+                at if state == "resolved" else None,
+            )
+        )
 
     pruner = Pruner(database, RETENTION, [HeldSink("hook", True), HeldSink("gone", True)])
     pruner.clock = lambda: LATER
@@ -188,6 +205,7 @@ async def test_prune_deletes_old_rows_and_keeps_what_is_still_needed(backend: Ba
         "quarantine": 1,
         "dead_letters": 1,
         "tracking": 1,
+        "alerts": 1,  # resolved 20 days ago; the recent one and the open one stay
         "raw_callbacks": 2,  # "old" and "fixed": their events and entry are gone
         # The 20-day-old minute's counts (stored and quarantined), at the raw callbacks' age,
         # even those of raw callbacks still kept.
@@ -200,6 +218,7 @@ async def test_prune_deletes_old_rows_and_keeps_what_is_still_needed(backend: Ba
     assert [entry.id for entry in pending] == [quarantined.quarantine_id]
     assert await count(database, "SELECT count(*) FROM sink_dead_letters") == 2
     assert await count(database, "SELECT count(*) FROM tracked_messages") == 2
+    assert await count(database, "SELECT count(*) FROM alerts") == 2
     # The message state is not history: it stays.
     assert await store.message("nrs360", "old") is not None
 

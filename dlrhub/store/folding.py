@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from dlrhub.analytics.facts import Place
 from dlrhub.store.dialect import SQLITE
@@ -62,9 +63,10 @@ def fold_request(request: FoldRequest, place: Place) -> Folded:
 
 
 def _read_sqlite(request: SQLitePage) -> Page:
-    db = sqlite3.connect(request.path, isolation_level=None)
+    # Read-only: a store's file removed meanwhile is an error here, not a new empty file.
+    uri = f"{Path(request.path).resolve().as_uri()}?mode=ro"
+    db = sqlite3.connect(uri, uri=True, isolation_level=None)
     try:
-        db.execute("PRAGMA query_only = ON")
         db.execute(f"PRAGMA busy_timeout = {READ_BUSY_TIMEOUT_MS}")
         db.execute("BEGIN")  # one snapshot for the cursor, the events and their facts
 

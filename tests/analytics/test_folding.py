@@ -14,6 +14,7 @@ import logging
 import os
 import pickle
 import signal
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,10 @@ def test_the_worker_answers_each_frame_and_ends_with_its_input() -> None:
     assert ok and folded.events == 0
     ok, error = pickle.loads(second)  # noqa: S301 (made here)
     assert not ok and "UnpicklingError" in error
+
+
+def test_a_removed_store_file_is_not_made_again_by_the_helper(tmp_path: Path) -> None:
+    gone = tmp_path / "gone.sqlite3"
+    with pytest.raises(sqlite3.OperationalError):
+        folding.fold_request(folding.SQLitePage(str(gone), 10), PLACE)
+    assert not gone.exists()

@@ -39,8 +39,8 @@ from dlrhub.store import Accept, SQLiteStore, SQLStore
 from dlrhub.store.database import Database, PostgresDatabase, SQLiteDatabase
 from dlrhub.store.postgres import PostgresStore
 from dlrhub.store.retention import Pruner, RetentionConfig
-from dlrhub.store.rollups import CURSOR
-from dlrhub.store.sql_statements import Execute, ExecuteMany, Transaction
+from dlrhub.store.rollups import move_cursor
+from dlrhub.store.sql_statements import ExecuteMany, Transaction
 
 FILL_BATCH = 50_000
 DOC = (
@@ -88,14 +88,6 @@ def insert(raws: Sequence[Any], events: Sequence[Any]) -> Transaction[None]:
     )
 
 
-def rolled_up_to(seq: int) -> Transaction[None]:
-    yield Execute(
-        "INSERT INTO meta (key, value) VALUES (?, ?)"
-        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (CURSOR, str(seq)),
-    )
-
-
 async def fill(database: Database, dsn: str | None, schema: str, count: int, old: int) -> float:
     started = time.perf_counter()
     connection = None
@@ -116,7 +108,7 @@ async def fill(database: Database, dsn: str | None, schema: str, count: int, old
             print(f"  filled {min(start + FILL_BATCH - 1, count):,} events", flush=True)
         # Written past the store's writer, so not rolled up: say they are, as the writer
         # would have done by now, or the first prune pass would roll them all up first.
-        await database.transact(rolled_up_to(count))
+        await database.transact(move_cursor(count))
         if connection is not None:
             await connection.execute("ANALYZE")
     finally:

@@ -400,7 +400,7 @@ def apply_page(folded: Folded, dialect: Dialect) -> Transaction[bool]:
     """Write a folded page's rows and move the cursor past it, unless the cursor moved
     since the page was read (another process or a pass rolled up first): then nothing
     is written and this returns False, for the page to be read again."""
-    yield from _rollup_lock(dialect, wait=True)
+    yield from _rollup_lock(dialect)
     if (yield from _cursor()) != folded.after_seq:
         return False
     yield from _write_page(folded, dialect)
@@ -410,7 +410,7 @@ def apply_page(folded: Folded, dialect: Dialect) -> Transaction[bool]:
 def _write_page(folded: Folded, dialect: Dialect) -> Transaction[None]:
     yield from folded.statements(dialect)
     if folded.events:
-        yield from _move_cursor(folded.last_seq)
+        yield from move_cursor(folded.last_seq)
 
 
 _TEXT_FIELDS = ("provider", "message_id", "source", "sender", "channel", "provider_status")
@@ -517,7 +517,7 @@ class RebuildReport:
 
 def rebuild(place: Place, dialect: Dialect) -> Transaction[RebuildReport]:
     """Recompute the rollups from the kept events (see the module docstring)."""
-    yield from _rollup_lock(dialect, wait=True)
+    yield from _rollup_lock(dialect)
     from_us = yield from _first_whole_kept_day()
     if from_us is None:
         for table in (*ROLLUP_TABLES, "delivery_facts"):
@@ -545,34 +545,25 @@ def rebuild(place: Place, dialect: Dialect) -> Transaction[RebuildReport]:
         events += len(rows)
         after_seq = int(rows[-1][0])
     if after_seq:  # an empty log leaves the cursor where it was (and a new store's meta empty)
-        yield from _move_cursor(after_seq)
+        yield from move_cursor(after_seq)
     return RebuildReport(from_us, events, messages)
 
 
-def catch_up(
-    place: Place, dialect: Dialect, page: int = PAGE, *, wait: bool = True
-) -> Transaction[int]:
-    """Roll up the next events after the cursor, at most `page`, in this transaction;
-    returns how many, or -1 when another process is rolling up and `wait` is false
-    (PostgreSQL). The store's writer reads and folds outside its transaction instead
-    (`read_page`, `fold_page`, `apply_page`)."""
-    if not (yield from _rollup_lock(dialect, wait=wait)):
-        return -1
-    read = yield from read_page(page, dialect)
+def catch_up(place: Place, dialect: Dialect) -> Transaction[int]:
+    """Roll up the next events after the cursor, at most `PAGE`, in this transaction;
+    returns how many. The store's writer reads and folds outside its transaction
+    instead (`read_page`, `fold_page`, `apply_page`)."""
+    yield from _rollup_lock(dialect)
+    read = yield from read_page(PAGE, dialect)
     yield from _write_page(fold_page(read, place), dialect)
     return len(read.events)
 
 
-def _rollup_lock(dialect: Dialect, *, wait: bool) -> Transaction[bool]:
+def _rollup_lock(dialect: Dialect) -> Transaction[None]:
     """PostgreSQL's advisory lock for rolling up, to the transaction's end (SQLite has one
-    writer at a time); False if another holds it and not `wait`."""
-    if dialect.name != "postgres":
-        return True
-    if wait:
+    writer at a time)."""
+    if dialect.name == "postgres":
         yield Execute(f"SELECT pg_advisory_xact_lock({ROLLUP_LOCK})")
-        return True
-    (row,) = yield Fetch(f"SELECT pg_try_advisory_xact_lock({ROLLUP_LOCK})")
-    return bool(row[0])
 
 
 def _cursor() -> Transaction[int]:
@@ -580,7 +571,8 @@ def _cursor() -> Transaction[int]:
     return int(rows[0][0]) if rows else 0
 
 
-def _move_cursor(after_seq: int) -> Transaction[None]:
+def move_cursor(after_seq: int) -> Transaction[None]:
+    """Set the rollups' cursor: events up to `after_seq` count as rolled up."""
     yield Execute(
         "INSERT INTO meta (key, value) VALUES (?, ?)"
         " ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -17,7 +17,7 @@ import sys
 import traceback
 from typing import BinaryIO
 
-from dlrhub.store.folding import HEADER, fold_request
+from dlrhub.store.folding import HEADER, fold_request, write_frame
 
 NICENESS = 10
 
@@ -32,11 +32,6 @@ def read_frame(stream: BinaryIO) -> bytes | None:
     if len(data) < size:
         return None
     return data
-
-
-def write_frame(stream: BinaryIO, data: bytes) -> None:
-    stream.write(HEADER.pack(len(data)) + data)
-    stream.flush()
 
 
 def serve(requests: BinaryIO, answers: BinaryIO) -> None:

@@ -24,7 +24,8 @@ from dlrhub.analytics.facts import Place
 from dlrhub.analytics.numbers import NumberPlaces, SourcePlaces
 from dlrhub.event import Event
 from dlrhub.store import SQLStore, StoreUnavailable, folding
-from dlrhub.store.fold_worker import read_frame, serve, write_frame
+from dlrhub.store.fold_worker import read_frame, serve
+from dlrhub.store.folding import write_frame
 from dlrhub.store.rollups import Folded, Page, apply_page, catch_up, fold_page, read_page
 from dlrhub.store.sql_statements import Fetch, Rows, Statement, run_transaction_async
 from tests.analytics.model import expected_tables

@@ -26,8 +26,7 @@ from dlrhub.event import Event
 from dlrhub.store import SQLStore, StoreUnavailable, folding
 from dlrhub.store.fold_worker import read_frame, serve
 from dlrhub.store.folding import write_frame
-from dlrhub.store.rollups import Folded, Page, apply_page, catch_up, fold_page, read_page
-from dlrhub.store.sql_statements import Fetch, Rows, Statement, run_transaction_async
+from dlrhub.store.rollups import Folded, Page, apply_page, catch_up
 from tests.analytics.model import expected_tables
 from tests.analytics.stores import BACKENDS, PLACE, fresh_store, rollup_tables
 from tests.analytics.test_follow import _database, callback
@@ -44,6 +43,15 @@ def worker_pid() -> int | None:
     return None if process is None or process.poll() is not None else process.pid
 
 
+async def rolled_up_by_a_worker(store: SQLStore, numbers: range) -> tuple[list[Event], int]:
+    """`numbers` written and rolled up; the events and the folding process's pid."""
+    stored = await write(store, numbers)
+    await store.catch_up_rollups()
+    pid = worker_pid()
+    assert pid is not None
+    return stored, pid
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_pages_are_folded_in_another_process(backend: str, tmp_path: Path) -> None:
     async with fresh_store(backend, tmp_path) as store:
@@ -58,10 +66,7 @@ async def test_a_killed_folding_process_is_replaced_and_nothing_is_lost(
     backend: str, tmp_path: Path
 ) -> None:
     async with fresh_store(backend, tmp_path) as store:
-        stored = await write(store, range(40))
-        await store.catch_up_rollups()
-        killed = worker_pid()
-        assert killed is not None
+        stored, killed = await rolled_up_by_a_worker(store, range(40))
         os.kill(killed, signal.SIGKILL)
         stored += await write(store, range(40, 100))
         assert await rollup_tables(store) == expected_tables(stored, PLACE)
@@ -73,10 +78,7 @@ async def test_a_hung_folding_process_is_killed_after_the_timeout(
 ) -> None:
     monkeypatch.setattr(folding, "FOLD_TIMEOUT_SECONDS", 1.0)
     async with fresh_store("sqlite", tmp_path) as store:
-        stored = await write(store, range(20))
-        await store.catch_up_rollups()
-        hung = worker_pid()
-        assert hung is not None
+        stored, hung = await rolled_up_by_a_worker(store, range(20))
         os.kill(hung, signal.SIGSTOP)
         try:
             stored += await write(store, range(20, 60))
@@ -128,17 +130,11 @@ async def test_a_page_rolled_up_meanwhile_by_another_is_not_written_twice(
     backend: str, tmp_path: Path
 ) -> None:
     async with fresh_store(backend, tmp_path) as store:
-        stored = await write(store, range(30))
-        await store.catch_up_rollups()
+        stored, _ = await rolled_up_by_a_worker(store, range(30))
         more = await write(store, range(30, 50))
-
-        async def fetch(statement: Statement) -> Rows:
-            assert isinstance(statement, Fetch)
-            return await store.backend.read(statement.sql, statement.params)
-
-        page = await run_transaction_async(read_page(100, store.backend.dialect), fetch)
-        assert len(page.events) == 20
-        folded = fold_page(page, PLACE)
+        # The next page as the writer reads it (on SQLite, the folding process reads it).
+        folded = folding.fold_request(await store._next_page(), PLACE)
+        assert folded.events == 20
         database = _database(store, tmp_path)  # another process's connection
         await database.open()
         try:

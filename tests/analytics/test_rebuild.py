@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,7 +19,14 @@ from dlrhub.store.dialect import SQLITE
 from dlrhub.store.migrations import ROLLUP_SCHEMA
 from dlrhub.store.sql_statements import Execute, ExecuteMany, Fetch, Transaction
 from tests.analytics.model import expected_tables
-from tests.analytics.stores import BACKENDS, PLACE, Tables, rollup_tables, store_maker
+from tests.analytics.stores import (
+    BACKENDS,
+    PLACE,
+    StoreMaker,
+    Tables,
+    rollup_tables,
+    store_maker,
+)
 from tests.payloads import T0, raw
 
 KEY = "grain, period_us, provider, source, sender, channel, country, operator"
@@ -157,14 +165,26 @@ def back_to_version_7() -> Transaction[None]:
     yield Execute("DELETE FROM schema_migrations WHERE version >= 8")
 
 
+async def written_then_downgraded(
+    make: StoreMaker, downgrade: Callable[[], Transaction[None]]
+) -> tuple[list[Event], Tables]:
+    """The traffic written and rolled up by this version, its rollup tables, then the
+    schema put back by `downgrade`; the store closed, to be opened (and migrated) again."""
+    store = make()
+    await store.open()
+    try:
+        stored = await write_all(store, traffic())
+        tables = await rollup_tables(store)
+        await store.backend.transact(downgrade())
+    finally:
+        await store.close()
+    return stored, tables
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_migration_8_rolls_up_the_events_already_stored(backend: str, tmp_path: Path) -> None:
     async with store_maker(backend, tmp_path) as make:
-        store = make()
-        await store.open()
-        stored = await write_all(store, traffic())
-        await store.backend.transact(back_to_version_7())
-        await store.close()
+        stored, _ = await written_then_downgraded(make, back_to_version_7)
         store = make(migrate="auto")
         await store.open()
         try:
@@ -208,12 +228,7 @@ def back_to_version_9() -> Transaction[None]:
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_migration_10_packs_the_hour_histograms(backend: str, tmp_path: Path) -> None:
     async with store_maker(backend, tmp_path) as make:
-        store = make()
-        await store.open()
-        stored = await write_all(store, traffic())
-        before = await rollup_tables(store)
-        await store.backend.transact(back_to_version_9())
-        await store.close()
+        stored, before = await written_then_downgraded(make, back_to_version_9)
         store = make(migrate="auto")
         await store.open()
         try:
